@@ -66,13 +66,48 @@ Prediction = Union[RegressionPrediction, ClassificationPrediction]
 
 
 def combine_regression(member_means: np.ndarray, member_vars: np.ndarray, members: Sequence[int] | None = None) -> RegressionPrediction:
-    """Moment-matched uniform mixture of ``[M, N]`` Gaussians."""
-    raise NotImplementedError
+    """Moment-matched uniform mixture of ``[M, N]`` Gaussians.
+
+    ``mu* = mean_m mu_m``; aleatoric ``= mean_m var_m``; epistemic ``= var_m(mu_m)``
+    (population variance); total = aleatoric + epistemic
+    ``= mean_m(var_m + mu_m^2) - mu*^2``.
+    """
+    mm = np.asarray(member_means, dtype=np.float64)
+    mv = np.asarray(member_vars, dtype=np.float64)
+    if mm.ndim != 2 or mm.shape != mv.shape:
+        raise ValueError(f"member_means and member_vars must both be [M, N]; got {mm.shape} and {mv.shape}")
+    if mm.shape[0] == 0:
+        raise ValueError("cannot combine an ensemble of zero members")
+    mean = mm.mean(axis=0)
+    aleatoric = mv.mean(axis=0)
+    epistemic = ((mm - mean) ** 2).mean(axis=0)
+    idx = list(range(mm.shape[0])) if members is None else list(members)
+    return RegressionPrediction(mean, aleatoric, epistemic, aleatoric + epistemic, mm, mv, idx)
 
 
 def combine_classification(member_probs: np.ndarray, members: Sequence[int] | None = None) -> ClassificationPrediction:
-    """Average ``[M, N, C]`` member probabilities and split the entropy."""
-    raise NotImplementedError
+    """Average ``[M, N, C]`` member probabilities and split the entropy.
+
+    total = H(mean_m p_m); aleatoric = mean_m H(p_m); epistemic = total - aleatoric
+    (the mutual information, >= 0 up to rounding; clipped at 0).
+    """
+    mp = np.asarray(member_probs, dtype=np.float64)
+    if mp.ndim != 3:
+        raise ValueError(f"member_probs must be [M, N, C]; got shape {mp.shape}")
+    if mp.shape[0] == 0:
+        raise ValueError("cannot combine an ensemble of zero members")
+    probs = mp.mean(axis=0)
+    total = _entropy(probs)
+    aleatoric = _entropy(mp).mean(axis=0)
+    epistemic = np.clip(total - aleatoric, 0.0, None)
+    idx = list(range(mp.shape[0])) if members is None else list(members)
+    return ClassificationPrediction(probs, total, aleatoric, epistemic, mp, idx)
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    """Entropy in nats along the last axis (0 log 0 = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
 
 
 def predict(run: "object", x: np.ndarray, members: Sequence[int] | None = None) -> Prediction:
