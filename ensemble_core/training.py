@@ -98,7 +98,21 @@ class Done:
     kind: Literal["done"] = "done"
 
 
-Event = Union[EpochEnd, SnapshotTaken, MemberDiverged, Done]
+@dataclass(frozen=True)
+class Preview:
+    """The current ensemble's prediction on the caller's ``preview_x`` (live plots).
+
+    ``prediction`` is a :class:`ensemble_core.predict.RegressionPrediction` or
+    ``ClassificationPrediction`` in original units, made from the current
+    weights of every healthy trajectory (plus snapshots taken so far).
+    """
+
+    epoch: int
+    prediction: object
+    kind: Literal["preview"] = "preview"
+
+
+Event = Union[EpochEnd, SnapshotTaken, MemberDiverged, Preview, Done]
 
 
 @dataclass
@@ -148,11 +162,16 @@ def train(
     data: Dataset,
     on_event: Callable[[Event], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    *,
+    preview_x: np.ndarray | None = None,
+    preview_every: int = 0,
 ) -> Run:
     """Train every member of ``config``'s ensemble on ``data`` in one batched program.
 
     ``on_event`` receives each :data:`Event`; ``should_stop`` is polled between
     batches and, when it returns True, training ends and the members trained so
-    far form a valid, smaller :class:`Run` (``stopped=True``).
+    far form a valid, smaller :class:`Run` (``stopped=True``).  With
+    ``preview_x`` (raw units) and ``preview_every > 0`` a :class:`Preview`
+    event is emitted every ``preview_every`` epochs and after the last one.
     """
     raise NotImplementedError
