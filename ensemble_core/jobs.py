@@ -1,0 +1,461 @@
+"""Background training jobs: a bounded, fair, process-wide pool.
+
+The dashboard never trains in its script thread.  A page submits a
+:class:`~ensemble_core.config.RunConfig` and a dataset to a :class:`JobPool`;
+a worker thread runs :func:`ensemble_core.training.train`, recording every
+event, and the page redraws from that history a few times a second.  Stop sets
+the job's stop flag; the engine honours it between batches and returns a
+valid, smaller run, which the job keeps.
+
+Fair sharing (one server, a classroom of users):
+
+* at most ``max_running`` jobs train at once; the rest wait in a FIFO queue
+  and each knows its 1-based :attr:`Job.queue_position`;
+* :func:`check_limits` refuses runs that would hog the server, naming the
+  limit (members x parameters x epochs x rows);
+* each owner (a browser session) may have only ``max_active_per_owner``
+  queued-or-running jobs;
+* the UI calls :meth:`JobPool.touch` while a session is alive; a reaper stops
+  the jobs of owners that have not been seen for ``heartbeat_timeout`` seconds
+  and forgets finished jobs after ``retain_s`` seconds.
+
+Isolation: :meth:`JobPool.get` only returns a job to its owner.
+
+Threads, not processes: the engine releases the GIL inside torch kernels, the
+events and the :class:`~ensemble_core.training.Run` (with its model) stay
+in-process without pickling, and the interface (submit, events, stop, result)
+is the seam where a process or cluster executor can plug in later.
+
+This module never imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .config import ConfigError, RunConfig
+from .data import DataError, Dataset
+
+__all__ = [
+    "GENERIC_FAILURE",
+    "Job",
+    "JobPool",
+    "LimitError",
+    "Limits",
+    "Progress",
+    "check_limits",
+    "count_parameters",
+    "default_max_running",
+]
+
+log = logging.getLogger(__name__)
+
+Status = Literal["queued", "running", "done", "stopped", "failed"]
+ACTIVE: tuple[str, ...] = ("queued", "running")
+
+#: What a user sees when training fails for an unexpected reason (the details go to the log).
+GENERIC_FAILURE = (
+    "Training failed because of an internal error. The details were logged for the "
+    "maintainers; try again, or change the settings (e.g. a smaller learning rate)."
+)
+
+
+class LimitError(ValueError):
+    """A run exceeds a classroom limit or the owner's job quota; the message names the limit."""
+
+
+# --------------------------------------------------------------------- limits
+@dataclass(frozen=True)
+class Limits:
+    """Per-run limits that keep one user from hogging a shared server.
+
+    Attributes:
+        max_work: upper bound on ``trajectories x parameters x epochs x training rows``
+            (about the number of multiply-adds of the forward passes; the default,
+            3e10, is roughly half a minute of CPU time for one run).
+        max_rows: most training rows a run may use.
+        max_parameters: most parameters one member may have.
+    """
+
+    max_work: float = 3e10
+    max_rows: int = 50_000
+    max_parameters: int = 2_000_000
+
+
+def count_parameters(config: RunConfig, n_features: int, n_outputs: int) -> int:
+    """Number of parameters of one member: an MLP ``n_features -> width x layers -> n_outputs``.
+
+    Args:
+        config: the run (its ``model`` section is used).
+        n_features: input dimension.
+        n_outputs: output units (2 for mean+variance regression, 1 for MSE, C for classes).
+
+    Returns:
+        weights plus biases of one member.
+    """
+    sizes = [n_features] + [config.model.width] * config.model.hidden_layers + [n_outputs]
+    return int(sum(a * b + b for a, b in itertools.pairwise(sizes)))
+
+
+def _n_outputs(config: RunConfig, dataset: Dataset) -> int:
+    if dataset.task == "classification":
+        return max(dataset.n_classes, 2)
+    return 1 if config.loss.kind == "mse" else 2
+
+
+def check_limits(config: RunConfig, dataset: Dataset, limits: Limits | None = None) -> None:
+    """Refuse a run that would exceed the classroom limits.
+
+    Args:
+        config: the run to check.
+        dataset: the data it would train on.
+        limits: the limits (default :class:`Limits`).
+
+    Raises:
+        LimitError: naming the limit and the run's own numbers.
+    """
+    limits = limits or Limits()
+    rows = int(len(dataset.x_train))
+    params = count_parameters(config, dataset.n_features, _n_outputs(config, dataset))
+    members = config.strategy.members  # trajectories: snapshots cost no extra compute
+    epochs = config.optim.epochs
+    if rows > limits.max_rows:
+        raise LimitError(
+            f"This run would train on {rows:,} rows; the classroom limit is {limits.max_rows:,} rows. "
+            "Use a smaller data set or a larger test split."
+        )
+    if params > limits.max_parameters:
+        raise LimitError(
+            f"Each member would have {params:,} parameters; the classroom limit is "
+            f"{limits.max_parameters:,}. Use fewer hidden layers or a smaller width."
+        )
+    work = float(members) * params * epochs * rows
+    if work > limits.max_work:
+        raise LimitError(
+            f"This run would train {members} member{'s' if members != 1 else ''} × {params:,} parameters × "
+            f"{epochs:,} epochs × {rows:,} rows = {work:.1e}; the classroom limit is {limits.max_work:.1e}. "
+            "Use fewer epochs, members, hidden units or rows."
+        )
+
+
+def default_max_running() -> int:
+    """Concurrent trainings the machine holds: one per CPU core (at least 1)."""
+    return max(1, os.cpu_count() or 1)
+
+
+# ----------------------------------------------------------------------- jobs
+@dataclass(frozen=True)
+class Progress:
+    """How far a job is.
+
+    Attributes:
+        epoch: epochs finished so far.
+        n_epochs: epochs planned.
+        elapsed: seconds since the job started training (0 while queued).
+        eta: estimated seconds left (``None`` before the first epoch ends).
+    """
+
+    epoch: int
+    n_epochs: int
+    elapsed: float
+    eta: float | None
+
+    @property
+    def fraction(self) -> float:
+        """Fraction of the planned epochs done, in [0, 1]."""
+        return min(1.0, self.epoch / self.n_epochs) if self.n_epochs else 0.0
+
+
+class Job:
+    """One training run in the pool.  Read its fields from any thread."""
+
+    def __init__(self, pool: JobPool, config: RunConfig, dataset: Dataset, owner: str,
+                 preview_x: np.ndarray | None, preview_every: int) -> None:
+        self.id: str = uuid.uuid4().hex[:12]
+        self.owner = owner
+        self.config = config
+        self.dataset = dataset
+        self.preview_x = preview_x
+        self.preview_every = preview_every
+        self.status: Status = "queued"
+        self.result: Any = None  # ensemble_core.training.Run once done/stopped
+        self.error: str | None = None
+        self.submitted_at = time.monotonic()
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self._pool = pool
+        self._events: list[Any] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._epoch = 0
+
+    # -------------------------------------------------------------- reading
+    @property
+    def events(self) -> list[Any]:
+        """A snapshot (copy) of every event received so far."""
+        with self._lock:
+            return list(self._events)
+
+    def events_since(self, i: int) -> list[Any]:
+        """Events number ``i`` onwards (a copy), for incremental polling."""
+        with self._lock:
+            return self._events[i:]
+
+    @property
+    def n_events(self) -> int:
+        """How many events were received so far."""
+        with self._lock:
+            return len(self._events)
+
+    @property
+    def active(self) -> bool:
+        """Whether the job is queued or running."""
+        return self.status in ACTIVE
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    @property
+    def queue_position(self) -> int | None:
+        """1-based place in the queue while queued, else ``None``."""
+        return self._pool._position(self)
+
+    def progress(self) -> Progress:
+        """Epochs done, elapsed seconds and the estimated time left."""
+        n = self.config.optim.epochs
+        if self.started_at is None:
+            return Progress(0, n, 0.0, None)
+        end = self.finished_at if self.finished_at is not None else time.monotonic()
+        elapsed = end - self.started_at
+        k = self._epoch
+        eta = None if k == 0 else (0.0 if not self.active else elapsed / k * max(n - k, 0))
+        return Progress(k, n, elapsed, eta)
+
+    # -------------------------------------------------------------- control
+    def stop(self) -> None:
+        """Ask the job to stop: a queued job is cancelled, a running one keeps its partial run."""
+        self._stop.set()
+        self._pool._cancel_if_queued(self)
+
+    # -------------------------------------------------------------- worker
+    def _on_event(self, event: Any) -> None:
+        with self._lock:
+            self._events.append(event)
+        if getattr(event, "kind", None) == "epoch":
+            self._epoch = int(event.epoch)
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, owner={self.owner!r}, status={self.status!r})"
+
+
+class JobPool:
+    """A bounded pool of training jobs shared by every session of the process.
+
+    Args:
+        max_running: most jobs training at once (default: one per CPU core).
+        limits: per-run limits checked by :meth:`submit` (``None`` = defaults).
+        max_active_per_owner: most queued-or-running jobs one owner may have.
+        heartbeat_timeout: stop an owner's jobs when :meth:`touch` was not called
+            for this many seconds (``None`` disables the reaper).
+        retain_s: forget finished jobs this many seconds after they end.
+        reap_interval: seconds between reaper sweeps.
+        train_fn: the training function (default :func:`ensemble_core.training.train`,
+            looked up at call time); tests may inject a fake.
+        torch_threads: intra-op threads for torch.  torch's thread pool is
+            process-wide, so with several jobs in parallel each extra thread
+            only oversubscribes the cores; the default gives every running job
+            an equal share, ``max(1, cores // max_running)`` (1 on a small
+            server: the members are small MLPs, where one thread per job is
+            also the fastest).  ``0`` leaves torch's setting alone.
+    """
+
+    def __init__(self, max_running: int | None = None, *, limits: Limits | None = None,
+                 max_active_per_owner: int = 1, heartbeat_timeout: float | None = 60.0,
+                 retain_s: float = 3600.0, reap_interval: float = 5.0,
+                 train_fn: Callable[..., Any] | None = None, torch_threads: int | None = None) -> None:
+        self.max_running = max(1, int(max_running if max_running is not None else default_max_running()))
+        self.limits = limits or Limits()
+        self.max_active_per_owner = max_active_per_owner
+        self.heartbeat_timeout = heartbeat_timeout
+        self.retain_s = retain_s
+        self._train_fn = train_fn
+        self._lock = threading.Lock()
+        self._queue: deque[Job] = deque()
+        self._running: set[Job] = set()
+        self._jobs: dict[str, Job] = {}
+        self._seen: dict[str, float] = {}
+        self._threads: list[threading.Thread] = []
+        self._closed = threading.Event()
+        threads = torch_threads if torch_threads is not None else max(1, default_max_running() // self.max_running)
+        if threads > 0:
+            import torch
+
+            torch.set_num_threads(threads)
+        self._reaper: threading.Thread | None = None
+        if heartbeat_timeout is not None:
+            self._reaper = threading.Thread(target=self._reap_loop, args=(reap_interval,),
+                                            name="jobpool-reaper", daemon=True)
+            self._reaper.start()
+
+    # ------------------------------------------------------------ public API
+    def submit(self, config: RunConfig, dataset: Dataset, owner: str, *,
+               preview_x: np.ndarray | None = None, preview_every: int = 0) -> Job:
+        """Queue a training run for ``owner`` and start it as soon as a slot is free.
+
+        Raises:
+            LimitError: the run exceeds :attr:`limits` or the owner already has
+                ``max_active_per_owner`` active jobs.
+            RuntimeError: the pool was shut down.
+        """
+        if self._closed.is_set():
+            raise RuntimeError("the job pool has been shut down")
+        check_limits(config, dataset, self.limits)
+        job = Job(self, config, dataset, owner, preview_x, preview_every)
+        with self._lock:
+            active = sum(1 for j in self._jobs.values() if j.owner == owner and j.active)
+            if active >= self.max_active_per_owner:
+                raise LimitError(
+                    f"You already have {active} run{'s' if active != 1 else ''} queued or training "
+                    f"(the limit is {self.max_active_per_owner} per user); stop it or wait for it to finish."
+                )
+            self._jobs[job.id] = job
+            self._seen[owner] = time.monotonic()
+            self._queue.append(job)
+            self._dispatch_locked()
+        return job
+
+    def get(self, job_id: str | None, owner: str) -> Job | None:
+        """The job ``job_id`` if it exists and belongs to ``owner`` (isolation), else ``None``."""
+        if not job_id:
+            return None
+        with self._lock:
+            job = self._jobs.get(job_id)
+        return job if job is not None and job.owner == owner else None
+
+    def jobs_of(self, owner: str) -> list[Job]:
+        """Every job of ``owner`` still held by the pool, oldest first."""
+        with self._lock:
+            return [j for j in self._jobs.values() if j.owner == owner]
+
+    def stop_owner(self, owner: str) -> int:
+        """Stop every active job of ``owner``; returns how many were asked to stop."""
+        jobs = [j for j in self.jobs_of(owner) if j.active]
+        for job in jobs:
+            job.stop()
+        return len(jobs)
+
+    def touch(self, owner: str) -> None:
+        """Heartbeat: ``owner``'s session is alive (the UI calls this while it polls)."""
+        with self._lock:
+            self._seen[owner] = time.monotonic()
+
+    def stats(self) -> dict[str, int]:
+        """Counts of running and queued jobs and the cap (for a status line)."""
+        with self._lock:
+            return {"running": len(self._running), "queued": len(self._queue), "max_running": self.max_running}
+
+    def reap(self, now: float | None = None) -> int:
+        """Stop jobs of owners silent for ``heartbeat_timeout`` s; forget old finished jobs.
+
+        Returns:
+            the number of jobs asked to stop.
+        """
+        now = time.monotonic() if now is None else now
+        stopped = 0
+        with self._lock:
+            jobs = list(self._jobs.values())
+            seen = dict(self._seen)
+        if self.heartbeat_timeout is not None:
+            for job in jobs:
+                last = seen.get(job.owner, job.submitted_at)
+                if job.active and not job.stop_requested and now - last > self.heartbeat_timeout:
+                    log.info("stopping job %s: owner %s silent for %.0f s", job.id, job.owner, now - last)
+                    job.stop()
+                    stopped += 1
+        with self._lock:
+            for job in jobs:
+                if job.finished_at is not None and now - job.finished_at > self.retain_s:
+                    self._jobs.pop(job.id, None)
+            live = {j.owner for j in self._jobs.values()}
+            for owner in [o for o in self._seen if o not in live]:
+                del self._seen[owner]
+        return stopped
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every job, end the reaper and wait for the workers (tests, server exit)."""
+        self._closed.set()
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.stop()
+        deadline = time.monotonic() + timeout
+        for t in list(self._threads) + ([self._reaper] if self._reaper else []):
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    # ------------------------------------------------------------- internals
+    def _position(self, job: Job) -> int | None:
+        with self._lock:
+            for i, queued in enumerate(self._queue):
+                if queued is job:
+                    return i + 1
+        return None
+
+    def _cancel_if_queued(self, job: Job) -> None:
+        with self._lock:
+            if job in self._queue:
+                self._queue.remove(job)
+                job.status = "stopped"
+                job.finished_at = time.monotonic()
+
+    def _dispatch_locked(self) -> None:
+        while self._queue and len(self._running) < self.max_running:
+            job = self._queue.popleft()
+            job.status = "running"
+            job.started_at = time.monotonic()
+            self._running.add(job)
+            thread = threading.Thread(target=self._work, args=(job,), name=f"job-{job.id}", daemon=True)
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            thread.start()
+
+    def _work(self, job: Job) -> None:
+        from . import training
+
+        train_fn = self._train_fn or training.train
+        try:
+            run = train_fn(job.config, job.dataset, job._on_event, job._stop.is_set,
+                           preview_x=job.preview_x, preview_every=job.preview_every)
+            job.result = run
+            job.status = "stopped" if (getattr(run, "stopped", False) or job.stop_requested) else "done"
+        except (training.TrainingError, DataError, ConfigError, LimitError) as exc:
+            job.error = str(exc) or type(exc).__name__
+            job.status = "failed"
+        except Exception:  # noqa: BLE001 - never let a traceback reach a user
+            log.exception("job %s (owner %s) failed", job.id, job.owner)
+            job.error = GENERIC_FAILURE
+            job.status = "failed"
+        finally:
+            job.finished_at = time.monotonic()
+            with self._lock:
+                self._running.discard(job)
+                if not self._closed.is_set():
+                    self._dispatch_locked()
+
+    def _reap_loop(self, interval: float) -> None:
+        while not self._closed.wait(interval):
+            try:
+                self.reap()
+            except Exception:  # noqa: BLE001 - the reaper must survive anything
+                log.exception("job reaper sweep failed")

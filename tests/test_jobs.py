@@ -1,0 +1,274 @@
+"""Tests of ensemble_core.jobs: the bounded, fair, isolated training pool.
+
+Most tests inject a controllable fake ``train`` (so they are fast and
+deterministic); the last ones run the real engine on a tiny problem.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from ensemble_core.config import RunConfig
+from ensemble_core.data import DataError, Dataset
+from ensemble_core.jobs import GENERIC_FAILURE, JobPool, LimitError, Limits, check_limits, count_parameters
+from ensemble_core.training import Done, EpochEnd, TrainingError
+
+
+def tiny_dataset(n: int = 20, d: int = 1) -> Dataset:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-4, 4, size=(n, d))
+    y = x[:, 0] ** 3 + rng.normal(0, 3, size=n)
+    return Dataset(name="toy", task="regression", feature_names=[f"x{i}" for i in range(d)], target_name="y",
+                   x_train=x, y_train=y, x_val=x[:4], y_val=y[:4], x_test=x[:4], y_test=y[:4],
+                   x_mean=x.mean(0), x_std=x.std(0), y_mean=float(y.mean()), y_std=float(y.std()))
+
+
+@dataclass
+class FakeRun:
+    epochs_done: int
+    stopped: bool
+
+
+class FakeTrainer:
+    """A controllable stand-in for ``training.train``.
+
+    Each call emits one EpochEnd per ``step`` (``epochs`` of them), waiting on
+    ``gate`` before each epoch, and tracks how many calls run at once.
+    """
+
+    def __init__(self, epoch_s: float = 0.0, gated: bool = False) -> None:
+        self.epoch_s = epoch_s
+        self.gate = threading.Event()
+        if not gated:
+            self.gate.set()
+        self.lock = threading.Lock()
+        self.running = 0
+        self.max_running = 0
+        self.started: list[str] = []
+
+    def __call__(self, config, data, on_event, should_stop, *, preview_x=None, preview_every=0):
+        with self.lock:
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+            self.started.append(data.name)
+        try:
+            n = config.optim.epochs
+            done = 0
+            for epoch in range(1, n + 1):
+                while not self.gate.wait(0.01):
+                    if should_stop():
+                        break
+                if should_stop():
+                    break
+                time.sleep(self.epoch_s)
+                on_event(EpochEnd(epoch, n, [1.0 / epoch], None, {}, [0.01], 0.0))
+                done = epoch
+            stopped = done < n
+            on_event(Done(done, stopped, 0.0))
+            return FakeRun(done, stopped)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def named(name: str) -> Dataset:
+    ds = tiny_dataset()
+    ds.name = name
+    return ds
+
+
+def wait_for(cond, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.005)
+
+
+CFG = RunConfig().replace(**{"optim.epochs": 5})
+
+
+@pytest.fixture
+def make_pool():
+    pools: list[JobPool] = []
+
+    def make(*args, **kwargs) -> JobPool:
+        kwargs.setdefault("torch_threads", 0)
+        kwargs.setdefault("heartbeat_timeout", None)
+        pool = JobPool(*args, **kwargs)
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        pool.shutdown()
+
+
+def test_queue_is_fifo_with_positions_and_cap(make_pool):
+    fake = FakeTrainer(gated=True)
+    pool = make_pool(2, train_fn=fake)
+    jobs = [pool.submit(CFG, named(f"d{i}"), owner=f"u{i}") for i in range(5)]
+    wait_for(lambda: fake.running == 2)
+    assert [j.status for j in jobs] == ["running", "running", "queued", "queued", "queued"]
+    assert [j.queue_position for j in jobs] == [None, None, 1, 2, 3]
+    assert pool.stats() == {"running": 2, "queued": 3, "max_running": 2}
+    fake.gate.set()
+    wait_for(lambda: all(j.status == "done" for j in jobs))
+    assert fake.max_running == 2
+    assert fake.started == [f"d{i}" for i in range(5)]  # FIFO
+    assert all(j.queue_position is None for j in jobs)
+
+
+def test_positions_move_up_when_a_queued_job_is_cancelled(make_pool):
+    fake = FakeTrainer(gated=True)
+    pool = make_pool(1, train_fn=fake)
+    a, b, c = (pool.submit(CFG, named(n), owner=n) for n in "abc")
+    wait_for(lambda: a.status == "running")
+    assert (b.queue_position, c.queue_position) == (1, 2)
+    b.stop()
+    assert b.status == "stopped" and b.result is None and b.queue_position is None
+    assert c.queue_position == 1
+    fake.gate.set()
+    wait_for(lambda: c.status == "done")
+    assert fake.started == ["a", "c"]  # the cancelled job never trained
+
+
+def test_stop_running_job_keeps_partial_result(make_pool):
+    fake = FakeTrainer(epoch_s=0.02)
+    pool = make_pool(1, train_fn=fake)
+    job = pool.submit(RunConfig().replace(**{"optim.epochs": 1000}), tiny_dataset(), owner="u")
+    wait_for(lambda: job.progress().epoch >= 3)
+    job.stop()
+    wait_for(lambda: not job.active)
+    assert job.status == "stopped"
+    assert job.result is not None and job.result.stopped
+    assert 3 <= job.result.epochs_done < 1000
+    assert job.events[-1].kind == "done"
+
+
+def test_events_and_progress(make_pool):
+    pool = make_pool(1, train_fn=FakeTrainer())
+    job = pool.submit(CFG, tiny_dataset(), owner="u")
+    wait_for(lambda: job.status == "done")
+    events = job.events
+    assert [e.kind for e in events] == ["epoch"] * 5 + ["done"]
+    assert job.events_since(4) == events[4:]
+    assert job.n_events == 6
+    p = job.progress()
+    assert (p.epoch, p.n_epochs, p.eta, p.fraction) == (5, 5, 0.0, 1.0)
+    assert p.elapsed >= 0
+
+
+@pytest.mark.parametrize("exc, shown", [
+    (TrainingError("every member diverged; lower the learning rate"), "every member diverged; lower the learning rate"),
+    (DataError("the target column is constant"), "the target column is constant"),
+    (ZeroDivisionError("secret internals"), GENERIC_FAILURE),
+])
+def test_failure_gives_human_message_not_traceback(make_pool, exc, shown, caplog):
+    def boom(*a, **k):
+        raise exc
+
+    pool = make_pool(1, train_fn=boom)
+    job = pool.submit(CFG, tiny_dataset(), owner="u")
+    wait_for(lambda: not job.active)
+    assert job.status == "failed"
+    assert job.error == shown
+    assert "Traceback" not in job.error and "secret" not in job.error
+    # the pool keeps working after a failure
+    pool._train_fn = FakeTrainer()
+    job2 = pool.submit(CFG, tiny_dataset(), owner="u")
+    wait_for(lambda: job2.status == "done")
+
+
+def test_isolation_by_owner(make_pool):
+    pool = make_pool(2, train_fn=FakeTrainer(gated=True))
+    a = pool.submit(CFG, tiny_dataset(), owner="alice")
+    b = pool.submit(CFG, tiny_dataset(), owner="bob")
+    assert pool.get(a.id, "alice") is a
+    assert pool.get(a.id, "bob") is None
+    assert pool.get(None, "alice") is None
+    assert pool.jobs_of("bob") == [b]
+    assert pool.stop_owner("alice") == 1
+    wait_for(lambda: not a.active)
+    assert a.status == "stopped" and b.active
+
+
+def test_one_active_job_per_owner(make_pool):
+    pool = make_pool(2, train_fn=FakeTrainer(gated=True))
+    pool.submit(CFG, tiny_dataset(), owner="u")
+    with pytest.raises(LimitError, match="already have 1 run"):
+        pool.submit(CFG, tiny_dataset(), owner="u")
+    pool.submit(CFG, tiny_dataset(), owner="other")  # others are not affected
+
+
+def test_reaper_stops_jobs_of_silent_owners(make_pool):
+    pool = make_pool(2, train_fn=FakeTrainer(gated=True), heartbeat_timeout=30.0, reap_interval=3600)
+    gone = pool.submit(CFG, tiny_dataset(), owner="gone")
+    alive = pool.submit(CFG, tiny_dataset(), owner="alive")
+    queued = pool.submit(CFG, tiny_dataset(), owner="gone2")
+    t0 = time.monotonic()
+    pool.touch("alive")
+    assert pool.reap(now=t0 + 10) == 0
+    pool._seen["alive"] = t0 + 25  # alive heartbeats later; the others stay silent
+    assert pool.reap(now=t0 + 40) == 2
+    wait_for(lambda: not gone.active)
+    assert gone.status == "stopped" and queued.status == "stopped"
+    assert alive.active
+
+
+def test_reaper_thread_runs_by_itself(make_pool):
+    pool = make_pool(1, train_fn=FakeTrainer(gated=True), heartbeat_timeout=0.05, reap_interval=0.02)
+    job = pool.submit(CFG, tiny_dataset(), owner="u")
+    wait_for(lambda: job.status == "stopped", timeout=5)
+
+
+def test_finished_jobs_are_forgotten_after_retention(make_pool):
+    pool = make_pool(1, train_fn=FakeTrainer(), retain_s=10)
+    job = pool.submit(CFG, tiny_dataset(), owner="u")
+    wait_for(lambda: job.status == "done")
+    pool.reap(now=job.finished_at + 5)
+    assert pool.get(job.id, "u") is job
+    pool.reap(now=job.finished_at + 11)
+    assert pool.get(job.id, "u") is None
+
+
+def test_limits_name_the_limit():
+    ds = tiny_dataset(n=5000, d=10)
+    big = RunConfig().replace(**{"strategy.members": 20, "model.width": 200, "optim.epochs": 2000})
+    params = count_parameters(big, 10, 2)
+    assert params == 10 * 200 + 200 + 200 * 200 + 200 + 200 * 2 + 2
+    with pytest.raises(LimitError) as err:
+        check_limits(big, ds)
+    msg = str(err.value)
+    assert f"20 members × {params:,} parameters × 2,000 epochs × 5,000 rows" in msg
+    assert "classroom limit is 3.0e+10" in msg
+    check_limits(RunConfig(), tiny_dataset())  # the default run is fine
+    with pytest.raises(LimitError, match="rows; the classroom limit is 100 rows"):
+        check_limits(RunConfig(), ds, Limits(max_rows=100))
+    with pytest.raises(LimitError, match="parameters; the classroom limit is 1,000"):
+        check_limits(RunConfig(), ds, Limits(max_parameters=1000))
+
+
+def test_submit_refuses_over_limit_runs(make_pool):
+    pool = make_pool(1, train_fn=FakeTrainer(), limits=Limits(max_work=10))
+    with pytest.raises(LimitError, match="classroom limit"):
+        pool.submit(CFG, tiny_dataset(), owner="u")
+    assert pool.jobs_of("u") == []
+
+
+def test_torch_threads_share_the_cores(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr("ensemble_core.jobs.default_max_running", lambda: 8)
+    pool = JobPool(2, heartbeat_timeout=None)
+    try:
+        assert torch.get_num_threads() == 4
+    finally:
+        pool.shutdown()
+        torch.set_num_threads(before)
