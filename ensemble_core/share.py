@@ -1,0 +1,336 @@
+"""Shareable state: the whole dashboard setup in URL query parameters.
+
+A :class:`ShareState` is everything a link must restore: the :class:`RunConfig`
+(dataset spec and every training control), the page, the controls a teacher
+hid for a *classroom link*, presentation mode and an open lesson.  It
+round-trips through flat ``str -> str`` query parameters built on
+:meth:`RunConfig.to_query` / :meth:`RunConfig.from_query`, with four extra keys:
+
+``page``      the page's url path (``"train"``, ``"lessons"``, ...)
+``hide``      comma-separated control names, e.g. ``"optim.lr,model.width"``
+              (a whole section such as ``"optim"`` hides all of its controls)
+``present``   ``"1"`` for presentation mode
+``lesson``    a lesson id (see :mod:`ensemble_core.lessons`)
+
+The module also holds the small, Streamlit-free helpers the dashboard uses for
+the classroom features: syncing ``st.query_params`` (passed in as a mapping),
+the presentation-mode stylesheet, and click-to-add training points.
+
+No Streamlit import here: pages pass ``st.query_params`` in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+
+from .config import ConfigError, RunConfig
+
+__all__ = [
+    "PAGES",
+    "CONTROLS",
+    "SECTIONS",
+    "ShareState",
+    "to_query",
+    "from_query",
+    "apply_query",
+    "make_link",
+    "visible",
+    "sync_query_params",
+    "PRESENTATION_CSS",
+    "presentation_css",
+    "click_grid",
+    "point_from_selection",
+    "add_training_point",
+]
+
+#: Url paths of the dashboard's pages (``""`` is the home page).
+PAGES: tuple[str, ...] = ("home", "data", "train", "uncertainty", "lessons", "compare")
+
+#: The five config sections; naming one in ``hide`` hides all of its controls.
+SECTIONS: tuple[str, ...] = ("data", "model", "loss", "strategy", "optim")
+
+
+def _control_names() -> tuple[str, ...]:
+    cfg = RunConfig()
+    names = [f"{sec}.{f.name}" for sec in SECTIONS for f in fields(getattr(cfg, sec))]
+    return tuple(names) + ("seed", "device")
+
+
+#: Every control a classroom link can hide: the dotted RunConfig field names.
+CONTROLS: tuple[str, ...] = _control_names()
+
+_EXTRA_KEYS = ("page", "hide", "present", "lesson")
+_LESSON_RE = re.compile(r"^[a-z0-9_\-]{1,40}$")
+
+
+@dataclass(frozen=True)
+class ShareState:
+    """Everything a shared link restores.
+
+    Attributes:
+        config: the full run configuration (data spec + every training control).
+        page: url path of the page the link opens (one of :data:`PAGES`).
+        hidden: control names (see :data:`CONTROLS`) or whole sections
+            (:data:`SECTIONS`) the UI must not show: a *classroom link*.
+        presentation: larger fonts and the configuration tucked away.
+        lesson: id of the lesson to open, or ``None``.
+    """
+
+    config: RunConfig = field(default_factory=RunConfig)
+    page: str = "home"
+    hidden: frozenset[str] = frozenset()
+    presentation: bool = False
+    lesson: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, RunConfig):
+            raise ConfigError("config: must be a RunConfig")
+        if self.page not in PAGES:
+            raise ConfigError(f"page: must be one of {', '.join(map(repr, PAGES))}; got {self.page!r}")
+        object.__setattr__(self, "hidden", frozenset(self.hidden))
+        unknown = sorted(h for h in self.hidden if h not in CONTROLS and h not in SECTIONS)
+        if unknown:
+            raise ConfigError(
+                f"hide: unknown control(s) {', '.join(map(repr, unknown))}; "
+                f"use names such as 'optim.lr' or a section ({', '.join(SECTIONS)})"
+            )
+        if not isinstance(self.presentation, bool):
+            raise ConfigError(f"present: must be true or false, got {self.presentation!r}")
+        if self.lesson is not None and not (isinstance(self.lesson, str) and _LESSON_RE.match(self.lesson)):
+            raise ConfigError(f"lesson: not a lesson id: {self.lesson!r}")
+
+    @property
+    def classroom(self) -> bool:
+        """True when the link hides at least one control (a classroom link)."""
+        return bool(self.hidden)
+
+    def replace(self, **changes: Any) -> ShareState:
+        """A copy with fields replaced (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def to_query(state: ShareState, *, only_changed: bool = True) -> dict[str, str]:
+    """Flat query parameters for ``state``.
+
+    Args:
+        state: the state to encode.
+        only_changed: leave out config fields equal to their default (short links).
+
+    Returns:
+        ``{"optim.lr": "0.1", ..., "page": "train", "hide": "optim.lr", ...}``;
+        ``hide``/``present``/``lesson`` only when set.
+    """
+    out = state.config.to_query(only_changed=only_changed)
+    out["page"] = state.page
+    if state.hidden:
+        out["hide"] = ",".join(sorted(state.hidden))
+    if state.presentation:
+        out["present"] = "1"
+    if state.lesson is not None:
+        out["lesson"] = state.lesson
+    return out
+
+
+def _last(raw: Any) -> str:
+    if isinstance(raw, (list, tuple)):
+        return str(raw[-1]) if raw else ""
+    return str(raw)
+
+
+def from_query(params: Mapping[str, Any]) -> ShareState:
+    """Rebuild a :class:`ShareState` from query parameters made by :func:`to_query`.
+
+    Args:
+        params: a mapping such as ``st.query_params`` (values may be lists: the
+            last one wins).  Unknown keys are ignored so other tools' parameters
+            can share the URL.
+
+    Returns:
+        The state; missing keys take their defaults.
+
+    Raises:
+        ConfigError: a value does not parse or is out of range; the message
+            names the parameter and says what is allowed.
+    """
+    params = {str(k): _last(v) for k, v in params.items()}
+    config = RunConfig.from_query({k: v for k, v in params.items() if k not in _EXTRA_KEYS})
+    page = params.get("page", "home") or "home"
+    hide_raw = params.get("hide", "")
+    hidden = frozenset(h.strip() for h in hide_raw.split(",") if h.strip())
+    present_raw = params.get("present", "0").strip().lower()
+    if present_raw not in ("0", "1", "true", "false", ""):
+        raise ConfigError(f"present: must be 1 or 0, got {present_raw!r}")
+    lesson = params.get("lesson") or None
+    return ShareState(config=config, page=page, hidden=hidden,
+                      presentation=present_raw in ("1", "true"), lesson=lesson)
+
+
+def apply_query(params: Mapping[str, Any]) -> tuple[ShareState, str | None]:
+    """Like :func:`from_query`, but never raises: for a page opening a link.
+
+    Returns:
+        ``(state, None)`` when the link is valid, else ``(default state, message)``
+        where the message explains what was wrong, ready for ``st.warning``.
+    """
+    try:
+        return from_query(params), None
+    except ConfigError as exc:
+        return ShareState(), f"This link has a setting that could not be used ({exc}); defaults were loaded instead."
+
+
+def make_link(base_url: str, state: ShareState, *, only_changed: bool = True) -> str:
+    """The full shareable URL: ``{base_url}/{page}?{query}``.
+
+    The page goes in the path (so Streamlit's router opens it) *and* in the
+    query (so the link survives a router that drops the path).
+
+    Args:
+        base_url: the app's address, e.g. ``"http://localhost:8501"`` (a trailing
+            slash or page path is removed).
+        state: what the link restores.
+        only_changed: leave default config values out (shorter links).
+    """
+    base = base_url.split("?", 1)[0].rstrip("/")
+    for page in PAGES:
+        if base.endswith("/" + page):
+            base = base[: -len(page) - 1]
+            break
+    path = "" if state.page == "home" else "/" + state.page
+    return f"{base}{path}?{urlencode(to_query(state, only_changed=only_changed))}"
+
+
+def visible(control_name: str, state: ShareState | None) -> bool:
+    """Whether the UI should show ``control_name`` (e.g. ``"optim.lr"``) under ``state``.
+
+    A control is hidden when its own name or its section is in ``state.hidden``.
+    With ``state=None`` everything is visible.
+    """
+    if state is None or not state.hidden:
+        return True
+    section = control_name.split(".", 1)[0]
+    return control_name not in state.hidden and section not in state.hidden
+
+
+def sync_query_params(query_params: MutableMapping[str, Any], state: ShareState) -> bool:
+    """Make ``query_params`` (pass ``st.query_params``) encode exactly ``state``.
+
+    Only writes when something changed, so calling it on every rerun is cheap
+    and does not add browser-history entries.  Parameters that are not ours
+    are kept.
+
+    Returns:
+        True when the parameters were changed.
+    """
+    wanted = to_query(state)
+    ours = set(CONTROLS) | set(_EXTRA_KEYS)
+    current = {k: _last(v) for k, v in query_params.items()}
+    stale = [k for k in current if k in ours and k not in wanted]
+    changed = [k for k, v in wanted.items() if current.get(k) != v]
+    for k in stale:
+        del query_params[k]
+    for k in changed:
+        query_params[k] = wanted[k]
+    return bool(stale or changed)
+
+
+# ------------------------------------------------------------ presentation mode
+#: Stylesheet for presentation mode: larger type and the sidebar tucked away.
+PRESENTATION_CSS = """
+<style>
+html, body, [data-testid="stAppViewContainer"] { font-size: 21px; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.25rem; }
+h1 { font-size: 3rem !important; }
+h2 { font-size: 2.3rem !important; }
+h3 { font-size: 1.8rem !important; }
+[data-testid="stSidebar"] { display: none; }
+[data-testid="stSidebarCollapsedControl"] { display: none; }
+[data-testid="stMetricValue"] { font-size: 2.6rem; }
+.block-container { padding-top: 1.5rem; max-width: 96vw; }
+</style>
+"""
+
+
+def presentation_css(state: ShareState | None) -> str:
+    """The stylesheet to inject (``st.html``) for ``state``: empty unless presenting."""
+    return PRESENTATION_CSS if state is not None and state.presentation else ""
+
+
+# ------------------------------------------------------------ click to add data
+def click_grid(x_range: tuple[float, float], y_range: tuple[float, float], n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """A dense grid of invisible points covering the plot, so a click anywhere selects one.
+
+    Plotly only reports clicks *on points*; add these as a transparent scatter
+    trace (``marker.opacity=0``, ``hoverinfo="skip"``, ``name="click grid"``) and
+    a click on empty space selects the nearest grid point.
+
+    Args:
+        x_range, y_range: the plot's axis ranges.
+        n: grid points per axis.
+
+    Returns:
+        ``(xs, ys)`` flat arrays of ``n * n`` coordinates.
+    """
+    if n < 2:
+        raise ValueError(f"n must be at least 2, got {n}")
+    gx, gy = np.meshgrid(np.linspace(*x_range, n), np.linspace(*y_range, n))
+    return gx.ravel(), gy.ravel()
+
+
+def point_from_selection(selection: Mapping[str, Any] | Any, curve: int | None = None) -> tuple[float, float] | None:
+    """The clicked ``(x, y)`` from a Streamlit Plotly selection event.
+
+    Args:
+        selection: what ``st.plotly_chart(..., on_select="rerun")`` returned
+            (``event``), or its ``event["selection"]``.
+        curve: only accept points of this trace index (the click grid's);
+            ``None`` accepts any trace.
+
+    Returns:
+        The last selected point, or ``None`` when nothing usable was clicked.
+    """
+    if selection is None:
+        return None
+    sel = selection.get("selection", selection) if isinstance(selection, Mapping) else getattr(selection, "selection", None)
+    if sel is None:
+        return None
+    points = sel.get("points", []) if isinstance(sel, Mapping) else getattr(sel, "points", [])
+    for p in reversed(list(points or [])):
+        if curve is not None and p.get("curve_number") != curve:
+            continue
+        x, y = p.get("x"), p.get("y")
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and np.isfinite(x) and np.isfinite(y):
+            return float(x), float(y)
+    return None
+
+
+def add_training_point(dataset: Any, x: float, y: float) -> Any:
+    """A copy of a 1-D regression ``Dataset`` with ``(x, y)`` added to the training split.
+
+    The training statistics (``x_mean``, ``x_std``, ``y_mean``, ``y_std``) are
+    refitted, as the data module fits them on the training split.  The input
+    dataset is not modified; reset by reloading from the data spec.
+
+    Raises:
+        ValueError: the dataset is not 1-D regression, or the point is not finite.
+    """
+    if getattr(dataset, "task", None) != "regression" or dataset.x_train.shape[1] != 1:
+        raise ValueError("points can only be added to a 1-D regression data set")
+    if not (np.isfinite(x) and np.isfinite(y)):
+        raise ValueError(f"the point must be finite, got ({x}, {y})")
+    x_train = np.vstack([dataset.x_train, [[float(x)]]])
+    y_train = np.append(dataset.y_train, float(y))
+    x_std = x_train.std(axis=0)
+    x_std[x_std == 0] = 1.0
+    y_std = float(y_train.std()) or 1.0
+    return dataclasses.replace(
+        dataset, x_train=x_train, y_train=y_train, x_mean=x_train.mean(axis=0), x_std=x_std,
+        y_mean=float(y_train.mean()), y_std=y_std,
+        notes=[*dataset.notes, f"added a training point at x={x:.3g}, y={y:.3g} by clicking"],
+    )
