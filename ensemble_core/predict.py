@@ -1,14 +1,25 @@
 """Combine members into an ensemble prediction with its uncertainty split.
 
-CONTRACT (implementation in progress).
+``combine_*`` are pure functions on member outputs; :func:`predict` runs a
+trained :class:`~ensemble_core.training.Run`'s members on raw inputs and
+returns the prediction in the target's original units.  Because any subset of
+members can be combined, :func:`ensemble_size_curve` and
+:func:`member_metrics` need no retraining.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
+
+from . import metrics as _metrics
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .training import Run
 
 
 @dataclass
@@ -62,7 +73,7 @@ class ClassificationPrediction:
         return self.probs.argmax(axis=1)
 
 
-Prediction = Union[RegressionPrediction, ClassificationPrediction]
+Prediction = RegressionPrediction | ClassificationPrediction
 
 
 def combine_regression(member_means: np.ndarray, member_vars: np.ndarray, members: Sequence[int] | None = None) -> RegressionPrediction:
@@ -110,10 +121,176 @@ def _entropy(p: np.ndarray) -> np.ndarray:
         return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
 
 
-def predict(run: "object", x: np.ndarray, members: Sequence[int] | None = None) -> Prediction:
-    """Predict raw-unit inputs ``x [N, d]`` with ``run``'s members.
+def select_members(run: "Run", members: Sequence[int] | None = None) -> list[int]:
+    """Validate a member selection (default: every healthy member).
 
-    ``members`` selects a subset (default: every healthy member), so an
-    ensemble-size curve needs no retraining.
+    Args:
+        run: a trained run.
+        members: member indices, or ``None`` for ``run.healthy``.
+
+    Returns:
+        The indices as a list of ``int``, in the order given.
+
+    Raises:
+        ValueError: no healthy member, an empty selection, an index out of range
+            or repeated, or a member that diverged.
     """
-    raise NotImplementedError
+    n = len(run.members)
+    if members is None:
+        idx = list(run.healthy)
+        if not idx:
+            raise ValueError("members: every member of this run diverged; there is nothing to predict with")
+        return idx
+    idx = []
+    for m in members:
+        if isinstance(m, bool) or not isinstance(m, (int, np.integer)):
+            raise ValueError(f"members: indices must be integers, got {m!r}")
+        idx.append(int(m))
+    if not idx:
+        raise ValueError("members: select at least one member")
+    bad = [m for m in idx if not 0 <= m < n]
+    if bad:
+        raise ValueError(f"members: index {bad[0]} is out of range (this run has members 0..{n - 1})")
+    if len(set(idx)) != len(idx):
+        raise ValueError("members: each member may be selected only once")
+    by_index = {info.index: info for info in run.members}
+    for m in idx:
+        info = by_index.get(m)
+        if info is not None and info.status != "ok":
+            raise ValueError(f"members: member {m} diverged ({info.reason or 'non-finite values'}) "
+                             "and cannot be used")
+    return idx
+
+
+def _check_x(run: "Run", x_raw: Any) -> np.ndarray:
+    d = int(np.asarray(run.x_mean).reshape(-1).shape[0])
+    try:
+        x = np.asarray(x_raw, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"x: must be numeric, got {type(x_raw).__name__}") from None
+    if x.ndim == 1 and d == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] != d:
+        raise ValueError(f"x: must be [N, {d}] (one column per feature), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x: contains NaN or infinite values")
+    return x
+
+
+def _forward(run: "Run", x_raw: Any) -> np.ndarray:
+    """Raw outputs of every member ``[M_all, N, out]`` (float64) on standardised ``x``."""
+    x = _check_x(run, x_raw)
+    xs = (x - np.asarray(run.x_mean, dtype=np.float64)) / np.asarray(run.x_std, dtype=np.float64)
+    model = run.model
+    param = next(iter(model.parameters()), None)
+    dtype = param.dtype if param is not None else torch.float32
+    device = param.device if param is not None else torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.as_tensor(xs, dtype=dtype, device=device))
+    finally:
+        model.train(was_training)
+    return out.detach().to("cpu", torch.float64)
+
+
+def _combine(run: "Run", out: torch.Tensor, idx: list[int]) -> Prediction:
+    """Turn raw member outputs (already selected) into a prediction in original units."""
+    if run.task == "classification":
+        probs = torch.softmax(out, dim=-1).numpy()
+        return combine_classification(probs, idx)
+    from .losses import to_variance
+
+    y_mean, y_std = float(run.y_mean), float(run.y_std)
+    mean = out[..., 0].numpy() * y_std + y_mean
+    if run.config.loss.kind == "mse" or out.shape[-1] == 1:
+        var = np.zeros_like(mean)
+    else:
+        var = to_variance(out[..., 1], run.config.loss.variance).numpy() * y_std**2
+    return combine_regression(mean, var, idx)
+
+
+def predict(run: "Run", x_raw: np.ndarray, members: Sequence[int] | None = None) -> Prediction:
+    """Predict raw-unit inputs with ``run``'s members, in the target's original units.
+
+    Inputs are standardised with the run's training statistics, the selected
+    members are run, regression means are un-standardised (``* y_std + y_mean``)
+    and variances scaled by ``y_std**2``; classification logits become
+    probabilities (softmax) and are averaged.
+
+    Args:
+        run: a trained (possibly partial) run.
+        x_raw: inputs ``[N, d]`` in original units (``[N]`` if ``d == 1``).
+        members: member indices to combine (default: every healthy member), so
+            an ensemble-size curve needs no retraining.
+
+    Returns:
+        A :class:`RegressionPrediction` or :class:`ClassificationPrediction`.
+
+    Raises:
+        ValueError: bad ``x`` (shape, NaN) or a bad member selection.
+    """
+    idx = select_members(run, members)
+    out = _forward(run, x_raw)
+    return _combine(run, out[idx], idx)
+
+
+def _metric_names(run: "Run") -> tuple[str, ...]:
+    return _metrics.CLASSIFICATION_METRICS if run.task == "classification" else _metrics.REGRESSION_METRICS
+
+
+def ensemble_size_curve(
+    run: "Run", x: np.ndarray, y: np.ndarray, metric: str = "nll", members: Sequence[int] | None = None
+) -> list[tuple[int, float]]:
+    """A metric of the ensemble of the first ``m`` members, for ``m = 1..M``.
+
+    The members are run once; each prefix is combined without retraining.
+
+    Args:
+        run: a trained run.
+        x: inputs ``[N, d]`` in original units.
+        y: targets ``[N]`` (original units) or class indices.
+        metric: a key of :func:`ensemble_core.metrics.evaluate` for this task
+            (e.g. ``"nll"``, ``"rmse"``, ``"accuracy"``).
+        members: the member order to grow through (default: the healthy ones).
+
+    Returns:
+        ``[(m, value), ...]`` for ``m = 1..len(members)``.
+    """
+    names = _metric_names(run)
+    if metric not in names:
+        raise ValueError(f"metric: must be one of {', '.join(names)} for {run.task}; got {metric!r}")
+    idx = select_members(run, members)
+    out = _forward(run, x)
+    curve = []
+    for m in range(1, len(idx) + 1):
+        pred = _combine(run, out[idx[:m]], idx[:m])
+        curve.append((m, _metrics.evaluate(pred, y)[metric]))
+    return curve
+
+
+def member_metrics(run: "Run", x: np.ndarray, y: np.ndarray) -> list[dict[str, Any]]:
+    """Each healthy member alone, then the ensemble: the "members vs ensemble" table.
+
+    Args:
+        run: a trained run.
+        x: inputs ``[N, d]`` in original units.
+        y: targets ``[N]`` (original units) or class indices.
+
+    Returns:
+        One dict per row: ``member`` (``"member i"`` or ``"ensemble"``),
+        ``index`` (the member index, ``None`` for the ensemble) and every
+        metric of :func:`ensemble_core.metrics.evaluate` (regression: NLL,
+        RMSE, MAE, CRPS, coverage, miscalibration area; classification: NLL,
+        accuracy, Brier, ECE).
+    """
+    idx = select_members(run, None)
+    out = _forward(run, x)
+    rows: list[dict[str, Any]] = []
+    for m in idx:
+        pred = _combine(run, out[[m]], [m])
+        rows.append({"member": f"member {m}", "index": m, **_metrics.evaluate(pred, y)})
+    pred = _combine(run, out[idx], idx)
+    rows.append({"member": "ensemble", "index": None, **_metrics.evaluate(pred, y)})
+    return rows
