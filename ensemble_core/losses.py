@@ -1,0 +1,125 @@
+"""Training losses of one member, elementwise, in PyTorch.
+
+Every function returns the *per-sample* loss (no reduction) so the engine can
+average per member (``[M, B] -> [M]``) and sum members without mixing their
+gradients.  The numbers follow DESIGN.md:
+
+* variance of a regression member: ``softplus(raw) + 1e-6`` (the paper) or
+  ``exp(raw)`` (the seed's log-variance head);
+* Gaussian NLL ``0.5*log(var) + 0.5*(y-mu)^2/var`` (``torch.nn.GaussianNLLLoss``
+  without its constant and without its ``eps`` clamp);
+* beta-NLL (Seitzer et al. 2022): the Gaussian NLL times ``var.detach()**beta``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .config import LossSpec
+
+__all__ = [
+    "VAR_EPS",
+    "to_variance",
+    "gaussian_nll",
+    "beta_nll",
+    "mse",
+    "cross_entropy",
+    "output_size",
+    "per_sample_loss",
+]
+
+#: Floor added to ``softplus(raw)`` so a member's variance is never zero.
+VAR_EPS = 1e-6
+
+
+def to_variance(raw: Tensor, param: Literal["softplus", "logvar"] = "softplus") -> Tensor:
+    """Map the raw variance output of a member to a positive variance.
+
+    Args:
+        raw: the member's second output (any shape).
+        param: ``"softplus"`` -> ``softplus(raw) + 1e-6``; ``"logvar"`` -> ``exp(raw)``.
+
+    Returns:
+        The variance, same shape as ``raw``.
+    """
+    if param == "softplus":
+        return F.softplus(raw) + VAR_EPS
+    if param == "logvar":
+        return torch.exp(raw)
+    raise ValueError(f"variance parameterisation must be 'softplus' or 'logvar', got {param!r}")
+
+
+def gaussian_nll(mu: Tensor, var: Tensor, y: Tensor) -> Tensor:
+    """Elementwise Gaussian negative log-likelihood without the ``0.5*log(2*pi)`` constant.
+
+    Args:
+        mu: predicted means.
+        var: predicted variances (positive).
+        y: targets (broadcastable to ``mu``).
+
+    Returns:
+        ``0.5*log(var) + 0.5*(y - mu)**2 / var``.
+    """
+    return 0.5 * torch.log(var) + 0.5 * (y - mu) ** 2 / var
+
+
+def beta_nll(mu: Tensor, var: Tensor, y: Tensor, beta: float) -> Tensor:
+    """Elementwise beta-NLL (Seitzer et al. 2022): ``gaussian_nll * var.detach()**beta``.
+
+    ``beta = 0`` is the Gaussian NLL; ``beta = 1`` gives the mean the MSE gradient.
+    """
+    return gaussian_nll(mu, var, y) * var.detach() ** beta
+
+
+def mse(mu: Tensor, y: Tensor) -> Tensor:
+    """Elementwise squared error ``(y - mu)**2`` (its mean is ``nn.MSELoss``)."""
+    return (y - mu) ** 2
+
+
+def cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
+    """Elementwise cross-entropy of class logits ``[..., C]`` and class indices ``[...]``.
+
+    Returns the per-sample loss of shape ``y.shape`` (its mean is ``nn.CrossEntropyLoss``).
+    """
+    n_classes = logits.shape[-1]
+    flat = F.cross_entropy(logits.reshape(-1, n_classes), y.reshape(-1), reduction="none")
+    return flat.reshape(y.shape)
+
+
+def output_size(task: str, loss: LossSpec, n_classes: int = 0) -> int:
+    """Number of outputs of a member: 2 (mean, raw variance), 1 (MSE) or ``n_classes``."""
+    if task == "classification":
+        if n_classes < 2:
+            raise ValueError(f"classification needs at least 2 classes, got {n_classes}")
+        return n_classes
+    if task == "regression":
+        return 1 if loss.kind == "mse" else 2
+    raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
+
+
+def per_sample_loss(out: Tensor, y: Tensor, task: str, loss: LossSpec) -> Tensor:
+    """The training loss of every sample for a member output ``out [..., n_out]``.
+
+    Args:
+        out: model output; regression ``[..., 2]`` (mean, raw variance) or
+            ``[..., 1]`` for MSE; classification ``[..., C]`` logits.
+        y: targets of shape ``out.shape[:-1]`` (float, or int64 class indices).
+        task: ``"regression"`` or ``"classification"``.
+        loss: the regression loss spec (ignored for classification).
+
+    Returns:
+        Per-sample loss of shape ``out.shape[:-1]``.
+    """
+    if task == "classification":
+        return cross_entropy(out, y)
+    mu = out[..., 0]
+    if loss.kind == "mse":
+        return mse(mu, y)
+    var = to_variance(out[..., 1], loss.variance)
+    if loss.kind == "beta_nll":
+        return beta_nll(mu, var, y, loss.beta)
+    return gaussian_nll(mu, var, y)

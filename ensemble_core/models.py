@@ -1,0 +1,237 @@
+"""All members of an ensemble in one module: an MLP with stacked parameters.
+
+``StackedMLP`` holds ``M`` independent MLPs.  Layer ``l`` has a weight
+``[M, in, out]`` and a bias ``[M, 1, out]``; one ``torch.baddbmm`` per layer runs
+every member at once.  Members never share parameters, so training the stack
+with a sum of member losses and an elementwise optimiser (Adam, SGD) is exactly
+training each member on its own.
+
+The plain single-member network is :func:`build_member` (an ``nn.Sequential`` of
+``nn.Linear`` and activations, as the seed documents build it).  Members are
+initialised by seeding torch and building that very ``nn.Sequential``
+(:func:`init_member`), so the stack and the plain loops of
+:mod:`ensemble_core.reference` start from the same weights bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import ModelSpec
+
+__all__ = ["ACTIVATIONS", "layer_sizes", "build_member", "init_member", "StackedMLP"]
+
+#: Hidden activations: module class (for the plain member) and function (for the stack).
+ACTIVATIONS: dict[str, tuple[type[nn.Module], object]] = {
+    "relu": (nn.ReLU, F.relu),
+    "tanh": (nn.Tanh, torch.tanh),
+    "gelu": (nn.GELU, F.gelu),
+    "silu": (nn.SiLU, F.silu),
+}
+
+
+def layer_sizes(in_features: int, out_features: int, spec: ModelSpec) -> list[tuple[int, int]]:
+    """``(fan_in, fan_out)`` of every linear layer of a member."""
+    dims = [in_features] + [spec.width] * spec.hidden_layers + [out_features]
+    return list(zip(dims[:-1], dims[1:]))
+
+
+def build_member(in_features: int, out_features: int, spec: ModelSpec) -> nn.Sequential:
+    """One plain member: ``Linear -> act -> ... -> Linear`` with PyTorch's default init.
+
+    Draws its initial weights from torch's global RNG (seed it first, or use
+    :func:`init_member`).
+    """
+    act_cls = ACTIVATIONS[spec.activation][0]
+    layers: list[nn.Module] = []
+    sizes = layer_sizes(in_features, out_features, spec)
+    for i, (fan_in, fan_out) in enumerate(sizes):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < len(sizes) - 1:
+            layers.append(act_cls())
+    return nn.Sequential(*layers)
+
+
+def init_member(seed: int, in_features: int, out_features: int, spec: ModelSpec) -> nn.Sequential:
+    """Build a member after ``torch.manual_seed(seed)`` without touching the caller's RNG state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_member(in_features, out_features, spec)
+
+
+def _linears(member: nn.Sequential) -> list[nn.Linear]:
+    return [m for m in member if isinstance(m, nn.Linear)]
+
+
+class StackedMLP(nn.Module):
+    """``n_members`` MLPs with stacked parameters, evaluated in one batched program.
+
+    Args:
+        n_members: number of members ``M``.
+        in_features: input dimension ``d``.
+        out_features: outputs per member (2 for Gaussian NLL: mean and raw
+            variance; 1 for MSE; ``C`` logits for classification).
+        spec: hidden layers, width and activation.
+
+    Parameters ``weights[l]`` are ``[M, fan_in, fan_out]`` and ``biases[l]``
+    ``[M, 1, fan_out]``.  The constructor arguments are kept as attributes so a
+    ``state_dict()`` can be loaded into ``StackedMLP(m.n_members, m.in_features,
+    m.out_features, m.spec)``.  A fresh module is initialised member by member
+    from seeds ``0..M-1`` (use :meth:`from_seeds` to choose them).
+    """
+
+    def __init__(self, n_members: int, in_features: int, out_features: int, spec: ModelSpec) -> None:
+        super().__init__()
+        if n_members < 1:
+            raise ValueError(f"n_members must be at least 1, got {n_members}")
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"in_features and out_features must be positive, got {in_features}, {out_features}")
+        self.n_members = int(n_members)
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.spec = spec
+        sizes = layer_sizes(in_features, out_features, spec)
+        self.weights = nn.ParameterList(
+            [nn.Parameter(torch.empty(n_members, fi, fo)) for fi, fo in sizes])
+        self.biases = nn.ParameterList(
+            [nn.Parameter(torch.empty(n_members, 1, fo)) for _, fo in sizes])
+        with torch.no_grad():
+            for i in range(n_members):
+                self.set_member(i, init_member(i, in_features, out_features, spec))
+
+    # ----------------------------------------------------------- construction
+    @classmethod
+    def from_members(cls, members: Sequence[nn.Sequential], in_features: int, out_features: int,
+                     spec: ModelSpec) -> StackedMLP:
+        """Stack plain members built by :func:`build_member` (their weights are copied)."""
+        model = cls(len(members), in_features, out_features, spec)
+        with torch.no_grad():
+            for i, member in enumerate(members):
+                model.set_member(i, member)
+        return model
+
+    @classmethod
+    def from_seeds(cls, seeds: Sequence[int], in_features: int, out_features: int,
+                   spec: ModelSpec) -> StackedMLP:
+        """Members initialised exactly as ``init_member(seed, ...)`` for each seed."""
+        members = [init_member(s, in_features, out_features, spec) for s in seeds]
+        return cls.from_members(members, in_features, out_features, spec)
+
+    # ---------------------------------------------------------------- forward
+    @property
+    def n_layers(self) -> int:
+        return len(self.weights)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Run every member: ``x [N, d]`` (shared) or ``[M, N, d]`` -> ``[M, N, out]``."""
+        return self.forward_with(x, list(self.weights), list(self.biases))
+
+    def forward_with(self, x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> Tensor:
+        """:meth:`forward` with explicit parameters (e.g. views of a flat buffer)."""
+        act = ACTIVATIONS[self.spec.activation][1]
+        m = weights[0].shape[0]
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(m, -1, -1)
+        elif x.dim() != 3 or x.shape[0] != m:
+            raise ValueError(f"input must be [N, d] or [{m}, N, d], got shape {tuple(x.shape)}")
+        h = x
+        last = len(weights) - 1
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            h = torch.baddbmm(b, h, w)
+            if i < last:
+                h = act(h)  # type: ignore[operator]
+        return h
+
+    # ------------------------------------------------------- flat parameters
+    def param_sizes(self) -> list[int]:
+        """Per-member element count of each parameter, in the order W0, b0, W1, b1, ..."""
+        sizes = []
+        for w, b in zip(self.weights, self.biases):
+            sizes += [w[0].numel(), b[0].numel()]
+        return sizes
+
+    def flat_parameters(self) -> Tensor:
+        """A detached copy of all parameters as one ``[M, P]`` tensor (row = member)."""
+        parts = []
+        for w, b in zip(self.weights, self.biases):
+            parts += [w.detach().reshape(self.n_members, -1), b.detach().reshape(self.n_members, -1)]
+        return torch.cat(parts, dim=1)
+
+    def unflatten(self, flat: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """Views of a ``[M, P]`` tensor shaped like :attr:`weights` and :attr:`biases`."""
+        weights, biases = [], []
+        offset = 0
+        for w, b in zip(self.weights, self.biases):
+            for target, shape in ((weights, w.shape[1:]), (biases, b.shape[1:])):
+                n = shape.numel()
+                target.append(flat[:, offset:offset + n].view(flat.shape[0], *shape))
+                offset += n
+        return weights, biases
+
+    @torch.no_grad()
+    def load_flat(self, flat: Tensor) -> None:
+        """Copy a ``[M, P]`` tensor (see :meth:`flat_parameters`) into the parameters."""
+        weights, biases = self.unflatten(flat)
+        for p, v in zip(list(self.weights) + list(self.biases), weights + biases):
+            p.copy_(v)
+
+    # ------------------------------------------------------ member access
+    def member(self, i: int) -> nn.Sequential:
+        """Member ``i`` as a plain ``nn.Sequential`` (a copy, on the module's device)."""
+        self._check_index(i)
+        seq = build_member(self.in_features, self.out_features, self.spec).to(self.weights[0].device)
+        with torch.no_grad():
+            for lin, w, b in zip(_linears(seq), self.weights, self.biases):
+                lin.weight.copy_(w[i].T)
+                lin.bias.copy_(b[i, 0])
+        return seq
+
+    def members_as_sequential(self) -> list[nn.Sequential]:
+        """Every member as a plain ``nn.Sequential``."""
+        return [self.member(i) for i in range(self.n_members)]
+
+    @torch.no_grad()
+    def set_member(self, i: int, member: nn.Sequential) -> None:
+        """Overwrite member ``i`` with the weights of a plain member of the same architecture."""
+        self._check_index(i)
+        lins = _linears(member)
+        if len(lins) != self.n_layers:
+            raise ValueError(f"member has {len(lins)} linear layers, expected {self.n_layers}")
+        for lin, w, b in zip(lins, self.weights, self.biases):
+            if tuple(lin.weight.shape) != (w.shape[2], w.shape[1]):
+                raise ValueError(f"layer shape {tuple(lin.weight.shape)} does not match "
+                                 f"{(w.shape[2], w.shape[1])}")
+            w[i].copy_(lin.weight.T)
+            b[i, 0].copy_(lin.bias)
+
+    def select(self, indices: Sequence[int]) -> StackedMLP:
+        """A new module holding copies of the members ``indices`` (in that order)."""
+        idx = [int(i) for i in indices]
+        if not idx:
+            raise ValueError("select needs at least one member index")
+        for i in idx:
+            self._check_index(i)
+        out = StackedMLP.__new__(StackedMLP)
+        nn.Module.__init__(out)
+        out.n_members = len(idx)
+        out.in_features = self.in_features
+        out.out_features = self.out_features
+        out.spec = self.spec
+        index = torch.tensor(idx, device=self.weights[0].device)
+        out.weights = nn.ParameterList([nn.Parameter(w.detach()[index].clone()) for w in self.weights])
+        out.biases = nn.ParameterList([nn.Parameter(b.detach()[index].clone()) for b in self.biases])
+        out.train(self.training)
+        return out
+
+    def _check_index(self, i: int) -> None:
+        if not 0 <= i < self.n_members:
+            raise IndexError(f"member index {i} out of range for {self.n_members} members")
+
+    def extra_repr(self) -> str:
+        return (f"n_members={self.n_members}, in_features={self.in_features}, "
+                f"out_features={self.out_features}, hidden_layers={self.spec.hidden_layers}, "
+                f"width={self.spec.width}, activation={self.spec.activation!r}")

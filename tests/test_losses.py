@@ -1,0 +1,115 @@
+"""Losses against PyTorch's own implementations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ensemble_core.config import LossSpec
+from ensemble_core.losses import (
+    beta_nll,
+    cross_entropy,
+    gaussian_nll,
+    mse,
+    output_size,
+    per_sample_loss,
+    to_variance,
+)
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _data(n: int = 50, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    mu = torch.randn(n, generator=g, dtype=torch.float64)
+    raw = torch.randn(n, generator=g, dtype=torch.float64)
+    y = torch.randn(n, generator=g, dtype=torch.float64) * 2
+    return mu, raw, y
+
+
+def test_to_variance_softplus_and_logvar() -> None:
+    raw = torch.tensor([-30.0, -1.0, 0.0, 2.0], dtype=torch.float64)
+    torch.testing.assert_close(to_variance(raw, "softplus"), torch.log1p(torch.exp(raw)) + 1e-6)
+    torch.testing.assert_close(to_variance(raw, "logvar"), torch.exp(raw))
+    assert to_variance(raw, "softplus").min() >= 1e-6
+    with pytest.raises(ValueError, match="softplus"):
+        to_variance(raw, "bogus")  # type: ignore[arg-type]
+
+
+def test_gaussian_nll_matches_torch_up_to_constant() -> None:
+    mu, raw, y = _data()
+    var = to_variance(raw)
+    ours = gaussian_nll(mu, var, y)
+    # GaussianNLLLoss clamps var at eps (default 1e-6); our variances are >= 1e-6 already,
+    # and full=True adds the 0.5*log(2*pi) constant.
+    ref = torch.nn.GaussianNLLLoss(full=True, reduction="none", eps=1e-12)(mu, y, var)
+    torch.testing.assert_close(ours + HALF_LOG_2PI, ref)
+    ref_mean = torch.nn.GaussianNLLLoss(reduction="mean", eps=1e-12)(mu, y, var)
+    torch.testing.assert_close(ours.mean(), ref_mean)
+
+
+def test_gaussian_nll_gradients_match_torch() -> None:
+    mu, raw, y = _data(seed=1)
+    mu1, raw1 = mu.clone().requires_grad_(), raw.clone().requires_grad_()
+    mu2, raw2 = mu.clone().requires_grad_(), raw.clone().requires_grad_()
+    gaussian_nll(mu1, to_variance(raw1), y).mean().backward()
+    torch.nn.GaussianNLLLoss(eps=1e-12)(mu2, y, F.softplus(raw2) + 1e-6).backward()
+    torch.testing.assert_close(mu1.grad, mu2.grad)
+    torch.testing.assert_close(raw1.grad, raw2.grad)
+
+
+def test_seed_logvar_form() -> None:
+    mu, logvar, y = _data(seed=2)
+    seed_loss = 0.5 * (y - mu) ** 2 / torch.exp(logvar) + 0.5 * logvar
+    torch.testing.assert_close(gaussian_nll(mu, to_variance(logvar, "logvar"), y), seed_loss)
+
+
+def test_beta_nll_weights_by_detached_variance() -> None:
+    mu, raw, y = _data(seed=3)
+    raw = raw.requires_grad_()
+    var = to_variance(raw)
+    for beta in (0.0, 0.5, 1.0):
+        torch.testing.assert_close(beta_nll(mu, var, y, beta), gaussian_nll(mu, var, y) * var.detach() ** beta)
+    torch.testing.assert_close(beta_nll(mu, var, y, 0.0), gaussian_nll(mu, var, y))
+    # beta = 1: the gradient w.r.t. the mean equals the MSE gradient (y - mu) * -1 ... per sample
+    mu_p = mu.clone().requires_grad_()
+    beta_nll(mu_p, var.detach(), y, 1.0).sum().backward()
+    torch.testing.assert_close(mu_p.grad, -(y - mu))
+
+
+def test_mse_and_cross_entropy_match_torch() -> None:
+    mu, _, y = _data(seed=4)
+    torch.testing.assert_close(mse(mu, y).mean(), F.mse_loss(mu, y))
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(3, 7, 4, generator=g)
+    labels = torch.randint(0, 4, (3, 7), generator=g)
+    ours = cross_entropy(logits, labels)
+    assert ours.shape == (3, 7)
+    for m in range(3):
+        torch.testing.assert_close(ours[m].mean(), F.cross_entropy(logits[m], labels[m]))
+
+
+def test_per_sample_loss_dispatch() -> None:
+    g = torch.Generator().manual_seed(6)
+    out = torch.randn(2, 5, 2, generator=g)
+    y = torch.randn(2, 5, generator=g)
+    torch.testing.assert_close(per_sample_loss(out, y, "regression", LossSpec("nll")),
+                               gaussian_nll(out[..., 0], to_variance(out[..., 1]), y))
+    torch.testing.assert_close(per_sample_loss(out, y, "regression", LossSpec("nll", variance="logvar")),
+                               gaussian_nll(out[..., 0], torch.exp(out[..., 1]), y))
+    torch.testing.assert_close(per_sample_loss(out, y, "regression", LossSpec("beta_nll", beta=0.3)),
+                               beta_nll(out[..., 0], to_variance(out[..., 1]), y, 0.3))
+    torch.testing.assert_close(per_sample_loss(out[..., :1], y, "regression", LossSpec("mse")),
+                               (out[..., 0] - y) ** 2)
+
+
+def test_output_size() -> None:
+    assert output_size("regression", LossSpec("nll")) == 2
+    assert output_size("regression", LossSpec("beta_nll")) == 2
+    assert output_size("regression", LossSpec("mse")) == 1
+    assert output_size("classification", LossSpec(), n_classes=4) == 4
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        output_size("classification", LossSpec(), n_classes=1)
