@@ -1,0 +1,302 @@
+"""Guided lessons: six one-click experiments, each with a goal, hints and a question.
+
+A :class:`Lesson` is pure data: the panels it trains (one :class:`RunConfig`
+each, all on the same data), which view shows them, what to look for, and a
+question with its explanation.  The Lessons page renders it; tests run it with
+tiny epochs through :meth:`Lesson.configs`.
+
+Views (how the page draws the trained panels):
+
+``bands``       1-D regression bands, one panel per config, side by side, same axes
+``snapshot``    the snapshot run's cyclic learning-rate schedule, then ``bands``
+``size_curve``  test NLL against the number of members, plus ``bands``
+``maps``        2-D classification maps: predicted class, entropy, mutual information
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .config import DataSpec, ModelSpec, OptimSpec, RunConfig, StrategySpec
+from .race import race_configs, scale_epochs
+
+__all__ = ["Panel", "Lesson", "LESSONS", "lesson_ids", "get_lesson"]
+
+View = Literal["bands", "snapshot", "size_curve", "maps"]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One trained configuration in a lesson, with its caption.
+
+    Attributes:
+        label: short title shown above the panel (e.g. "Single network, NLL").
+        config: the run to train.
+    """
+
+    label: str
+    config: RunConfig
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A guided experiment.
+
+    Attributes:
+        id: url-safe identifier (the ``lesson`` query parameter).
+        title: the lesson's headline.
+        goal: one or two sentences: what the student will learn.
+        look_for: things to notice in the figures, in order.
+        panels: the runs to train; all share one data spec.
+        view: how the page shows them (see the module docstring).
+        question: asked after the figures.
+        answer: the explanation revealed on demand.
+        source: where the experiment comes from.
+    """
+
+    id: str
+    title: str
+    goal: str
+    look_for: tuple[str, ...]
+    panels: tuple[Panel, ...]
+    view: View
+    question: str
+    answer: str
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.panels:
+            raise ValueError(f"lesson {self.id!r} has no panels")
+        specs = {p.config.data for p in self.panels}
+        if len(specs) != 1:
+            raise ValueError(f"lesson {self.id!r}: every panel must use the same data")
+
+    @property
+    def data_spec(self) -> DataSpec:
+        """The data every panel trains on."""
+        return self.panels[0].config.data
+
+    @property
+    def labels(self) -> list[str]:
+        """Panel captions, in order."""
+        return [p.label for p in self.panels]
+
+    def configs(self, scale: float = 1.0, *, max_epochs: int | None = None) -> list[RunConfig]:
+        """The panels' configs, optionally with less (or more) training.
+
+        Args:
+            scale: factor on the epochs per member (per cycle for snapshots);
+                equal-budget panels stay equal (:func:`~ensemble_core.race.scale_epochs`).
+            max_epochs: cap on the epochs per member/cycle (tests use 1-3).
+        """
+        if scale == 1.0 and max_epochs is None:
+            return [p.config for p in self.panels]
+        return [scale_epochs(p.config, scale, max_epochs=max_epochs) for p in self.panels]
+
+
+# ------------------------------------------------------------------ the six
+# The paper's toy (Lakshminarayanan et al. 2017, Fig. 1): y = x^3 + eps, eps ~ N(0, 3^2),
+# 20 training points on [-4, 4], one hidden layer of 100 ReLU units.
+_CUBIC = DataSpec(name="cubic", n=20, noise=3.0, seed=0)
+_TOY = RunConfig(
+    data=_CUBIC,
+    model=ModelSpec(hidden_layers=1, width=100, activation="relu"),
+    strategy=StrategySpec(kind="independent", members=5),
+    optim=OptimSpec(optimizer="adam", lr=0.01, batch_size=20, epochs=400, schedule="constant"),
+    seed=0,
+)
+_SINE_GAP = DataSpec(name="sine", n=400, noise=3.0, seed=1, gap=True)
+_SINE = RunConfig(
+    data=_SINE_GAP,
+    model=ModelSpec(hidden_layers=2, width=64),
+    strategy=StrategySpec(kind="independent", members=5),
+    optim=OptimSpec(optimizer="adam", lr=0.01, batch_size=64, epochs=60, schedule="cosine"),
+    seed=0,
+)
+_MOONS = RunConfig(
+    data=DataSpec(name="moons", n=300, noise=3.0, seed=0),
+    model=ModelSpec(hidden_layers=2, width=64),
+    strategy=StrategySpec(kind="independent", members=5),
+    optim=OptimSpec(optimizer="adam", lr=0.01, batch_size=64, epochs=60, schedule="cosine"),
+    seed=0,
+)
+
+
+def _figure1() -> Lesson:
+    single = _TOY.replace(**{"strategy.members": 1})
+    return Lesson(
+        id="figure1",
+        title="One network is overconfident",
+        goal=("Reproduce Figure 1 of Lakshminarayanan et al. (2017): the same 20 points, four ways to get "
+              "an uncertainty estimate. Which one knows what it does not know?"),
+        look_for=(
+            "Training data only lives in [-4, 4]; the grey true curve x³ continues outside.",
+            "MSE ensemble: the band is only the spread of 5 means - no noise term, so it is thin near the data.",
+            "Single NLL network: a noise band, but it does not widen much where there is no data.",
+            "Adversarial training smooths the single network's variance a little.",
+            "The 5-member NLL ensemble: the band opens up outside [-4, 4] - epistemic uncertainty.",
+        ),
+        panels=(
+            Panel("5 networks, MSE (spread of means)", _TOY.replace(**{"loss.kind": "mse"})),
+            Panel("1 network, NLL", single),
+            Panel("1 network, NLL + adversarial", single.replace(**{"strategy.adversarial": True})),
+            Panel("5 networks, NLL + adversarial", _TOY.replace(**{"strategy.adversarial": True})),
+        ),
+        view="bands",
+        question="A new input arrives at x = 5.5. Which of the four panels would you trust to warn you?",
+        answer=(
+            "Only the ensemble of NLL networks. A single network trained with NLL learns the *noise* in "
+            "the data (aleatoric uncertainty), but nothing tells it to be unsure where there is no data: "
+            "a ReLU net just extrapolates a line, confidently. Several networks from different random "
+            "starts agree near the data and disagree away from it; that disagreement is epistemic "
+            "uncertainty. The MSE ensemble has the disagreement but no noise term, so it is overconfident "
+            "near the data. Proper scoring (NLL) + ensembling gives both parts."
+        ),
+        source="Lakshminarayanan, Pritzel & Blundell (2017), Figure 1",
+    )
+
+
+def _aleatoric() -> Lesson:
+    return Lesson(
+        id="aleatoric-epistemic",
+        title="Aleatoric vs epistemic",
+        goal=("Separate the two kinds of uncertainty: noise in the data (aleatoric) and lack of data "
+              "(epistemic). The data's noise grows with |x| and there is a hole with no training points."),
+        look_for=(
+            "The aleatoric band (noise) is narrow near x = 0 and widens towards the edges, like the data.",
+            "The epistemic band (members disagreeing) is thin where there is data...",
+            "...and bulges in the shaded gap and beyond the data range, where the members extrapolate differently.",
+            "Thin lines are the individual members' means: see them fan out where there is no data.",
+        ),
+        panels=(Panel("5 networks, NLL", _SINE),),
+        view="bands",
+        question="If you collected 10 times more data everywhere, which band would shrink, and which would not?",
+        answer=(
+            "The epistemic band would shrink: with more data (in the gap too) the members are pinned down "
+            "and agree. The aleatoric band would not: it is the noise of the measurements themselves, "
+            "which more data only estimates better. Epistemic = reducible, aleatoric = irreducible."
+        ),
+        source="Kendall & Gal (2017); Lakshminarayanan et al. (2017), Section 2.3",
+    )
+
+
+def _snapshot() -> Lesson:
+    ind, snap = race_configs(_SINE, ["independent", "snapshot"])
+    return Lesson(
+        id="snapshot",
+        title="Snapshot ensembles: train 1, get M for free",
+        goal=("Huang et al. (2017) train one network with a cyclic cosine learning rate and keep a copy at "
+              "the end of every cycle. Compare it with 5 independent networks at the same cost."),
+        look_for=(
+            "The learning rate restarts high at the start of each cycle and anneals to ~0 (dots = snapshots).",
+            "Both runs cost the same number of member-epochs (shown under the panels).",
+            "The snapshots' means (thin lines) are closer to each other than the independent members'.",
+            "So the snapshot ensemble's epistemic band is usually narrower in the gap and outside the data.",
+        ),
+        panels=(Panel("5 independent networks", ind), Panel("Snapshot ensemble: 1 network, 5 cycles", snap)),
+        view="snapshot",
+        question="Why are snapshot members less diverse than independent ones, and when is that a good trade?",
+        answer=(
+            "Snapshots come from one trajectory: each cycle starts from the previous snapshot, so the "
+            "members often stay in nearby minima and make similar mistakes. Independent networks start from "
+            "different random weights and end in genuinely different solutions. Snapshots win when training "
+            "one network is all you can afford (large models) and you still want some ensembling; for "
+            "uncertainty out of the data, independent members are usually better."
+        ),
+        source="Huang et al. (2017), Snapshot Ensembles: Train 1, get M for free",
+    )
+
+
+def _bootstrap() -> Lesson:
+    base = _TOY.replace(**{"optim.epochs": 300})
+    ind, boot = race_configs(base, ["independent", "bootstrap"])
+    return Lesson(
+        id="bootstrap",
+        title="Does bootstrapping help?",
+        goal=("Bagging trains each member on a resample of the data. The deep-ensembles paper found it "
+              "*worse* than plain random seeds. See it on the 20-point toy."),
+        look_for=(
+            "Each bootstrap member sees only about 63% of the distinct points (1 - 1/e).",
+            "Bootstrap members' means (thin lines) wiggle more: each fits a different, smaller data set.",
+            "Compare the test NLL in the table: usually worse for bootstrap on small data.",
+        ),
+        panels=(Panel("5 networks, random seeds", ind), Panel("5 networks, bootstrap resamples", boot)),
+        view="bands",
+        question="Why does bagging hurt here, when it helps so much for decision trees?",
+        answer=(
+            "Trees are deterministic: without resampling every tree would be identical, so bagging is their "
+            "only source of diversity. Neural networks already differ through random initialisation and data "
+            "order, so that diversity comes for free. Bootstrapping adds a little more diversity but throws away "
+            "about a third of the distinct points for every member, and with 20 points each member becomes "
+            "clearly worse. It can help with very large data and low-variance models, which is not this case."
+        ),
+        source="Lakshminarayanan et al. (2017), Section 2.4; Breiman (1996)",
+    )
+
+
+def _how_many() -> Lesson:
+    big = _SINE.replace(**{"strategy.members": 10})
+    return Lesson(
+        id="how-many",
+        title="How many members?",
+        goal=("Train 10 members once, then score the ensemble of the first 1, 2, ..., 10 "
+              "members: no retraining needed."),
+        look_for=(
+            "Test NLL drops fast from 1 to 3-5 members...",
+            "...and then flattens: each extra member adds less.",
+            "The single member's band (left) vs the 10-member ensemble's (right): the gap is what ensembling buys.",
+        ),
+        panels=(Panel("10 networks, NLL", big),),
+        view="size_curve",
+        question="The paper used M = 5. Judging from your curve, would you pay for M = 20?",
+        answer=(
+            "Usually not. The ensemble's error behaves like a bias part that ensembling cannot remove plus a "
+            "variance part that shrinks roughly like 1/M: the first few members remove most of it, later ones "
+            "very little, while cost grows linearly with M. Around 5 members is the usual sweet spot; more pays "
+            "off only when the individual members disagree a lot (small data, far from the data)."
+        ),
+        source="Lakshminarayanan et al. (2017), Figures 2-3",
+    )
+
+
+def _classification() -> Lesson:
+    return Lesson(
+        id="classification",
+        title="Classification: entropy vs mutual information",
+        goal=("For classifiers the total uncertainty (entropy of the averaged probabilities) splits into "
+              "aleatoric (mean member entropy) and epistemic (mutual information) parts."),
+        look_for=(
+            "Predicted class: the members agree on the two moons.",
+            "Entropy is high along the boundary between the moons - the classes really overlap there.",
+            "Mutual information is low on that boundary (every member is unsure in the same way)...",
+            "...and high far from the data, where members confidently disagree.",
+        ),
+        panels=(Panel("5 networks", _MOONS),),
+        view="maps",
+        question="A point sits exactly on the boundary between the moons. Is its uncertainty aleatoric or epistemic?",
+        answer=(
+            "Mostly aleatoric. Every member has seen data from both classes there and says about 50/50, so "
+            "the mean member entropy is high and the members agree: mutual information is small. Far from the "
+            "data each member extrapolates its own boundary and is confident, but they disagree: entropy of "
+            "the average is high while each member's entropy is low, so mutual information is high. That is "
+            "the signal to use for out-of-distribution detection."
+        ),
+        source="Lakshminarayanan et al. (2017), Section 3.5; Depeweg et al. (2018)",
+    )
+
+
+#: The six lessons, in teaching order.
+LESSONS: tuple[Lesson, ...] = (
+    _figure1(), _aleatoric(), _snapshot(), _bootstrap(), _how_many(), _classification(),
+)
+
+
+def lesson_ids() -> list[str]:
+    """Ids of every lesson, in teaching order."""
+    return [lesson.id for lesson in LESSONS]
+
+
+def get_lesson(lesson_id: str | None) -> Lesson | None:
+    """The lesson with ``lesson_id``, or ``None`` for an unknown id."""
+    return next((lesson for lesson in LESSONS if lesson.id == lesson_id), None)

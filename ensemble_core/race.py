@@ -1,0 +1,227 @@
+"""The strategy race: several ensemble strategies at an equal compute budget.
+
+The budget is counted in **member-epochs**: one epoch of one network over the
+training set.  ``M`` independent members trained for ``E`` epochs cost ``M*E``;
+a snapshot ensemble of ``M`` snapshots trains *one* network for ``M*E`` epochs
+(``M`` cosine cycles of ``E`` epochs) and costs the same.  Every strategy gets
+the base config's data, architecture, loss, optimiser and seed, so the race
+differs only in how the members are obtained.
+
+Strategies (:data:`STRATEGIES`):
+
+``independent``  ``M`` networks from different seeds, ``budget / M`` epochs each
+``bootstrap``    the same, each member on its own bootstrap resample
+``snapshot``     one network, ``M`` cycles of ``budget / M`` epochs, a snapshot per cycle
+``single``       one network trained for the whole budget (the "why ensemble?" baseline)
+
+``M`` is the base config's ensemble size.  Adversarial training, when on in
+the base, is on for every strategy (it doubles every strategy's cost alike).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from .config import ConfigError, RunConfig
+
+__all__ = [
+    "STRATEGIES",
+    "STRATEGY_LABELS",
+    "BudgetError",
+    "ensemble_size",
+    "budget_of",
+    "describe_budget",
+    "strategy_of",
+    "race_configs",
+    "scale_epochs",
+    "race_table",
+]
+
+STRATEGIES: tuple[str, ...] = ("independent", "bootstrap", "snapshot", "single")
+
+#: Human labels for tables and legends.
+STRATEGY_LABELS: dict[str, str] = {
+    "independent": "Independent seeds",
+    "bootstrap": "Bootstrap (bagging)",
+    "snapshot": "Snapshot ensemble",
+    "single": "Single network",
+}
+
+_MAX_EPOCHS = 5000
+
+
+class BudgetError(ConfigError):
+    """A strategy cannot be run at the requested compute budget; the message says why."""
+
+
+def ensemble_size(config: RunConfig) -> int:
+    """Members in the final ensemble of ``config`` (snapshots count as members)."""
+    return config.strategy.ensemble_size
+
+
+def budget_of(config: RunConfig) -> int:
+    """Compute cost of ``config`` in member-epochs: trajectories x epochs."""
+    return config.strategy.members * config.optim.epochs
+
+
+def strategy_of(config: RunConfig) -> str:
+    """The race strategy name ``config`` implements (``"single"`` for one independent member)."""
+    kind = config.strategy.kind
+    if kind == "independent" and config.strategy.members == 1:
+        return "single"
+    return kind
+
+
+def describe_budget(config: RunConfig) -> str:
+    """A one-line account of the cost, e.g. ``"5 members x 40 epochs = 200 member-epochs"``."""
+    s, e = config.strategy, config.optim.epochs
+    total = budget_of(config)
+    if s.kind == "snapshot":
+        per = e / s.snapshots
+        per_txt = f"{per:g}"
+        traj = "1 trajectory" if s.members == 1 else f"{s.members} trajectories"
+        return f"{traj} x {s.snapshots} cycles x {per_txt} epochs = {total} member-epochs"
+    members = "1 member" if s.members == 1 else f"{s.members} members"
+    return f"{members} x {e} epochs = {total} member-epochs"
+
+
+def race_configs(base: RunConfig, strategies: Sequence[str], budget: int | None = None) -> list[RunConfig]:
+    """One config per strategy, all at the same compute budget.
+
+    Args:
+        base: data, architecture, loss, optimiser and seed shared by every
+            strategy; its ensemble size ``M`` is the number of members (or
+            snapshots) each ensemble gets.
+        strategies: names from :data:`STRATEGIES`, each at most once.
+        budget: member-epochs per strategy; default ``M * base.optim.epochs``
+            (``budget_of(base)`` for a snapshot base).
+
+    Returns:
+        Configs in the order of ``strategies``; ``budget_of`` is equal for all.
+
+    Raises:
+        BudgetError: unknown/duplicate strategies, or a strategy that cannot
+            spend exactly ``budget`` (not a multiple of ``M``, too many epochs,
+            too many snapshots); the message names the strategy and a fix.
+    """
+    strategies = list(strategies)
+    if not strategies:
+        raise BudgetError("strategies: choose at least one strategy to race")
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise BudgetError(f"strategies: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(STRATEGIES)}")
+    if len(set(strategies)) != len(strategies):
+        raise BudgetError("strategies: each strategy can race only once")
+    m = ensemble_size(base)
+    if budget is None:
+        budget = budget_of(base) if base.strategy.kind == "snapshot" else m * base.optim.epochs
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise BudgetError(f"budget: must be a positive whole number of member-epochs, got {budget!r}")
+    return [_config_for(base, s, m, budget) for s in strategies]
+
+
+def _config_for(base: RunConfig, strategy: str, m: int, budget: int) -> RunConfig:
+    label = STRATEGY_LABELS[strategy]
+    members = 1 if strategy in ("single", "snapshot") else m
+    epochs = budget // members
+    if strategy in ("independent", "bootstrap", "snapshot") and budget % m:
+        lo, hi = (budget // m) * m, (budget // m + 1) * m
+        raise BudgetError(
+            f"{label}: a budget of {budget} member-epochs cannot be split evenly over {m} "
+            f"{'cycles' if strategy == 'snapshot' else 'members'}; use a multiple of {m} "
+            f"(e.g. {hi if lo == 0 else lo} or {hi})"
+        )
+    if epochs > _MAX_EPOCHS:
+        raise BudgetError(
+            f"{label}: {epochs} epochs for one network exceeds the limit of {_MAX_EPOCHS}; "
+            "lower the budget"
+        )
+    if strategy == "snapshot" and m > 20:
+        raise BudgetError(f"{label}: at most 20 snapshots per trajectory, got {m}")
+    schedule = base.optim.schedule if base.optim.schedule != "cyclic" else "cosine"
+    snapshots = m if strategy == "snapshot" else base.strategy.snapshots
+    try:
+        strat = dataclasses.replace(
+            base.strategy, kind="independent" if strategy == "single" else strategy,
+            members=members, snapshots=snapshots,
+        )
+        optim = dataclasses.replace(
+            base.optim, epochs=epochs, schedule="cyclic" if strategy == "snapshot" else schedule,
+        )
+        return dataclasses.replace(base, strategy=strat, optim=optim)
+    except ConfigError as exc:
+        raise BudgetError(f"{label}: {exc}") from None
+
+
+def scale_epochs(config: RunConfig, scale: float = 1.0, *, max_epochs: int | None = None) -> RunConfig:
+    """Shrink or grow training time while keeping equal budgets equal.
+
+    The unit scaled is the epochs per member (per *cycle* for snapshot
+    ensembles), so an independent ``5 x 40`` and a snapshot ``1 x 5 x 40``
+    scaled by the same factor still cost the same.
+
+    Args:
+        config: the config to scale.
+        scale: factor on the epochs per member/cycle (result at least 1).
+        max_epochs: optional cap on the epochs per member/cycle (tests use 1-3).
+    """
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"scale must be a positive number, got {scale}")
+    cycles = config.strategy.snapshots if config.strategy.kind == "snapshot" else 1
+    unit = config.optim.epochs // cycles
+    unit = max(1, round(unit * scale))
+    if max_epochs is not None:
+        unit = max(1, min(unit, max_epochs))
+    return config.replace(**{"optim.epochs": unit * cycles})
+
+
+def race_table(runs: Sequence[Any], dataset: Any, strategies: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per raced run: test metrics, size, budget and training time.
+
+    Args:
+        runs: trained :class:`~ensemble_core.training.Run` objects.
+        dataset: the :class:`~ensemble_core.data.Dataset` they were trained on
+            (its test split is scored; the validation split if there is no test).
+        strategies: row labels' strategy names (default: :func:`strategy_of`).
+
+    Returns:
+        Columns ``strategy, members, budget, test NLL, RMSE`` (regression) or
+        ``accuracy`` (classification), ``ECE`` (classification; for regression
+        the analogous ``miscalibration area``), ``time (s)``, ``epochs done``.
+        Lower NLL is better.
+    """
+    from .metrics import evaluate
+    from .predict import predict
+
+    if strategies is not None and len(strategies) != len(runs):
+        raise ValueError(f"got {len(runs)} runs but {len(strategies)} strategy names")
+    x, y = dataset.x_test, dataset.y_test
+    if len(y) == 0:
+        x, y = dataset.x_val, dataset.y_val
+    if len(y) == 0:
+        raise ValueError("the data set has no test or validation rows to score the race on")
+    rows = []
+    for i, run in enumerate(runs):
+        name = strategies[i] if strategies is not None else strategy_of(run.config)
+        scores = evaluate(predict(run, x), y)
+        row: dict[str, Any] = {
+            "strategy": STRATEGY_LABELS.get(name, name),
+            "members": len(run.healthy),
+            "budget": budget_of(run.config),
+            "test NLL": scores["nll"],
+        }
+        if "accuracy" in scores:
+            row["accuracy"] = scores["accuracy"]
+            row["ECE"] = scores["ece"]
+        else:
+            row["RMSE"] = scores["rmse"]
+            row["miscalibration area"] = scores["miscalibration_area"]
+        row["time (s)"] = float(run.seconds)
+        row["epochs done"] = int(run.epochs_done)
+        rows.append(row)
+    return pd.DataFrame(rows)

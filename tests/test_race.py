@@ -1,0 +1,106 @@
+"""Tests for ensemble_core.race: equal budgets are enforced; the table has one row per strategy."""
+
+from __future__ import annotations
+
+import pytest
+
+from ensemble_core.config import DataSpec, ModelSpec, OptimSpec, RunConfig, StrategySpec
+from ensemble_core.race import (
+    STRATEGIES,
+    BudgetError,
+    budget_of,
+    describe_budget,
+    race_configs,
+    race_table,
+    scale_epochs,
+    strategy_of,
+)
+
+BASE = RunConfig(strategy=StrategySpec(members=5), optim=OptimSpec(epochs=40))
+
+
+def test_every_strategy_gets_the_same_budget() -> None:
+    cfgs = race_configs(BASE, list(STRATEGIES))
+    assert [budget_of(c) for c in cfgs] == [200] * 4
+    ind, boot, snap, single = cfgs
+    assert (ind.strategy.kind, ind.strategy.members, ind.optim.epochs) == ("independent", 5, 40)
+    assert (boot.strategy.kind, boot.strategy.members, boot.optim.epochs) == ("bootstrap", 5, 40)
+    assert (snap.strategy.kind, snap.strategy.members, snap.strategy.snapshots, snap.optim.epochs) == (
+        "snapshot", 1, 5, 200)
+    assert snap.optim.schedule == "cyclic"
+    assert (single.strategy.members, single.optim.epochs) == (1, 200)
+    assert [strategy_of(c) for c in cfgs] == list(STRATEGIES)
+    # everything else is shared: same data, model, loss, seed
+    assert all(c.data == BASE.data and c.model == BASE.model and c.seed == BASE.seed for c in cfgs)
+    # ensembles have the same size
+    assert [c.strategy.ensemble_size for c in cfgs[:3]] == [5, 5, 5]
+
+
+def test_budget_is_described_for_humans() -> None:
+    ind, snap = race_configs(BASE, ["independent", "snapshot"], budget=100)
+    assert describe_budget(ind) == "5 members x 20 epochs = 100 member-epochs"
+    assert describe_budget(snap) == "1 trajectory x 5 cycles x 20 epochs = 100 member-epochs"
+
+
+def test_a_snapshot_base_races_its_snapshots_against_members() -> None:
+    snap_base = RunConfig(strategy=StrategySpec(kind="snapshot", members=1, snapshots=4),
+                          optim=OptimSpec(schedule="cyclic", epochs=40))
+    ind, snap = race_configs(snap_base, ["independent", "snapshot"])
+    assert (ind.strategy.members, ind.optim.epochs, ind.optim.schedule) == (4, 10, "cosine")
+    assert budget_of(snap) == budget_of(ind) == 40
+
+
+@pytest.mark.parametrize(
+    ("strategies", "budget", "fragment"),
+    [
+        (["independent"], 203, "multiple of 5"),
+        (["snapshot"], 7, "cannot be split evenly over 5 cycles"),
+        (["single"], 6000, "limit of 5000"),
+        (["independent", "independent"], 200, "only once"),
+        (["stacking"], 200, "unknown"),
+        ([], 200, "at least one"),
+        (["independent"], 0, "positive"),
+    ],
+)
+def test_impossible_budgets_raise_a_clear_error(strategies: list[str], budget: int, fragment: str) -> None:
+    with pytest.raises(BudgetError, match=fragment):
+        race_configs(BASE, strategies, budget)
+
+
+def test_snapshot_limit_of_the_config_is_reported_with_the_strategy() -> None:
+    with pytest.raises(BudgetError, match="Snapshot ensemble"):
+        race_configs(BASE.replace(**{"strategy.members": 12}), ["snapshot"], budget=12 * 500)
+
+
+def test_scale_epochs_keeps_equal_budgets_equal() -> None:
+    cfgs = race_configs(BASE, ["independent", "snapshot", "bootstrap"])
+    for scale, cap in ((0.05, None), (0.5, None), (1.0, 3), (0.01, None)):
+        scaled = [scale_epochs(c, scale, max_epochs=cap) for c in cfgs]
+        assert len({budget_of(c) for c in scaled}) == 1, (scale, cap)
+    assert scale_epochs(cfgs[1], 1.0, max_epochs=2).optim.epochs == 10  # 5 cycles x 2
+    with pytest.raises(ValueError, match="positive"):
+        scale_epochs(BASE, 0.0)
+
+
+def test_race_table_one_row_per_strategy_on_real_runs() -> None:
+    from ensemble_core.data import load_dataset
+    from ensemble_core.training import train
+
+    base = RunConfig(data=DataSpec(name="cubic", n=20), model=ModelSpec(hidden_layers=1, width=8),
+                     strategy=StrategySpec(members=2), optim=OptimSpec(epochs=2, batch_size=20))
+    data = load_dataset(base.data)
+    strategies = ["independent", "bootstrap", "snapshot"]
+    runs = [train(c, data) for c in race_configs(base, strategies)]
+    table = race_table(runs, data, strategies)
+    assert len(table) == 3
+    assert list(table["strategy"]) == ["Independent seeds", "Bootstrap (bagging)", "Snapshot ensemble"]
+    assert set(table["budget"]) == {4}
+    assert list(table["members"]) == [2, 2, 2]
+    for col in ("test NLL", "RMSE", "miscalibration area", "time (s)"):
+        assert table[col].notna().all(), col
+    # classification gets accuracy and ECE
+    cbase = base.replace(data=DataSpec(name="moons", n=40))
+    cdata = load_dataset(cbase.data)
+    ctable = race_table([train(c, cdata) for c in race_configs(cbase, ["independent", "single"])], cdata)
+    assert list(ctable["strategy"]) == ["Independent seeds", "Single network"]
+    assert ((ctable["accuracy"] >= 0) & (ctable["accuracy"] <= 1)).all() and "ECE" in ctable
