@@ -1,7 +1,34 @@
-"""Deep Ensemble Lab: the dashboard's entry point (router + shared chrome)."""
+"""Deep Ensemble Lab: the dashboard's entry point (router + shared chrome).
+
+Run with ``streamlit run app.py``.  Each page is a short script in ``pages/``;
+shared pieces live in ``pages/ui.py``.  To add a page, add a row to ``PAGES``
+(rows whose file does not exist yet are skipped).
+"""
+
+from pathlib import Path
 
 import streamlit as st
 
-st.set_page_config(page_title="Deep Ensemble Lab", page_icon="🎯", layout="wide")
-st.title("Deep Ensemble Lab")
-st.write("The dashboard is being built.")
+from pages import ui
+
+ROOT = Path(__file__).parent
+
+#: (script, title, icon, url path) of every page, in menu order; the first is the home page.
+PAGES = [
+    ("pages/home.py", "Home", ":material/home:", "home"),
+    ("pages/data.py", "Data", ":material/dataset:", "data"),
+    ("pages/train.py", "Train", ":material/model_training:", "train"),
+    ("pages/uncertainty.py", "Uncertainty", ":material/ssid_chart:", "uncertainty"),
+    ("pages/lessons.py", "Lessons", ":material/school:", "lessons"),
+    ("pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
+]
+
+st.set_page_config(page_title="Deep Ensemble Lab", page_icon=":material/hub:", layout="wide",
+                   initial_sidebar_state="expanded")
+ui.init_state()
+page = st.navigation([
+    st.Page(script, title=title, icon=icon, url_path=url, default=(i == 0))
+    for i, (script, title, icon, url) in enumerate(PAGES) if (ROOT / script).exists()
+])
+ui.sidebar()
+page.run()

@@ -1,0 +1,168 @@
+"""Data: choose a synthetic generator, a bundled real set or your own CSV; see it; set the split."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ensemble_core import data as core_data
+from ensemble_core.config import (
+    BUNDLED_CLASSIFICATION,
+    BUNDLED_REGRESSION,
+    SYNTHETIC_CLASSIFICATION,
+    SYNTHETIC_REGRESSION,
+    ConfigError,
+    DataSpec,
+)
+from ensemble_core.data import DataError
+from pages import ui
+
+PRETTY = core_data._PRETTY
+SOURCES = {"synthetic": "Synthetic", "bundled": "Real (bundled)", "csv": "Upload a CSV"}
+TASKS = {"auto": "Infer from the target", "regression": "Regression", "classification": "Classification"}
+
+
+def read_csv_columns(csv_bytes: bytes) -> tuple[list[str] | None, str | None]:
+    """The column names of an uploaded CSV, or ``(None, message)`` if it cannot be read."""
+    try:
+        table = core_data.parse_csv(csv_bytes)
+    except DataError as exc:
+        return None, str(exc)
+    return list(table.columns), None
+
+
+def _init_widgets(spec: DataSpec) -> None:
+    defaults = {"data_source": spec.source, "data_seed": spec.seed, "data_val": spec.val_fraction,
+                "data_test": spec.test_fraction, "data_task": spec.task}
+    if spec.source == "synthetic":
+        defaults |= {"data_synth": spec.name, "data_n": spec.n, "data_noise": spec.noise, "data_gap": spec.gap,
+                     "data_classes": spec.n_classes}
+    elif spec.source == "bundled":
+        defaults["data_bundled"] = spec.name
+    for key, value in defaults.items():
+        st.session_state.setdefault(key, value)
+
+
+def synthetic_controls() -> dict:
+    names = list(SYNTHETIC_REGRESSION + SYNTHETIC_CLASSIFICATION)
+    name = st.selectbox("Generator", names, key="data_synth",
+                        format_func=lambda n: f"{PRETTY[n]} ({'regression' if n in SYNTHETIC_REGRESSION else 'classification'})",
+                        help="Regression toys: the paper's cubic y = x³ + ε, a sine whose noise grows with |x|, "
+                             "and a curve with a hole in the inputs. Classification toys are 2-D.")
+    c1, c2 = st.columns(2)
+    n = c1.number_input("Training points", 4, 10_000, step=10, key="data_n",
+                        help="How many points to train on. The paper's toy uses 20.")
+    seed = c2.number_input("Seed", 0, 2**31 - 1, key="data_seed", help="Same seed, same points.")
+    noise = st.slider("Noise", 0.0, 10.0, step=0.5, key="data_noise",
+                      help="3 is each generator's intended look (the cubic's σ = 3); 0 is noise-free, 6 doubles it.")
+    spec = {"source": "synthetic", "name": name, "n": int(n), "noise": float(noise), "seed": int(seed)}
+    if name in ("cubic", "sine"):
+        spec["gap"] = st.toggle("Leave a gap in the inputs", key="data_gap",
+                                help="Remove a band of x values from the training data, to see the "
+                                     "ensemble become unsure *between* data.")
+    if name in ("spirals", "blobs"):
+        spec["n_classes"] = st.slider("Classes", 2, 10, key="data_classes", help="Number of classes.")
+    return spec
+
+
+def bundled_controls() -> dict:
+    names = list(BUNDLED_REGRESSION + BUNDLED_CLASSIFICATION)
+    st.session_state.setdefault("data_bundled", names[0])
+    name = st.selectbox("Data set", names, key="data_bundled",
+                        format_func=lambda n: f"{PRETTY[n]} ({'regression' if n in BUNDLED_REGRESSION else 'classification'})",
+                        help="Small real data sets that ship with scikit-learn (no download).")
+    seed = st.number_input("Split seed", 0, 2**31 - 1, key="data_seed", help="Seed of the shuffle before splitting.")
+    return {"source": "bundled", "name": name, "seed": int(seed)}
+
+
+def csv_controls() -> tuple[dict | None, bytes | None]:
+    upload = st.file_uploader("CSV file", type=["csv", "txt", "tsv"], key="data_upload",
+                              help="Comma, semicolon or tab separated, with a header row. "
+                                   "The file stays in your session only.")
+    csv_bytes = upload.getvalue() if upload is not None else st.session_state.get("csv_bytes")
+    if csv_bytes is None:
+        st.info("Upload a file to use your own data.", icon=":material/upload_file:")
+        return None, None
+    columns, error = read_csv_columns(csv_bytes)
+    if columns is None:
+        st.error(f"**This file cannot be read:** {error}", icon=":material/error:")
+        return None, None
+    name = upload.name if upload is not None else st.session_state["data_spec"].name
+    target = st.selectbox("Target column (what to predict)", columns, index=len(columns) - 1, key="data_target",
+                          help="The column the ensemble learns to predict.")
+    others = [c for c in columns if c != target]
+    features = st.multiselect("Feature columns (inputs)", others, default=others, key="data_features",
+                              help="Non-numeric columns are dropped with a note below.")
+    task = st.selectbox("Task", list(TASKS), format_func=TASKS.get, key="data_task",
+                        help="Inferred: a target with a few whole-number or text values is a class label.")
+    return {"source": "csv", "name": (name or "upload.csv")[:200], "target": target,
+            "features": tuple(features), "task": task}, csv_bytes
+
+
+def split_controls(source: str) -> dict:
+    with st.expander("Train / validation / test split", icon=":material/splitscreen:"):
+        if source == "synthetic":
+            st.caption("Synthetic sets draw fresh validation and test points; 0 switches a set off.")
+        val = st.slider("Validation fraction", 0.0, 0.5, step=0.05, key="data_val",
+                        help="Held out to track the ensemble's validation metric while training.")
+        test = st.slider("Test fraction", 0.0, 0.5, step=0.05, key="data_test",
+                         help="Held out to score the final ensemble (never used for training).")
+    return {"val_fraction": float(val), "test_fraction": float(test)}
+
+
+st.title("Data")
+st.caption("Choose what the ensemble learns from. Everything below updates as you change it.")
+_init_widgets(st.session_state["data_spec"])
+controls, view = st.columns([1, 2], gap="large")
+with controls:
+    source = st.segmented_control("Source", list(SOURCES), format_func=SOURCES.get, key="data_source",
+                                  help="Synthetic toys show the ideas best; real sets show they work on real data.")
+    source = source or "synthetic"
+    csv_bytes = None
+    fields = synthetic_controls() if source == "synthetic" else bundled_controls() if source == "bundled" else None
+    if source == "csv":
+        fields, csv_bytes = csv_controls()
+    if fields is not None:
+        fields |= split_controls(source)
+        try:
+            spec = DataSpec(**{**dataclasses.asdict(DataSpec()), **fields})
+        except ConfigError as exc:
+            st.error(f"**Setting not allowed** — {exc}", icon=":material/error:")
+        else:
+            if spec != st.session_state["data_spec"] or csv_bytes != st.session_state["csv_bytes"]:
+                ui.set_data(spec, csv_bytes)
+
+ds = st.session_state["dataset"]
+with view:
+    st.subheader(ui.esc(core_data.describe(st.session_state["data_spec"])))
+    m = st.columns(4)
+    m[0].metric("Task", ds.task.capitalize())
+    m[1].metric("Features", ds.n_features)
+    m[2].metric("Train / val / test", f"{ds.n_train} / {len(ds.x_val)} / {len(ds.x_test)}")
+    m[3].metric("Classes" if ds.task == "classification" else "Target std", ds.n_classes if ds.n_classes else f"{ds.y_std:.3g}")
+    if ds.n_features <= 2:
+        ui.show(ui.figure("data_figure", ds), key="data_fig")
+    else:
+        ui.show(ui.figure("feature_histograms", ds), key="data_hist")
+    with st.expander("Training rows (first 200)", icon=":material/table:", expanded=ds.n_features > 2):
+        table = pd.DataFrame(ds.x_train[:200], columns=ds.feature_names)
+        y = ds.y_train[:200]
+        table[ds.target_name] = np.asarray(ds.class_names, dtype=object)[y] if ds.class_names else y
+        st.dataframe(table, hide_index=True, height=260)
+    summary = ds.summary
+    if ds.notes or summary is not None:
+        with st.container(border=True):
+            st.markdown("**What was done to the data, and why**")
+            if summary is not None:
+                st.markdown(f"- {summary.rows_used:,} of {summary.rows_read:,} rows used; task: {summary.task} "
+                            f"({ui.esc(summary.task_reason)})")
+                for reason, count in summary.rows_dropped.items():
+                    st.markdown(f"- {count:,} row(s) dropped: {ui.esc(reason)}")
+                for col, reason in summary.columns_dropped.items():
+                    st.markdown(f"- column **{ui.esc(col)}** not used: {ui.esc(reason)}")
+            for note in ds.notes:
+                st.markdown(f"- {ui.esc(note)}")
+    ui.link("pages/train.py", "Train an ensemble on these data", ":material/arrow_forward:")

@@ -1,0 +1,213 @@
+"""Shared UI pieces of the dashboard: session defaults, the job pool, the sidebar, charts.
+
+Session-state contract (other pages rely on it):
+
+``data_spec``   the current :class:`DataSpec`
+``csv_bytes``   the uploaded CSV's bytes, or ``None``
+``dataset``     the current :class:`Dataset`
+``config``      the current :class:`RunConfig` (``config.data == data_spec``)
+``job_id``      id of this session's latest training job
+``run``         the latest finished or stopped run; ``run_dataset`` its data
+
+Keys private to this module start with ``ui_``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from ensemble_core.config import DataSpec, RunConfig
+from ensemble_core.data import DataError, Dataset, describe, load_dataset
+from ensemble_core.jobs import Job, JobPool
+
+log = logging.getLogger(__name__)
+
+#: The app's root folder (page paths are relative to it).
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Seconds between redraws of the live views while a job is active.
+POLL_S = 0.4
+#: Seconds between refreshes of the sidebar's run status while a job is active.
+SIDEBAR_POLL_S = 1.0
+#: Plotly options: no logo, a small toolbar, PNG export for slides.
+PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+@st.cache_resource(show_spinner=False)
+def pool() -> JobPool:
+    """The process-wide training pool, shared by every browser session."""
+    return JobPool()
+
+
+def owner() -> str:
+    """A random id for this browser session (the pool's owner key)."""
+    if "ui_owner" not in st.session_state:
+        st.session_state["ui_owner"] = uuid.uuid4().hex
+    return st.session_state["ui_owner"]
+
+
+def default_config(data: DataSpec | None = None) -> RunConfig:
+    """The config a new session starts from: the paper's toy, 5 members, long enough to watch."""
+    cfg = RunConfig().replace(**{"optim.epochs": 300})
+    return cfg.replace(data=data) if data is not None else cfg
+
+
+def init_state() -> None:
+    """Fill in the shared session state so that every page works on the first visit."""
+    ss = st.session_state
+    ss.setdefault("data_spec", DataSpec())
+    ss.setdefault("csv_bytes", None)
+    if "dataset" not in ss:
+        ss["dataset"] = load_dataset(ss["data_spec"], ss["csv_bytes"])
+    ss.setdefault("config", default_config(ss["data_spec"]))
+    ss.setdefault("job_id", None)
+    ss.setdefault("run", None)
+    ss.setdefault("run_dataset", None)
+
+
+def set_data(spec: DataSpec, csv_bytes: bytes | None = None) -> Dataset | None:
+    """Load ``spec`` and make it the current data; on a data problem show it and keep the old data.
+
+    Returns:
+        the new dataset, or ``None`` when it could not be loaded (the error is on screen).
+    """
+    try:
+        dataset = load_dataset(spec, csv_bytes)
+    except DataError as exc:
+        st.error(f"**These data cannot be used:** {exc}", icon=":material/error:")
+        return None
+    ss = st.session_state
+    ss["data_spec"], ss["csv_bytes"], ss["dataset"] = spec, csv_bytes, dataset
+    ss["config"] = ss["config"].replace(data=spec)
+    return dataset
+
+
+def current_job() -> Job | None:
+    """This session's latest job (``None`` if none, or forgotten by the pool)."""
+    return pool().get(st.session_state.get("job_id"), owner())
+
+
+def sync_job() -> Job | None:
+    """Heartbeat the pool and, once this session's job has ended, publish its run.
+
+    Sets ``run`` and ``run_dataset`` exactly once per finished or stopped job.
+    """
+    pool().touch(owner())
+    job = current_job()
+    if job is not None and not job.active and job.result is not None \
+            and st.session_state.get("ui_collected") != job.id:
+        st.session_state["run"], st.session_state["run_dataset"] = job.result, job.dataset
+        st.session_state["ui_collected"] = job.id
+    return job
+
+
+def run_state(job: Job | None) -> tuple[str, str]:
+    """``(icon, text)`` describing a job: idle, queued (position k), training epoch k of n, ..."""
+    if job is None:
+        return ":material/radio_button_unchecked:", "Idle — no run yet"
+    if job.status == "queued":
+        return ":material/hourglass_top:", f"Queued (position {job.queue_position or 1})"
+    p = job.progress()
+    if job.status == "running":
+        return ":material/model_training:", f"Training — epoch {p.epoch} of {p.n_epochs}"
+    if job.status == "done":
+        return ":material/check_circle:", f"Done — {p.epoch} epochs in {p.elapsed:.1f} s"
+    if job.status == "stopped":
+        done = job.result.epochs_done if job.result is not None else 0
+        return ":material/stop_circle:", f"Stopped after {done} of {p.n_epochs} epochs"
+    return ":material/error:", "Failed — see the Train page"
+
+
+def _status_body(was_active: bool) -> None:
+    job = sync_job()
+    icon, text = run_state(job)
+    st.markdown(f"{icon} {text}")
+    if was_active and (job is None or not job.active):
+        st.rerun()  # the run ended: a full rerun shows the results and stops this polling
+
+
+_status_live = st.fragment(run_every=SIDEBAR_POLL_S)(_status_body)
+
+
+def sidebar() -> None:
+    """The chrome on every page: the current data set and the state of the current run."""
+    job = sync_job()
+    with st.sidebar:
+        st.caption("CURRENT DATA")
+        ds = st.session_state["dataset"]
+        st.markdown(f":material/dataset: {esc(describe(st.session_state['data_spec']))}")
+        st.caption(f"{ds.task} · {ds.n_features} feature{'s' if ds.n_features > 1 else ''} · "
+                   f"{ds.n_train} training rows")
+        st.caption("CURRENT RUN")
+        if job is not None and job.active:
+            _status_live(True)
+        else:
+            _status_body(False)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
+
+
+def esc(text: object) -> str:
+    """Escape user text (e.g. CSV column names) so Markdown shows it literally, never as markup."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text).replace("\n", " "))
+
+
+def figure(name: str, *args: Any, **kwargs: Any) -> go.Figure | None:
+    """Build a figure with ``ensemble_core.viz.<name>``; ``None`` (logged) if that fails.
+
+    Figures must never take a page down: a failing builder is logged and the
+    page shows a short note instead.
+    """
+    try:
+        from ensemble_core import viz
+
+        builder: Callable[..., go.Figure] | None = getattr(viz, name, None)
+    except ImportError:
+        builder = None
+    if builder is None:
+        return _placeholder(name)
+    try:
+        return builder(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - a chart problem must not become a traceback
+        log.exception("figure %s failed", name)
+        return None
+
+
+def _placeholder(name: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=f"{name.replace('_', ' ')}: coming soon", showarrow=False)
+    fig.update_layout(height=260, xaxis_visible=False, yaxis_visible=False)
+    return fig
+
+
+def show(fig: go.Figure | None, key: str, *, height: int | None = None) -> None:
+    """Draw a Plotly figure with a stable key (zoom survives live updates)."""
+    if fig is None:
+        st.caption(":material/info: This chart could not be drawn for the current data.")
+        return
+    fig.update_layout(uirevision=key, **({"height": height} if height else {}))
+    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
+
+
+def link(page: str, label: str, icon: str | None = None) -> None:
+    """``st.page_link`` that degrades to a caption when the page does not exist yet."""
+    if (ROOT / page).exists():
+        st.page_link(page, label=label, icon=icon)
+    else:
+        st.caption(f"{label} (coming soon)")
+
+
+def empty_state(message: str, page: str, label: str, icon: str = ":material/arrow_forward:") -> None:
+    """A friendly 'nothing here yet' box with a link to where to go next."""
+    with st.container(border=True):
+        st.markdown(message)
+        link(page, label, icon)
