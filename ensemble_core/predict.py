@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import metrics as _metrics
+from .losses import to_variance
 
 if TYPE_CHECKING:  # pragma: no cover
     from .training import Run
@@ -200,8 +201,6 @@ def _combine(run: "Run", out: torch.Tensor, idx: list[int]) -> Prediction:
     if run.task == "classification":
         probs = torch.softmax(out, dim=-1).numpy()
         return combine_classification(probs, idx)
-    from .losses import to_variance
-
     y_mean, y_std = float(run.y_mean), float(run.y_std)
     mean = out[..., 0].numpy() * y_std + y_mean
     if run.config.loss.kind == "mse" or out.shape[-1] == 1:
