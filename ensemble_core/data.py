@@ -36,12 +36,18 @@ Decisions (documented here once)
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from .config import (
     BUNDLED_CLASSIFICATION,
@@ -80,6 +86,16 @@ __all__ = [
     "load_dataset",
     "dataset_from_arrays",
     "describe",
+    "ColumnInfo",
+    "CsvTable",
+    "MAX_CSV_BYTES",
+    "MAX_CSV_ROWS",
+    "MAX_CSV_COLUMNS",
+    "parse_csv",
+    "infer_task",
+    "dataset_from_table",
+    "load_csv",
+    "load_uci",
 ]
 
 
@@ -390,7 +406,7 @@ def _assemble(
         y_std = float(ys[0].std())
         if not y_std > 1e-12 * max(1.0, abs(y_mean)):
             raise ConstantTargetError(
-                f"target '{target_name}' has a single value {_fmt_num(y_mean)} in the training data — nothing to learn"
+                f"target '{target_name}' has a single value {_fmt_value(y_mean)} in the training data — nothing to learn"
             )
     return Dataset(
         name=name,
@@ -850,11 +866,646 @@ def load_dataset(spec: DataSpec, csv_data: bytes | str | None = None) -> Dataset
     raise DataError(f"unknown data set '{spec.name}' for source '{spec.source}'")
 
 
-def parse_csv(data: object, **kwargs: object) -> object:  # placeholder, replaced below
-    """CSV parsing (in progress)."""
-    raise DataError("CSV loading is not available yet")
+# ------------------------------------------------------------------------ CSV
+#: Default limits of :func:`parse_csv` (checked before any parsing work).
+MAX_CSV_BYTES = 20 * 1024 * 1024
+MAX_CSV_ROWS = 100_000
+MAX_CSV_COLUMNS = 500
+
+_DELIMITERS = (",", ";", "\t", "|")
+_DELIM_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+_MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "--", "#n/a", "missing", "."})
+_NUMERIC_SHARE = 0.9  # a column is numeric when at least 90% of its non-missing values parse
+_SNIFF_LINES = 64
+_ENCODING_NOTES = {
+    "cp1252": "The file is not UTF-8; it was read as Windows-1252 (Western European). Check accented names.",
+    "latin-1": "The file is not UTF-8; it was read as Latin-1. Check accented names.",
+    "utf-16": "The file is UTF-16 encoded (it has a byte-order mark).",
+}
+_SIGNATURES = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx or .ods workbook?); save the sheet as CSV first"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel/Office file; save the sheet as CSV first"),
+    (b"%PDF", "a PDF document, not a table"),
+    (b"\x89PNG", "a PNG image, not a table"),
+    (b"\xff\xd8\xff", "a JPEG image, not a table"),
+    (b"\x1f\x8b", "a gzip archive; unpack it first"),
+    (b"SQLite format", "an SQLite database, not a table"),
+)
 
 
-def dataset_from_table(table: object, spec: DataSpec) -> Dataset:  # placeholder
-    """CSV to dataset (in progress)."""
-    raise DataError("CSV loading is not available yet")
+@dataclass
+class ColumnInfo:
+    """Summary of one CSV column.
+
+    Attributes:
+        name: column name.
+        kind: ``"numeric"``, ``"text"`` or ``"empty"`` (no value at all).
+        n_missing: empty / missing-marker cells (plus, for numeric columns, text cells).
+        n_text_in_numeric: cells of a numeric column that held text (counted as missing).
+        n_infinite: infinite numbers.
+        n_distinct: distinct non-missing values.
+        integer: numeric and every finite value is a whole number.
+        example: a first non-missing value, as text.
+    """
+
+    name: str
+    kind: Literal["numeric", "text", "empty"]
+    n_missing: int
+    n_text_in_numeric: int
+    n_infinite: int
+    n_distinct: int
+    integer: bool
+    example: str
+
+
+@dataclass
+class CsvTable:
+    """A parsed CSV: every column, typed, plus what was noticed on the way.
+
+    Attributes:
+        frame: one column per CSV column; numeric columns are float64 (missing = NaN),
+            text columns hold strings (missing = None).
+        columns: one :class:`ColumnInfo` per column, in order.
+        notes: human notes (encoding, header, separator, dropped rows ...).
+        rows_read: data rows found (after the header, blank lines skipped).
+        rows_dropped: reason -> rows dropped while parsing (e.g. too many fields).
+        encoding, delimiter, decimal, has_header: what was detected.
+    """
+
+    frame: pd.DataFrame
+    columns: list[ColumnInfo]
+    notes: list[str]
+    rows_read: int
+    rows_dropped: dict[str, int]
+    encoding: str
+    delimiter: str
+    decimal: str
+    has_header: bool
+
+    @property
+    def column_names(self) -> list[str]:
+        """Column names, in file order."""
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> ColumnInfo:
+        """The :class:`ColumnInfo` of ``name`` (raises :class:`UnknownColumnError`)."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise UnknownColumnError(f"no column named '{name}'; the columns are: {_name_list(self.column_names)}",
+                                 column=name)
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        """Names of the numeric columns."""
+        return [c.name for c in self.columns if c.kind == "numeric"]
+
+
+def _name_list(names: list[str], limit: int = 12) -> str:
+    shown = ", ".join(f"'{n}'" for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _read_input(data: bytes | bytearray | str | Path, max_bytes: int) -> bytes | str:
+    """The raw content, refusing anything over ``max_bytes`` before reading it all."""
+    limit_txt = _human_bytes(max_bytes)
+    if isinstance(data, Path):
+        try:
+            size = data.stat().st_size
+        except OSError:
+            raise DataError(f"cannot open the file '{data.name}' (it does not exist or is not readable)") from None
+        if not data.is_file():
+            raise DataError(f"'{data.name}' is not a file")
+        if size > max_bytes:
+            raise TooLargeError(f"the file is {_human_bytes(size)}, over the {limit_txt} limit", limit=max_bytes)
+        try:
+            with data.open("rb") as fh:
+                raw = fh.read(max_bytes + 1)
+        except OSError:
+            raise DataError(f"cannot read the file '{data.name}'") from None
+        if len(raw) > max_bytes:
+            raise TooLargeError(f"the file is over the {limit_txt} limit", limit=max_bytes)
+        return raw
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        if len(data) > max_bytes:
+            raise TooLargeError(f"the file is {_human_bytes(len(data))}, over the {limit_txt} limit", limit=max_bytes)
+        return bytes(data)
+    if isinstance(data, str):
+        if len(data) > max_bytes:
+            raise TooLargeError(f"the text is {len(data):,} characters, over the {limit_txt} limit", limit=max_bytes)
+        return data
+    raise DataError(f"expected CSV content as bytes, text or a path, got {type(data).__name__}")
+
+
+def _human_bytes(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{n / (1024 * 1024):.1f} MB".replace(".0 MB", " MB")
+    if n >= 1024:
+        return f"{n / 1024:.1f} KB".replace(".0 KB", " KB")
+    return f"{n} bytes"
+
+
+def _decode(raw: bytes) -> tuple[str, str]:
+    """Decode bytes: UTF-16 (BOM), UTF-8 (BOM optional), Windows-1252, then Latin-1."""
+    for sig, what in _SIGNATURES:
+        if raw.startswith(sig):
+            raise UndecodableError(f"this is not a CSV file: it looks like {what}")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            raise UndecodableError("the file claims to be UTF-16 but is not valid UTF-16 text") from None
+    if b"\x00" in raw:
+        raise UndecodableError("this is not a text file (it contains NUL bytes): upload a CSV text file")
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), "latin-1"
+
+
+def _check_text(text: str) -> None:
+    """Refuse text that is mostly control characters (binary data that happened to decode)."""
+    if "\x00" in text:
+        raise UndecodableError("this is not a text file (it contains NUL characters): upload a CSV text file")
+    sample = text[:200_000]
+    bad = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\t\r\n\f\v") or 0x7F <= ord(ch) < 0xA0
+              or ch == "\ufffd")
+    if bad > max(2, 0.01 * len(sample)):
+        raise UndecodableError(
+            "the file does not look like text (it is full of control characters): is it a binary file? "
+            "Upload a CSV text file")
+
+
+def _rows(lines: list[str], delimiter: str) -> list[list[str]]:
+    """Non-blank records of ``lines``; stops quietly at the first malformed record."""
+    out: list[list[str]] = []
+    reader = csv.reader(lines, delimiter=delimiter, quotechar='"', strict=False)
+    try:
+        for r in reader:
+            if any(f.strip() for f in r):
+                out.append(r)
+    except csv.Error:
+        pass
+    if not out and lines:  # broken from the first record on: split the raw first line
+        out.append(lines[0].split(delimiter))
+    return out
+
+
+def _sniff(text: str) -> str:
+    """Pick the separator among , ; tab | that splits the first lines most consistently."""
+    lines: list[str] = []
+    for line in io.StringIO(text, newline=""):
+        if line.strip():
+            lines.append(line)
+            if len(lines) >= _SNIFF_LINES:
+                break
+    best: tuple[float, int, int, int] | None = None
+    best_d = ","
+    for prio, d in enumerate(_DELIMITERS):
+        rows = _rows(lines, d)
+        if not rows:
+            continue
+        counts = [len(r) for r in rows]
+        mode = max(set(counts), key=lambda c: (counts.count(c), c))
+        if mode < 2:
+            continue
+        share = counts.count(mode) / len(counts)
+        # most consistent first; then a non-comma separator (commas may be decimal marks); then more fields
+        score = (round(share, 3), 1 if d != "," else 0, mode, -prio)
+        if best is None or score > best:
+            best, best_d = score, d
+    if best is None:
+        first = lines[0].strip() if lines else ""
+        shown = first[:40] + ("…" if len(first) > 40 else "")
+        raise TooFewColumnsError(
+            f"only one column was found (first line: '{shown}'); a data set needs at least one feature and a "
+            "target. Separate the columns with commas, semicolons, tabs or |")
+    return best_d
+
+
+_NUM_COMMA = re.compile(r"^[+-]?\d*,\d+(?:[eE][+-]?\d+)?$")
+_NUM_DOT = re.compile(r"^[+-]?\d*\.\d+(?:[eE][+-]?\d+)?$")
+
+
+def _to_numbers(values: list[str], decimal: str) -> np.ndarray:
+    s = pd.Series(values, dtype=object)
+    if decimal == ",":
+        s = s.str.replace(",", ".", regex=False)
+    out = pd.to_numeric(s, errors="coerce")
+    return np.array(out, dtype=np.float64)  # a writable copy
+
+
+def parse_csv(
+    data: bytes | str | Path,
+    *,
+    max_bytes: int = MAX_CSV_BYTES,
+    max_rows: int = MAX_CSV_ROWS,
+    max_columns: int = MAX_CSV_COLUMNS,
+) -> CsvTable:
+    """Parse CSV content into a typed :class:`CsvTable`.
+
+    Detects the encoding (UTF-8 with or without BOM, UTF-16 with BOM, else
+    Windows-1252/Latin-1 with a note), the separator (``,`` ``;`` tab ``|``),
+    the decimal mark (``,`` when the separator is not a comma and numbers are
+    written ``1,5``) and the header (the first row is data when every cell is a
+    number; columns are then named ``column_1`` ...).  Quoted fields may contain
+    separators and line breaks.  Missing markers (empty, NA, NaN, null, ?, -)
+    become missing values; a column is numeric when at least 90% of its other
+    cells are numbers (the rest count as missing, with a note).
+
+    Args:
+        data: bytes (an upload), text, or a :class:`pathlib.Path`.  A ``str`` is
+            the CSV *content*, never a file name.
+        max_bytes: size limit, checked before parsing.
+        max_rows: most data rows accepted.
+        max_columns: most columns accepted.
+
+    Returns:
+        The table, with a summary per column and notes.
+
+    Raises:
+        DataError: a subclass naming the problem (empty file, header only, one
+            column, binary data, duplicate names, limits ...).
+    """
+    raw = _read_input(data, max_bytes)
+    notes: list[str] = []
+    if isinstance(raw, bytes):
+        if not raw.strip():
+            raise EmptyFileError("the file is empty")
+        text, encoding = _decode(raw)
+        if encoding in _ENCODING_NOTES:
+            notes.append(_ENCODING_NOTES[encoding])
+    else:
+        text, encoding = raw.lstrip("\ufeff"), "text"
+    _check_text(text)
+    if not text.strip():
+        raise EmptyFileError("the file is empty (it contains only blank lines)")
+
+    delimiter = _sniff(text)
+    first_line = next((ln for ln in io.StringIO(text, newline="") if ln.strip()), "")
+    if first_line.count(delimiter) + 1 > max_columns:
+        raise TooLargeError(f"the file has {first_line.count(delimiter) + 1:,} columns; at most "
+                            f"{max_columns:,} are allowed", limit=max_columns)
+
+    rows: list[list[str]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=False)
+    try:
+        for rec in reader:
+            if not any(f.strip() for f in rec):
+                continue
+            rows.append([f.strip() for f in rec])
+            if len(rows) > max_rows + 1:
+                raise TooLargeError(f"the file has more than {max_rows:,} rows; at most {max_rows:,} are allowed",
+                                    limit=max_rows)
+    except csv.Error as exc:
+        what = "a field is too long" if "larger than field limit" in str(exc) else "the quoting is broken"
+        raise MalformedCsvError(f"the file could not be read as a table near line {reader.line_num}: {what}") from None
+
+    decimal = "."
+    if delimiter != ",":
+        cells = [f for r in rows[:200] for f in r]
+        if any(_NUM_COMMA.match(f) for f in cells) and not any(_NUM_DOT.match(f) for f in cells):
+            decimal = ","
+            notes.append("Numbers use a decimal comma (e.g. 1,5); they were read as 1.5.")
+
+    def is_number(cell: str) -> bool:
+        return cell.lower() not in _MISSING and bool(np.isfinite(_to_numbers([cell], decimal)[0]))
+
+    has_header = not all(is_number(c) for c in rows[0])
+    width = max(len(rows[0]), 1)
+    if has_header:
+        header, body = rows[0], rows[1:]
+    else:
+        header, body = [""] * len(rows[0]), rows
+        notes.append("The first row holds numbers only, so it was read as data: the columns are named "
+                     "column_1, column_2, …")
+    if not body:
+        raise HeaderOnlyError(f"the file has a header ({_name_list(header, 6)}) but no data rows")
+
+    # ragged rows: drop trailing empty cells, pad short rows, drop rows with too many cells
+    rows_dropped: dict[str, int] = {}
+    fixed: list[list[str]] = []
+    too_long = 0
+    first_long = 0
+    for i, r in enumerate(body):
+        if len(r) > width:
+            if any(r[width:]):
+                too_long += 1
+                first_long = first_long or (i + 2 if has_header else i + 1)
+                continue
+            r = r[:width]
+        elif len(r) < width:
+            r = r + [""] * (width - len(r))
+        fixed.append(r)
+    if too_long:
+        if too_long > len(body) / 2:
+            raise MalformedCsvError(
+                f"{too_long} of {len(body)} rows have more fields than the header's {width} (first: row "
+                f"{first_long}); is the separator right? Detected: {_DELIM_NAMES[delimiter]}")
+        rows_dropped["more fields than the header"] = too_long
+        notes.append(f"{too_long} row(s) with more fields than the header were dropped (first: row {first_long}).")
+    if not fixed:
+        raise HeaderOnlyError("the file has a header but no usable data rows")
+    cols = list(zip(*fixed, strict=True))
+
+    # names
+    names: list[str] = []
+    unnamed: list[str] = []
+    keep: list[int] = []
+    for j, h in enumerate(header):
+        if not h:
+            if all(not v for v in cols[j]):
+                continue  # an empty, unnamed column (e.g. a trailing separator): ignore quietly
+            h = f"column_{j + 1}"
+            if has_header:
+                unnamed.append(h)
+        names.append(h)
+        keep.append(j)
+    if unnamed:
+        notes.append(f"Columns without a name were called {_name_list(unnamed)}.")
+    seen: dict[str, list[int]] = {}
+    for j, h in zip(keep, names, strict=True):
+        seen.setdefault(h, []).append(j + 1)
+    dups = {h: pos for h, pos in seen.items() if len(pos) > 1}
+    if dups:
+        desc = "; ".join(f"'{h}' (columns {', '.join(map(str, pos))})" for h, pos in dups.items())
+        raise DuplicateColumnError(f"duplicate column names: {desc}; rename them so each is unique",
+                                   names=list(dups))
+    if len(names) < 2:
+        raise TooFewColumnsError(
+            f"only one column was found ({_name_list(names)}); a data set needs at least one feature and a "
+            "target. Separate the columns with commas, semicolons, tabs or |")
+
+    frame_cols: dict[str, object] = {}
+    infos: list[ColumnInfo] = []
+    for j, name in zip(keep, names, strict=True):
+        vals = list(cols[j])
+        missing = np.array([v.lower() in _MISSING for v in vals])
+        present = [v for v, m in zip(vals, missing, strict=True) if not m]
+        example = present[0] if present else ""
+        if not present:
+            infos.append(ColumnInfo(name, "empty", len(vals), 0, 0, 0, False, ""))
+            frame_cols[name] = np.full(len(vals), np.nan)
+            continue
+        nums = _to_numbers(vals, decimal)
+        nums[missing] = np.nan
+        parsed = ~np.isnan(nums) & ~missing
+        n_parsed = int(parsed.sum())
+        if n_parsed >= _NUMERIC_SHARE * len(present):
+            n_text = len(present) - n_parsed
+            finite = nums[np.isfinite(nums)]
+            infos.append(ColumnInfo(
+                name, "numeric", int(len(vals) - n_parsed), n_text, int(np.isinf(nums).sum()),
+                int(len(np.unique(finite))) + int(np.isposinf(nums).any()) + int(np.isneginf(nums).any()),
+                bool(len(finite) and np.all(np.mod(finite, 1) == 0)), example))
+            if n_text:
+                bad = next(v for v, p, m in zip(vals, parsed, missing, strict=True) if not p and not m)
+                notes.append(f"Column '{name}': {n_text} non-numeric value(s) (e.g. '{bad[:30]}') were treated "
+                             "as missing.")
+            frame_cols[name] = nums
+        else:
+            arr = np.array([None if m else v for v, m in zip(vals, missing, strict=True)], dtype=object)
+            infos.append(ColumnInfo(name, "text", int(missing.sum()), 0, 0, len(set(present)), False, example))
+            frame_cols[name] = arr
+    frame = pd.DataFrame({k: pd.Series(v, dtype=np.float64 if isinstance(v, np.ndarray) and v.dtype.kind == "f"
+                                       else object) for k, v in frame_cols.items()})
+    if delimiter != ",":
+        notes.insert(0, f"Columns are separated by a {_DELIM_NAMES[delimiter]}.")
+    return CsvTable(frame=frame, columns=infos, notes=notes, rows_read=len(body), rows_dropped=rows_dropped,
+                    encoding=encoding, delimiter=delimiter, decimal=decimal, has_header=has_header)
+
+
+def _fmt_value(v: object) -> str:
+    """A target value for a message: numbers as 3.0 / 0.25, text quoted."""
+    if isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, bool):
+        s = f"{float(v):.6g}"
+        return s if any(c in s for c in ".eni") else s + ".0"
+    return f"'{v}'"
+
+
+def infer_task(info: ColumnInfo, n_rows: int) -> tuple[Task, str]:
+    """Infer the task from the target column's summary.
+
+    Rule: text -> classification; numbers that are all whole and take at most
+    10 distinct values (and at most half as many as there are rows) ->
+    classification; any other numbers -> regression.
+
+    Returns:
+        ``(task, reason)`` with a human reason.
+    """
+    if info.kind == "text":
+        return "classification", f"target '{info.name}' is text ({info.n_distinct} distinct values)"
+    if info.integer and info.n_distinct <= 10 and info.n_distinct <= max(2, n_rows // 2):
+        return "classification", (f"target '{info.name}' holds whole numbers with only {info.n_distinct} "
+                                  "distinct values")
+    return "regression", f"target '{info.name}' is numeric with {info.n_distinct} distinct values"
+
+
+def dataset_from_table(table: CsvTable, spec: DataSpec) -> Dataset:
+    """Choose target and features of a parsed CSV, clean the rows and split them.
+
+    ``spec.target`` ("" = last column), ``spec.features`` (empty = every numeric
+    column but the target; text and empty columns are dropped with a note),
+    ``spec.task`` ("auto" = :func:`infer_task`), ``spec.val_fraction``,
+    ``spec.test_fraction`` and ``spec.seed`` are used.  Rows with a missing or
+    infinite value in a used column are dropped and counted.
+
+    Raises:
+        UnknownColumnError, NonNumericError, AllMissingError, ConstantTargetError,
+        ClassCountError, TooFewRowsError: with a message naming the column / count.
+    """
+    names = table.column_names
+    target = spec.target or names[-1]
+    tinfo = table.column(target)
+    notes = list(table.notes)
+    columns_dropped: dict[str, str] = {}
+    if tinfo.kind == "empty":
+        raise AllMissingError(f"target '{target}' has no values (every cell is empty or missing)")
+
+    if spec.features:
+        features = list(spec.features)
+        if len(set(features)) != len(features):
+            raise DuplicateColumnError("a feature was chosen twice", names=[f for f in features
+                                                                             if features.count(f) > 1])
+        for f in features:
+            info = table.column(f)
+            if f == target:
+                raise DataError(f"'{f}' is the target; it cannot also be a feature")
+            if info.kind == "empty":
+                raise AllMissingError(f"feature '{f}' has no values (every cell is empty or missing)")
+            if info.kind == "text":
+                raise NonNumericError(f"feature '{f}' is text (e.g. '{info.example[:30]}'); only numeric "
+                                      "features are supported — leave it out")
+        for c in table.columns:
+            if c.name not in features and c.name != target:
+                columns_dropped[c.name] = "not chosen as a feature"
+    else:
+        features = []
+        for c in table.columns:
+            if c.name == target:
+                continue
+            if c.kind == "numeric":
+                features.append(c.name)
+            else:
+                columns_dropped[c.name] = ("text: not used as a feature (one-hot encoding is not supported)"
+                                           if c.kind == "text" else "no values")
+        text_cols = [n for n, why in columns_dropped.items() if why.startswith("text")]
+        empty_cols = [n for n, why in columns_dropped.items() if why == "no values"]
+        if text_cols:
+            notes.append(f"Text column(s) {_name_list(text_cols)} are not used as features (only numbers are).")
+        if empty_cols:
+            notes.append(f"Empty column(s) {_name_list(empty_cols)} were dropped.")
+        if not features:
+            raise NonNumericError(f"no numeric feature columns besides the target '{target}'"
+                                  + (f" (text columns: {_name_list(text_cols)})" if text_cols else ""))
+
+    df = table.frame
+    x_all = df[features].to_numpy(dtype=np.float64)
+    t = df[target]
+    rows_dropped = dict(table.rows_dropped)
+    if tinfo.kind == "numeric":
+        y_num = t.to_numpy(dtype=np.float64)
+        bad_missing = np.isnan(x_all).any(axis=1) | np.isnan(y_num)
+        bad_inf = ~bad_missing & (np.isinf(x_all).any(axis=1) | np.isinf(y_num))
+    else:
+        y_obj = t.to_numpy(dtype=object)
+        bad_missing = np.isnan(x_all).any(axis=1) | np.array([v is None for v in y_obj], dtype=bool)
+        bad_inf = ~bad_missing & np.isinf(x_all).any(axis=1)
+    keep = ~(bad_missing | bad_inf)
+    for why, mask in (("a missing or non-numeric value", bad_missing), ("an infinite value", bad_inf)):
+        if mask.any():
+            rows_dropped[why] = int(mask.sum())
+            notes.append(f"{int(mask.sum())} row(s) with {why} in a used column were dropped.")
+    n = int(keep.sum())
+    if n < MIN_ROWS:
+        dropped = int((~keep).sum())
+        raise TooFewRowsError(
+            f"only {n} usable row(s) remain" + (f" after dropping {dropped} with missing or infinite values"
+                                                if dropped else "") + f"; at least {MIN_ROWS} are needed",
+            remaining=n, minimum=MIN_ROWS)
+    x = x_all[keep]
+    y_raw = (y_num if tinfo.kind == "numeric" else y_obj)[keep]
+    distinct = np.unique(y_raw.astype(str) if tinfo.kind == "text" else y_raw)
+    if len(distinct) == 1:
+        raise ConstantTargetError(f"target '{target}' has a single value {_fmt_value(distinct[0])} — nothing to learn")
+
+    kept_info = ColumnInfo(tinfo.name, tinfo.kind, 0, 0, 0, len(distinct),
+                           bool(tinfo.kind == "numeric" and np.all(np.mod(y_raw, 1) == 0)), tinfo.example)
+    if spec.task == "auto":
+        task, reason = infer_task(kept_info, n)
+        reason = "inferred: " + reason
+    else:
+        task, reason = spec.task, f"chosen: {spec.task}"  # type: ignore[assignment]
+    notes.append(f"Task {task} ({reason}).")
+    class_names: list[str] | None = None
+    if task == "regression":
+        if tinfo.kind != "numeric":
+            raise NonNumericError(f"target '{target}' is text (e.g. '{tinfo.example[:30]}'); regression needs a "
+                                  "numeric target — choose classification or another column")
+        y = y_raw.astype(np.float64)
+        labels = None
+    else:
+        y, class_names = _check_classes(y_raw.astype(str) if tinfo.kind == "text" else y_raw, target)
+        labels = y
+    tr, va, te = _split_indices(n, spec.val_fraction, spec.test_fraction, spec.seed, labels, notes)
+    summary = LoadSummary(rows_read=table.rows_read, rows_used=n, rows_dropped=rows_dropped,
+                          columns_dropped=columns_dropped, task=task, task_reason=reason,
+                          encoding=table.encoding, delimiter=table.delimiter, decimal=table.decimal,
+                          has_header=table.has_header)
+    notes.insert(0, f"{table.rows_read} row(s) read, {n} used: {len(tr)} train / {len(va)} validation / "
+                    f"{len(te)} test.")
+    return _assemble(name=spec.name, task=task, feature_names=features, target_name=target,
+                     splits=(x[tr], y[tr], x[va], y[va], x[te], y[te]), class_names=class_names,
+                     notes=notes, summary=summary)
+
+
+def load_csv(data: bytes | str | Path, spec: DataSpec | None = None, **limits: int) -> Dataset:
+    """Parse CSV content and build the dataset ``spec`` asks for (a shortcut).
+
+    Args:
+        data: bytes, text or a path (see :func:`parse_csv`).
+        spec: target/features/task/splits; default: a CSV spec named after the file.
+        **limits: ``max_bytes``, ``max_rows``, ``max_columns`` for :func:`parse_csv`.
+    """
+    if spec is None:
+        spec = DataSpec(source="csv", name=data.name if isinstance(data, Path) else "uploaded.csv")
+    return dataset_from_table(parse_csv(data, **limits), spec)
+
+
+# ------------------------------------------------------------------------ UCI
+def load_uci(csv_path: str | Path, splits_path: str | Path, split: int, *,
+             val_fraction: float = 0.0, seed: int = 0) -> Dataset:
+    """Load one split of a UCI regression benchmark (format of ``../shared/datasets/uci``).
+
+    The CSV has a header and numeric columns; the target is the last column. The
+    splits JSON holds ``{"splits": [{"train": [...], "test": [...]}, ...]}`` with
+    0-based row indices.  Inputs and target are standardised with the training
+    split's statistics.
+
+    Args:
+        csv_path: the data file.
+        splits_path: the splits JSON.
+        split: which split (0-based).
+        val_fraction: share of the *training* rows held out for validation (default none).
+        seed: seed of that hold-out.
+
+    Raises:
+        DataError: missing/unreadable files, a split that does not exist, bad indices,
+            non-numeric or missing values.
+    """
+    csv_path, splits_path = Path(csv_path), Path(splits_path)
+    table = parse_csv(csv_path, max_bytes=64 * 1024 * 1024, max_rows=1_000_000)
+    if not table.has_header:
+        raise DataError(f"'{csv_path.name}' has no header row; the UCI format needs one")
+    text_cols = [c.name for c in table.columns if c.kind != "numeric"]
+    if text_cols:
+        raise NonNumericError(f"'{csv_path.name}': column(s) {_name_list(text_cols)} are not numeric")
+    values = table.frame.to_numpy(dtype=np.float64)
+    if table.rows_dropped or not np.isfinite(values).all():
+        raise DataError(f"'{csv_path.name}' has missing, infinite or malformed rows; the split indices would "
+                        "no longer match")
+    try:
+        with splits_path.open("rb") as fh:
+            meta = json.loads(fh.read(256 * 1024 * 1024))
+    except OSError:
+        raise DataError(f"cannot open the splits file '{splits_path.name}'") from None
+    except (ValueError, UnicodeDecodeError):
+        raise DataError(f"the splits file '{splits_path.name}' is not valid JSON") from None
+    splits = meta.get("splits") if isinstance(meta, dict) else None
+    if not isinstance(splits, list) or not splits:
+        raise DataError(f"the splits file '{splits_path.name}' has no 'splits' list")
+    if not isinstance(split, int) or isinstance(split, bool) or not 0 <= split < len(splits):
+        raise DataError(f"split {split} does not exist; '{splits_path.name}' has {len(splits)} splits "
+                        f"(0 to {len(splits) - 1})")
+    n = len(values)
+    idx: dict[str, np.ndarray] = {}
+    for part in ("train", "test"):
+        raw_idx = splits[split].get(part) if isinstance(splits[split], dict) else None
+        try:
+            arr = np.asarray(raw_idx, dtype=np.int64).reshape(-1)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or raw_idx is None or len(arr) == 0:
+            raise DataError(f"split {split} has no valid '{part}' index list")
+        if arr.min() < 0 or arr.max() >= n:
+            raise DataError(f"split {split}: a '{part}' index is outside the {n} rows of '{csv_path.name}'")
+        idx[part] = arr
+    if np.intersect1d(idx["train"], idx["test"]).size:
+        raise DataError(f"split {split}: some rows are in both the train and the test set")
+    x, y = values[:, :-1], values[:, -1]
+    tr, te = idx["train"], idx["test"]
+    va = np.empty(0, dtype=np.int64)
+    notes = [f"UCI split {split} of {len(splits)}: {len(tr)} train / {len(te)} test rows."]
+    if val_fraction > 0:
+        sub_tr, sub_va, _ = _split_indices(len(tr), val_fraction, 0.0, seed, None, notes)
+        tr, va = tr[sub_tr], tr[sub_va]
+    names = table.column_names
+    return _assemble(name=f"{csv_path.stem} (split {split})", task="regression", feature_names=names[:-1],
+                     target_name=names[-1], splits=(x[tr], y[tr], x[va], y[va], x[te], y[te]), notes=notes,
+                     summary=LoadSummary(rows_read=n, rows_used=n, task="regression",
+                                         task_reason="UCI regression benchmark: the last column is the target",
+                                         encoding=table.encoding, delimiter=table.delimiter))
