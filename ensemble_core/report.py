@@ -1,0 +1,339 @@
+"""Reports for stakeholders: a standalone HTML file, plus figure-composition helpers.
+
+:func:`html_report` writes one self-contained HTML page for a run: the
+plain-language summary (:func:`summary_facts`), the test metrics of every member
+against the ensemble, the interactive figures and the configuration.  plotly.js
+is **inlined** once, so the file opens offline in any browser: no
+``<script src=...>``, no stylesheet links, no web fonts.  (plotly.js itself
+contains URL strings in its code, e.g. for its optional map tiles; they are
+never fetched for these charts.  Tests therefore check tags and attributes,
+not the raw text.)
+
+Also here, because the Lessons and Compare pages need them and they are pure
+Plotly: :func:`side_by_side` (panels on shared axes) and :func:`image_config`
+(the PNG/SVG download button of every chart).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .config import RunConfig
+
+__all__ = [
+    "side_by_side",
+    "image_config",
+    "regions",
+    "summary_facts",
+    "report_figures",
+    "html_report",
+]
+
+
+# ------------------------------------------------------------ figure helpers
+def side_by_side(figures: Sequence[go.Figure], titles: Sequence[str], *, height: int = 440,
+                 y_range: tuple[float, float] | None = None, x_range: tuple[float, float] | None = None) -> go.Figure:
+    """Put several single-axis figures next to each other on the **same axes**.
+
+    Traces are copied into subplot columns; the legend shows each trace name
+    once (from the first panel that has it), so a legend click toggles that
+    curve in every panel.  Shapes (e.g. no-data shading) are copied too.
+
+    Args:
+        figures: figures with one x and one y axis each (e.g. ``viz.bands_figure``).
+        titles: one panel title per figure.
+        height: figure height in pixels.
+        y_range, x_range: fix the shared ranges (default: Plotly's autorange over all panels).
+
+    Returns:
+        One figure with ``len(figures)`` columns, ``shared_yaxes=True``.
+    """
+    if len(figures) != len(titles) or not figures:
+        raise ValueError(f"need one title per figure; got {len(figures)} figures and {len(titles)} titles")
+    n = len(figures)
+    out = make_subplots(rows=1, cols=n, shared_yaxes=True, subplot_titles=list(titles),
+                        horizontal_spacing=0.02 if n > 2 else 0.04)
+    seen: set[str] = set()
+    for col, fig in enumerate(figures, start=1):
+        for trace in fig.data:
+            t = go.Figure(trace).data[0]  # a copy
+            name = t.name or ""
+            group = t.legendgroup or name
+            show = t.showlegend is not False and group not in seen
+            if t.showlegend is not False:
+                seen.add(group)
+            t.update(legendgroup=group, showlegend=show)
+            out.add_trace(t, row=1, col=col)
+        for shape in fig.layout.shapes or ():
+            s = go.layout.Shape(shape)
+            xref = "x" if col == 1 else f"x{col}"
+            s.update(xref=xref if s.xref in (None, "x") else s.xref,
+                     yref=(f"y{'' if col == 1 else col} domain" if s.yref and "domain" in s.yref
+                           else (f"y{'' if col == 1 else col}" if s.yref in (None, "y") else s.yref)))
+            out.add_shape(s)
+    first = figures[0].layout
+    out.update_layout(template=first.template, height=height, hovermode=first.hovermode or "x unified",
+                      margin=dict(l=60, r=20, t=60, b=90),
+                      legend=dict(orientation="h", x=0.0, y=-0.14, yanchor="top"))
+    if first.xaxis and first.xaxis.title and first.xaxis.title.text:
+        out.update_xaxes(title_text=first.xaxis.title.text)
+    if first.yaxis and first.yaxis.title and first.yaxis.title.text:
+        out.update_yaxes(title_text=first.yaxis.title.text, row=1, col=1)
+    if y_range is not None:
+        out.update_yaxes(range=list(y_range))
+    if x_range is not None:
+        out.update_xaxes(range=list(x_range))
+    return out
+
+
+def image_config(fmt: str = "png", filename: str = "deep-ensemble-lab", *, scale: float = 2.0) -> dict[str, Any]:
+    """Plotly ``config`` whose camera button downloads the chart as PNG or SVG.
+
+    Pass it to ``st.plotly_chart(fig, config=image_config("svg", "bands"))``;
+    the browser renders the image, so no server-side image library is needed.
+
+    Args:
+        fmt: ``"png"`` or ``"svg"``.
+        filename: file name without extension.
+        scale: resolution multiplier (PNG).
+    """
+    if fmt not in ("png", "svg", "jpeg", "webp"):
+        raise ValueError(f"fmt must be 'png' or 'svg', got {fmt!r}")
+    return {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+            "toImageButtonOptions": {"format": fmt, "filename": filename, "scale": scale}}
+
+
+# ------------------------------------------------------------ the numbers
+def regions(dataset: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of inputs ``x [N, d]`` that are *near* / *far from* the training data.
+
+    1-D: near = inside the training range and outside any ``dataset.gaps``;
+    far = the rest.  More features: distance to the nearest training input in
+    standardised units; near < 0.3, far > 1.0 (in between is neither).
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    xt = np.asarray(dataset.x_train, dtype=np.float64)
+    if x.shape[1] == 1:
+        v = x[:, 0]
+        near = (v >= xt[:, 0].min()) & (v <= xt[:, 0].max())
+        for lo, hi in getattr(dataset, "gaps", []) or []:
+            near &= ~((v > lo) & (v < hi))
+        return near, ~near
+    zx, zt = dataset.scale_x(x), dataset.scale_x(xt)
+    dmin = np.full(len(zx), np.inf)
+    for i in range(0, len(zt), 256):
+        d = np.sqrt(((zx[:, None, :] - zt[None, i:i + 256, :]) ** 2).sum(-1)).min(1)
+        dmin = np.minimum(dmin, d)
+    return dmin < 0.3, dmin > 1.0
+
+
+def _ratio_text(far: float, near: float, what: str) -> str:
+    if near <= 0 or not np.isfinite(far / near):
+        return f"{what} is {far:.3g} far from the training data and {near:.3g} near it."
+    r = far / near
+    if r >= 1.15:
+        return f"{what} is {r:.1f}× larger far from the training data than near it: the model knows where it has not seen data."
+    if r <= 1 / 1.15:
+        return f"{what} is {1 / r:.1f}× *smaller* far from the training data than near it: this model does not flag unfamiliar inputs."
+    return f"{what} is about the same near and far from the training data ({r:.2f}×): this model does not flag unfamiliar inputs."
+
+
+def _score_xy(dataset: Any) -> tuple[np.ndarray, np.ndarray, str]:
+    if len(dataset.y_test):
+        return dataset.x_test, dataset.y_test, "test"
+    if len(dataset.y_val):
+        return dataset.x_val, dataset.y_val, "validation"
+    return dataset.x_train, dataset.y_train, "training"
+
+
+def summary_facts(run: Any, dataset: Any) -> list[str]:
+    """Plain-language sentences, generated from the numbers, about what the uncertainty shows.
+
+    Covers: epistemic uncertainty far from vs near the data (1-D and 2-D
+    inputs, or the test set otherwise), the ensemble's score against its
+    average single member, and calibration (interval coverage or ECE).
+
+    Returns:
+        A list of short Markdown sentences.
+    """
+    from .predict import member_metrics, predict
+
+    facts: list[str] = []
+    m = len(run.healthy)
+    facts.append(f"The ensemble has **{m} member{'s' if m != 1 else ''}**, trained for {run.epochs_done} epochs "
+                 f"in {run.seconds:.1f} s{' (stopped early)' if run.stopped else ''}.")
+    d = dataset.n_features
+    if d <= 2:
+        from .viz import input_grid
+
+        grid = np.asarray(input_grid(dataset, 200 if d == 1 else 60))
+    else:
+        grid = _score_xy(dataset)[0]
+    near, far = regions(dataset, grid)
+    pred = predict(run, grid)
+    epi = np.sqrt(np.maximum(pred.epistemic, 0)) if run.task == "regression" else pred.epistemic
+    label = ("Epistemic uncertainty (the members' disagreement, as a standard deviation)" if run.task == "regression"
+             else "Epistemic uncertainty (mutual information between the prediction and the member)")
+    if m < 2:
+        facts.append("With a single member there is no disagreement to measure: epistemic uncertainty is zero "
+                     "everywhere, so this model cannot tell familiar from unfamiliar inputs.")
+    elif near.any() and far.any():
+        facts.append(_ratio_text(float(epi[far].mean()), float(epi[near].mean()), label))
+    if run.task == "regression" and run.config.loss.kind != "mse" and near.any():
+        ale = float(np.sqrt(pred.aleatoric[near]).mean())
+        facts.append(f"Near the data the predicted noise (aleatoric standard deviation) averages **{ale:.3g}** "
+                     f"{dataset.target_name}.")
+    x, y, split = _score_xy(dataset)
+    rows = member_metrics(run, x, y)
+    ens = rows[-1]
+    singles = [r["nll"] for r in rows[:-1] if np.isfinite(r["nll"])]
+    if len(singles) > 1:
+        avg = float(np.mean(singles))
+        better = "better" if ens["nll"] < avg else "worse"
+        facts.append(f"On the {split} set the ensemble's NLL is **{ens['nll']:.3g}** against {avg:.3g} for an "
+                     f"average single member ({better}; lower is better).")
+    if run.task == "regression":
+        cov = ens["coverage_95"] * 100
+        verdict = ("well calibrated" if abs(cov - 95) <= 5 else
+                   "over-confident (intervals too narrow)" if cov < 95 else "under-confident (intervals too wide)")
+        facts.append(f"Its 95% intervals contain **{cov:.0f}%** of the {split} points: {verdict}.")
+    else:
+        facts.append(f"It classifies **{ens['accuracy'] * 100:.1f}%** of the {split} points correctly, with an "
+                     f"expected calibration error (ECE) of {ens['ece']:.3f} (0 = confidence matches accuracy).")
+    return facts
+
+
+# ------------------------------------------------------------ the report
+def report_figures(run: Any, dataset: Any) -> list[tuple[str, go.Figure]]:
+    """The report's figures, titled: predictions, training loss, calibration, ensemble size."""
+    from . import metrics, viz
+    from .predict import ensemble_size_curve, member_metrics, predict
+
+    figs: list[tuple[str, go.Figure]] = []
+    d = dataset.n_features
+    if d <= 2 and (run.task == "regression") == (d == 1):
+        grid = viz.input_grid(dataset, 300 if d == 1 else 80)
+        pred = predict(run, np.asarray(grid))
+        if d == 1:
+            figs.append(("Prediction with aleatoric and epistemic bands", viz.bands_figure(dataset, grid, pred)))
+        else:
+            figs.append(("Predicted class, entropy and mutual information", viz.class_maps(dataset, grid, pred)))
+    x, y, split = _score_xy(dataset)
+    pred = predict(run, x)
+    if run.task == "regression" and d > 1:
+        figs.append((f"Predicted vs actual ({split} set)", viz.pred_vs_actual(y, pred, target_name=dataset.target_name)))
+    n_ep = max(run.epochs_done, 1)
+    figs.append(("Training loss of every member", viz.loss_figure(run.history, n_ep, n_members=run.config.strategy.members)))
+    if run.task == "classification":
+        b = metrics.reliability_bins(y, pred.probs)
+        figs.append((f"Reliability diagram ({split} set)",
+                     viz.reliability_figure(b.confidence, b.accuracy, b.count, metrics.ece(y, pred.probs),
+                                            bin_edges=np.append(b.lower, b.upper[-1]))))
+    else:
+        e, o = metrics.calibration_curve(y, pred.mean, np.maximum(pred.total, 1e-12))
+        area = metrics.miscalibration_area(y, pred.mean, np.maximum(pred.total, 1e-12))
+        figs.append((f"Calibration curve ({split} set)", viz.calibration_figure(e, o, area)))
+    if len(run.healthy) > 1:
+        curve = ensemble_size_curve(run, x, y, "nll")
+        singles = [r["nll"] for r in member_metrics(run, x, y)[:-1]]
+        figs.append((f"{split.capitalize()} NLL against the number of members",
+                     viz.size_curve_figure([c[0] for c in curve], [c[1] for c in curve], member_values=singles)))
+    return figs
+
+
+_CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;color:#1B2430;margin:0;background:#F2F5F9}
+main{max-width:1100px;margin:0 auto;padding:32px 28px 60px;background:#fff}
+h1{font-size:2rem;margin:0 0 4px}h2{font-size:1.35rem;margin:36px 0 10px;border-bottom:2px solid #0072B2;padding-bottom:4px}
+.sub{color:#5B6675;margin:0 0 18px}.facts{background:#EAF3FA;border-left:5px solid #0072B2;padding:12px 20px;border-radius:4px}
+.facts li{margin:6px 0;line-height:1.45}table{border-collapse:collapse;font-size:.92rem;margin:8px 0}
+th,td{padding:5px 10px;border-bottom:1px solid #E3E7ED;text-align:right}th:first-child,td:first-child{text-align:left}
+tr.ens td{font-weight:700;background:#DCEBF7}pre{background:#F6F8FA;padding:12px;overflow:auto;font-size:.85rem}
+.fig{margin:14px 0 24px}.fig h3{font-size:1.05rem;margin:0 0 2px;color:#333}footer{color:#8C96A3;font-size:.8rem;margin-top:40px}
+"""
+
+
+def _md_bold(text: str) -> str:
+    """Escape, then turn ``**x**`` into ``<b>x</b>`` and ``*x*`` into ``<i>x</i>``."""
+    out = html.escape(text)
+    parts = out.split("**")
+    out = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+    parts = out.split("*")
+    return "".join(f"<i>{p}</i>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _metrics_table(rows: list[dict[str, Any]]) -> str:
+    keys = [k for k in rows[0] if k not in ("member", "index")]
+    head = "".join(f"<th>{html.escape(k.replace('_', ' '))}</th>" for k in keys)
+    body = []
+    for r in rows:
+        cls = ' class="ens"' if r["member"] == "ensemble" else ""
+        cells = "".join(f"<td>{float(r[k]):.4g}</td>" for k in keys)
+        body.append(f"<tr{cls}><td>{html.escape(str(r['member']))}</td>{cells}</tr>")
+    return f"<table><thead><tr><th>model</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _config_table(config: RunConfig) -> str:
+    flat = config.to_query(only_changed=False)
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in flat.items())
+    return f"<table><tbody>{rows}</tbody></table>"
+
+
+def html_report(run: Any, dataset: Any, *, title: str | None = None) -> str:
+    """A standalone, single-file HTML report of ``run`` on ``dataset`` (opens offline).
+
+    Args:
+        run: a trained :class:`~ensemble_core.training.Run`.
+        dataset: the :class:`~ensemble_core.data.Dataset` it was trained on.
+        title: page title (default: "Deep ensemble report: <data name>").
+
+    Returns:
+        The HTML text: summary, metrics table (every member vs the ensemble),
+        interactive figures (plotly.js inlined once), configuration (table + JSON).
+    """
+    from .predict import member_metrics
+
+    title = title or f"Deep ensemble report: {dataset.name}"
+    facts = summary_facts(run, dataset)
+    x, y, split = _score_xy(dataset)
+    rows = member_metrics(run, x, y)
+    fig_html = []
+    for i, (caption, fig) in enumerate(report_figures(run, dataset)):
+        div = fig.to_html(include_plotlyjs=(i == 0), full_html=False, default_width="100%",
+                          config={"displaylogo": False, "responsive": True,
+                                  "toImageButtonOptions": {"format": "png", "scale": 2}})
+        fig_html.append(f'<div class="fig"><h3>{html.escape(caption)}</h3>{div}</div>')
+    s = run.config.strategy
+    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    sub = (f"{html.escape(dataset.name)} · {run.task} · {s.kind} strategy, {len(run.healthy)} members · "
+           f"{run.config.model.hidden_layers}×{run.config.model.width} {run.config.model.activation} MLP · {when}")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{_CSS}</style></head>
+<body><main>
+<h1>{html.escape(title)}</h1><p class="sub">{sub}</p>
+<h2>What the uncertainty shows</h2>
+<ul class="facts">{''.join(f'<li>{_md_bold(f)}</li>' for f in facts)}</ul>
+<h2>Metrics on the {split} set</h2>
+<p class="sub">Every member alone, then the ensemble (bold). NLL: lower is better.</p>
+{_metrics_table(rows)}
+<h2>Figures</h2>
+<p class="sub">Interactive: hover for values, drag to zoom, double-click to reset, click legend entries to hide them.</p>
+{''.join(fig_html)}
+<h2>Configuration</h2>
+{_config_table(run.config)}
+<details><summary>As JSON (load it in Deep Ensemble Lab to repeat the run)</summary>
+<pre>{html.escape(run.config.to_json())}</pre></details>
+<footer>Made with Deep Ensemble Lab. Deep ensembles: Lakshminarayanan, Pritzel &amp; Blundell (2017).
+This file is self-contained and works offline.</footer>
+</main></body></html>
+"""
+
