@@ -201,7 +201,7 @@ def summary_facts(run: Any, dataset: Any) -> list[str]:
                      f"average single member ({better}; lower is better).")
     if run.task == "regression":
         cov = ens["coverage_95"] * 100
-        verdict = ("well calibrated" if abs(cov - 95) <= 5 else
+        verdict = ("well calibrated" if abs(cov - 95) <= 3 else
                    "over-confident (intervals too narrow)" if cov < 95 else "under-confident (intervals too wide)")
         facts.append(f"Its 95% intervals contain **{cov:.0f}%** of the {split} points: {verdict}.")
     else:
