@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -25,13 +26,18 @@ SOURCES = {"synthetic": "Synthetic", "bundled": "Real (bundled)", "csv": "Upload
 TASKS = {"auto": "Infer from the target", "regression": "Regression", "classification": "Classification"}
 
 
-def read_csv_columns(csv_bytes: bytes) -> tuple[list[str] | None, str | None]:
-    """The column names of an uploaded CSV, or ``(None, message)`` if it cannot be read."""
+def read_csv(csv_bytes: bytes) -> tuple[core_data.CsvTable | None, str | None]:
+    """Parse an uploaded CSV once per file: ``(table, None)`` or ``(None, human message)``."""
+    digest = hashlib.sha256(csv_bytes).hexdigest()
+    cached = st.session_state.get("data_csv_cache")
+    if cached and cached[0] == digest:
+        return cached[1], cached[2]
     try:
-        table = core_data.parse_csv(csv_bytes)
+        table, error = core_data.parse_csv(csv_bytes), None
     except DataError as exc:
-        return None, str(exc)
-    return list(table.columns), None
+        table, error = None, str(exc)
+    st.session_state["data_csv_cache"] = (digest, table, error)
+    return table, error
 
 
 def _init_widgets(spec: DataSpec) -> None:
@@ -86,16 +92,19 @@ def csv_controls() -> tuple[dict | None, bytes | None]:
     if csv_bytes is None:
         st.info("Upload a file to use your own data.", icon=":material/upload_file:")
         return None, None
-    columns, error = read_csv_columns(csv_bytes)
-    if columns is None:
-        st.error(f"**This file cannot be read:** {error}", icon=":material/error:")
+    table, error = read_csv(csv_bytes)
+    if table is None:
+        st.error(f"**This file cannot be read:** {ui.esc(error)}", icon=":material/error:")
         return None, None
+    columns = table.column_names
     name = upload.name if upload is not None else st.session_state["data_spec"].name
     target = st.selectbox("Target column (what to predict)", columns, index=len(columns) - 1, key="data_target",
                           help="The column the ensemble learns to predict.")
+    numeric = [c.name for c in table.columns if c.kind == "numeric" and c.name != target]
     others = [c for c in columns if c != target]
-    features = st.multiselect("Feature columns (inputs)", others, default=others, key="data_features",
-                              help="Non-numeric columns are dropped with a note below.")
+    features = st.multiselect("Feature columns (inputs)", others, default=numeric,
+                              key=f"data_features_{hashlib.md5(target.encode()).hexdigest()[:8]}",
+                              help="Only numeric columns can be inputs; text columns are left out by default.")
     task = st.selectbox("Task", list(TASKS), format_func=TASKS.get, key="data_task",
                         help="Inferred: a target with a few whole-number or text values is a class label.")
     return {"source": "csv", "name": (name or "upload.csv")[:200], "target": target,
@@ -147,6 +156,10 @@ with view:
         ui.show(ui.figure("data_figure", ds), key="data_fig")
     else:
         ui.show(ui.figure("feature_histograms", ds), key="data_hist")
+    cached = st.session_state.get("data_csv_cache")
+    if st.session_state["data_spec"].source == "csv" and cached and cached[1] is not None:
+        with st.expander("The uploaded file (first 20 rows, as read)", icon=":material/description:"):
+            st.dataframe(cached[1].frame.head(20), hide_index=True)
     with st.expander("Training rows (first 200)", icon=":material/table:", expanded=ds.n_features > 2):
         table = pd.DataFrame(ds.x_train[:200], columns=ds.feature_names)
         y = ds.y_train[:200]
@@ -157,10 +170,10 @@ with view:
         with st.container(border=True):
             st.markdown("**What was done to the data, and why**")
             if summary is not None:
-                st.markdown(f"- {summary.rows_used:,} of {summary.rows_read:,} rows used; task: {summary.task} "
-                            f"({ui.esc(summary.task_reason)})")
-                for reason, count in summary.rows_dropped.items():
-                    st.markdown(f"- {count:,} row(s) dropped: {ui.esc(reason)}")
+                if summary.encoding:
+                    sep = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "bar"}.get(summary.delimiter, "?")
+                    st.markdown(f"- Read as {ui.esc(summary.encoding)} text, {sep}-separated, decimal mark "
+                                f"“{ui.esc(summary.decimal)}”, {'with' if summary.has_header else 'without'} a header row")
                 for col, reason in summary.columns_dropped.items():
                     st.markdown(f"- column **{ui.esc(col)}** not used: {ui.esc(reason)}")
             for note in ds.notes:

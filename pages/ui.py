@@ -211,3 +211,105 @@ def empty_state(message: str, page: str, label: str, icon: str = ":material/arro
     with st.container(border=True):
         st.markdown(message)
         link(page, label, icon)
+
+
+# ------------------------------------------------------------------ the job poller
+def preview_grid(dataset: Dataset) -> Any | None:
+    """The inputs of the live preview: 1-D regression or 2-D classification, else ``None``."""
+    if (dataset.task, dataset.n_features) not in (("regression", 1), ("classification", 2)):
+        return None
+    from ensemble_core import viz
+
+    return viz.input_grid(dataset, n=200 if dataset.n_features == 1 else 50)
+
+
+def lr_chart(cfg: RunConfig, n_train: int, events: list, key: str) -> None:
+    """The run's learning rate per step, snapshot points, and a 'now' marker after the steps taken."""
+    from ensemble_core import schedules
+
+    steps = sum(len(e.lrs) for e in events if e.kind == "epoch")
+    show(figure("lr_figure", schedules.lr_schedule(cfg, n_train),
+                steps_per_epoch=schedules.steps_per_epoch(cfg.optim.batch_size, n_train),
+                snapshot_steps=[s - 1 for s in schedules.snapshot_steps(cfg, n_train)],
+                now_step=steps - 1 if steps else None, height=260), key=key)
+
+
+def _summary(job: Job) -> dict[str, float]:
+    """Test (else validation) metrics of a finished job's ensemble, computed once per job."""
+    cached = st.session_state.get("ui_summary")
+    if cached and cached[0] == job.id:
+        return cached[1]
+    from ensemble_core.metrics import evaluate
+    from ensemble_core.predict import predict
+
+    ds, scores = job.dataset, {}
+    x, y = (ds.x_test, ds.y_test) if len(ds.x_test) else (ds.x_val, ds.y_val)
+    if len(x) and job.result is not None and job.result.healthy:
+        try:
+            scores = evaluate(predict(job.result, x), y)
+        except Exception:  # noqa: BLE001 - a summary must not take the page down
+            log.exception("summary of job %s failed", job.id)
+    st.session_state["ui_summary"] = (job.id, scores)
+    return scores
+
+
+def job_panel(job: Job) -> None:
+    """Status, progress and live charts of a training job, drawn from its event history."""
+    events, cfg, ds = job.events, job.config, job.dataset
+    p = job.progress()
+    if job.status == "queued":
+        stats = pool().stats()
+        st.info(f"**Waiting for a free slot — you are number {job.queue_position or 1} in the queue.** "
+                f"{stats['running']} run(s) are training on this server (at most {stats['max_running']} at once).",
+                icon=":material/hourglass_top:")
+    elif job.status == "running":
+        eta = f" · about {p.eta:.0f} s left" if p.eta is not None else ""
+        st.progress(p.fraction, text=f"Epoch {p.epoch} of {p.n_epochs} · {p.elapsed:.1f} s{eta}")
+    elif job.status == "failed":
+        st.error(f"**Training failed:** {esc(job.error)}", icon=":material/error:")
+    elif job.result is not None:
+        run = job.result
+        word = "Stopped early" if job.status == "stopped" else "Done"
+        st.success(f"**{word}:** {len(run.healthy)} member(s) after {run.epochs_done} of {p.n_epochs} epochs "
+                   f"in {run.seconds:.1f} s. The run is kept — explore it on the Uncertainty page.",
+                   icon=":material/check_circle:")
+        scores = _summary(job)
+        if scores:
+            cols = st.columns(3)
+            cols[0].metric("Test NLL", f"{scores['nll']:.3f}", help="Negative log-likelihood (lower is better).")
+            if "rmse" in scores:
+                cols[1].metric("Test RMSE", f"{scores['rmse']:.3g}", help="In the target's units.")
+            else:
+                cols[1].metric("Test accuracy", f"{scores['accuracy']:.1%}")
+            with cols[2]:
+                link("pages/uncertainty.py", "See the uncertainty", ":material/ssid_chart:")
+    diverged = [e for e in events if e.kind == "diverged"]
+    if diverged:
+        lines = "\n".join(f"- Member {e.trajectory + 1} at epoch {e.epoch}: {esc(e.reason)}" for e in diverged)
+        st.warning(f"**{len(diverged)} member(s) diverged and are excluded from the ensemble** (dashed lines). "
+                   f"A smaller learning rate usually helps.\n{lines}", icon=":material/warning:")
+    n, task = cfg.optim.epochs, ds.task
+    preview = next((e for e in reversed(events) if e.kind == "preview"), None)
+    grid = preview_grid(ds)
+    top = st.columns([3, 2] if grid is not None else [1])
+    with top[0]:
+        show(figure("loss_figure", events, n, metric="loss", n_members=cfg.strategy.members, height=340),
+             key="train_loss_fig")
+    if grid is not None:
+        with top[1]:
+            if preview is None:
+                st.caption("The live prediction appears after the first few epochs.")
+            elif task == "regression":
+                show(figure("bands_figure", ds, grid, preview.prediction, compact=True), key="train_preview")
+            else:
+                show(figure("class_maps", ds, grid, preview.prediction, compact=True), key="train_preview")
+            if preview is not None:
+                st.caption(f"Live prediction at epoch {preview.epoch}.")
+    if task == "classification":
+        show(figure("loss_figure", events, n, metric="accuracy", n_members=cfg.strategy.members, height=300),
+             key="train_acc_fig")
+    bottom = st.columns(2)
+    with bottom[0]:
+        lr_chart(cfg, ds.n_train, events, "train_lr_live")
+    with bottom[1]:
+        show(figure("val_figure", events, n, task, height=260), key="train_val_fig")

@@ -1,0 +1,184 @@
+"""Train: configure the ensemble, see the learning-rate schedule, train in the background, watch it live."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from ensemble_core.config import ConfigError, LossSpec, ModelSpec, OptimSpec, RunConfig, StrategySpec
+from ensemble_core.jobs import LimitError, check_limits
+from pages import ui
+
+KINDS = {"independent": "Independent seeds", "bootstrap": "Bootstrap resamples", "snapshot": "Snapshot ensemble"}
+LOSSES = {"nll": "Gaussian NLL (mean + variance)", "beta_nll": "β-NLL (Seitzer et al. 2022)",
+          "mse": "MSE baseline (mean only)"}
+LRS = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
+KEYS = {  # widget key -> config field
+    "train_kind": "strategy.kind", "train_members": "strategy.members", "train_snapshots": "strategy.snapshots",
+    "train_adv": "strategy.adversarial", "train_layers": "model.hidden_layers", "train_width": "model.width",
+    "train_act": "model.activation", "train_loss": "loss.kind", "train_beta": "loss.beta",
+    "train_var": "loss.variance", "train_opt": "optim.optimizer", "train_lr": "optim.lr",
+    "train_lr_min": "optim.lr_min", "train_wd": "optim.weight_decay", "train_momentum": "optim.momentum",
+    "train_batch": "optim.batch_size", "train_epochs": "optim.epochs", "train_schedule": "optim.schedule",
+    "train_gran": "optim.granularity", "train_seed": "seed",
+}
+PER_STRATEGY = {  # sensible defaults applied when the strategy changes
+    "snapshot": {"train_opt": "sgd", "train_schedule": "cyclic", "train_lr": 0.1, "train_lr_min": 0.0,
+                 "train_members": 1, "train_snapshots": 5, "train_gran": "iteration"},
+    "independent": {"train_opt": "adam", "train_schedule": "constant", "train_lr": 0.01, "train_members": 5},
+}
+PER_STRATEGY["bootstrap"] = PER_STRATEGY["independent"]
+
+
+def _get(cfg: RunConfig, dotted: str):
+    obj = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _on_kind() -> None:
+    st.session_state.update(PER_STRATEGY[st.session_state["train_kind"]])
+
+
+def controls(task: str) -> None:
+    ss = st.session_state
+    for key, dotted in KEYS.items():
+        ss.setdefault(key, _get(ss["config"], dotted))
+    snap = ss["train_kind"] == "snapshot"
+    ens, net, loss, opt = st.tabs(["Ensemble", "Network", "Loss", "Optimiser"])
+    with ens:
+        st.selectbox("Strategy", list(KINDS), format_func=KINDS.get, key="train_kind", on_change=_on_kind,
+                     help="Independent: different seeds. Bootstrap: each member also gets its own resample of the "
+                          "data. Snapshot: one cyclic-LR run, a snapshot per cycle (switches to SGD, cyclic, lr 0.1).")
+        st.slider("Trajectories K" if snap else "Members M", 1, 20, key="train_members",
+                  help="Independently seeded networks. For snapshots, each trajectory gives S snapshots (K × S members).")
+        if snap:
+            st.slider("Snapshots per trajectory S", 1, 20, key="train_snapshots",
+                      help="Cycles of the cyclic schedule; a snapshot of the weights is kept at the end of each.")
+        st.toggle("Adversarial training", key="train_adv",
+                  help="Also train on x' = x + ε·sign(∇ₓloss), ε = 1% of each input's range (the paper's option).")
+        st.number_input("Seed", 0, 2**31 - 1, key="train_seed", help="Same seed and settings, same result.")
+    with net:
+        st.slider("Hidden layers", 0, 8, key="train_layers", help="0 gives a linear model.")
+        st.select_slider("Width (units per layer)", [8, 16, 32, 50, 64, 100, 128, 256, 512], key="train_width",
+                         help="Wider networks fit more complex functions but train more slowly.")
+        st.selectbox("Activation", ["relu", "tanh", "gelu", "silu"], key="train_act",
+                     help="The hidden non-linearity. ReLU extrapolates linearly, tanh flattens out.")
+    with loss:
+        if task != "regression":
+            st.info("Classification members are trained with cross-entropy.", icon=":material/info:")
+        else:
+            st.selectbox("Regression loss", list(LOSSES), format_func=LOSSES.get, key="train_loss",
+                         help="NLL members predict a variance too (aleatoric uncertainty). The MSE baseline predicts "
+                              "only a mean; its uncertainty is the members' disagreement alone.")
+            if ss["train_loss"] == "beta_nll":
+                st.slider("β", 0.0, 1.0, step=0.05, key="train_beta",
+                          help="Weights each point's NLL by σ²ᵝ; β = 0 is plain NLL, β = 1 behaves like MSE for the mean.")
+            if ss["train_loss"] != "mse":
+                st.radio("Variance head", ["softplus", "logvar"], key="train_var", horizontal=True,
+                         help="softplus(raw) + 1e-6 (the paper; gradients stay tame) or exp(log-variance) "
+                              "(the seed code; can explode for large raw outputs).")
+    with opt:
+        st.selectbox("Optimiser", ["adam", "sgd"], key="train_opt", format_func=str.upper,
+                     help="Adam adapts each step; SGD with momentum is what snapshot ensembles use.")
+        lrs = sorted(set(LRS) | {ss["train_lr"]})
+        st.select_slider("Learning rate", lrs, key="train_lr", help="Initial (maximum) learning rate.")
+        st.selectbox("Schedule", ["constant", "cosine", "cyclic"], key="train_schedule",
+                     help="Cosine anneals once over the run; cyclic restarts once per snapshot (required for snapshots).")
+        if ss["train_schedule"] != "constant":
+            st.number_input("Minimum learning rate", 0.0, 100.0, format="%g", key="train_lr_min",
+                            help="Where the cosine ends (Huang et al. use 0; the seed code 1e-4).")
+            st.radio("Step the schedule per", ["iteration", "epoch"], key="train_gran", horizontal=True,
+                     help="Per mini-batch (Huang et al.) or once per epoch (the seed code).")
+        c1, c2 = st.columns(2)
+        c1.number_input("Epochs", 1, 5000, key="train_epochs", help="Passes over the training data (all cycles).")
+        c2.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512, 1024], key="train_batch",
+                         help="Rows per step; capped at the number of training rows.")
+        st.select_slider("Weight decay", [0.0, 1e-5, 1e-4, 1e-3, 1e-2], key="train_wd",
+                         help="L2 penalty on the weights.")
+        if ss["train_opt"] == "sgd":
+            st.slider("Momentum", 0.0, 0.99, step=0.01, key="train_momentum", help="SGD momentum (0.9 is standard).")
+
+
+def build_config() -> RunConfig:
+    """The RunConfig the widgets describe (raises ConfigError naming the field)."""
+    v = {dotted: st.session_state[key] for key, dotted in KEYS.items()}
+    return RunConfig(
+        data=st.session_state["data_spec"],
+        model=ModelSpec(v["model.hidden_layers"], int(v["model.width"]), v["model.activation"]),
+        loss=LossSpec(v["loss.kind"], float(v["loss.beta"]), v["loss.variance"]),
+        strategy=StrategySpec(v["strategy.kind"], v["strategy.members"], v["strategy.snapshots"],
+                              v["strategy.adversarial"]),
+        optim=OptimSpec(v["optim.optimizer"], float(v["optim.lr"]), float(v["optim.lr_min"]),
+                        float(v["optim.weight_decay"]), float(v["optim.momentum"]), int(v["optim.batch_size"]),
+                        int(v["optim.epochs"]), v["optim.schedule"], v["optim.granularity"]),
+        seed=int(v["seed"]))
+
+
+def start(cfg: RunConfig, ds) -> None:
+    grid = ui.preview_grid(ds)
+    preview_x = None if grid is None else np.asarray(grid)
+    try:
+        job = ui.pool().submit(cfg, ds, ui.owner(), preview_x=preview_x,
+                               preview_every=max(1, cfg.optim.epochs // 25) if preview_x is not None else 0)
+    except LimitError as exc:
+        st.error(str(exc), icon=":material/block:")
+        return
+    st.session_state["job_id"] = job.id
+    st.rerun()
+
+
+st.title("Train")
+ds = st.session_state["dataset"]
+st.caption(f"On **{ui.esc(ds.name)}** ({ds.task}, {ds.n_train} training rows) — change it on the Data page.")
+left, right = st.columns([1, 2.2], gap="large")
+with left:
+    controls(ds.task)
+    try:
+        cfg = build_config()
+    except ConfigError as exc:
+        field, _, why = str(exc).partition(": ")
+        label = next((k for k, d in KEYS.items() if d == field), field)
+        st.error(f"**{ui.esc(label.removeprefix('train_').replace('_', ' ').title())}** ({field}): {ui.esc(why)}",
+                 icon=":material/error:")
+        cfg = None
+    else:
+        st.session_state["config"] = cfg
+
+job = ui.current_job()
+polling = job is not None and job.active
+
+
+@st.fragment(run_every=ui.POLL_S if polling else None)
+def live() -> None:
+    job = ui.sync_job()
+    if polling and (job is None or not job.active):
+        st.rerun()  # finished: one full rerun shows the results and switches polling off
+    active = job is not None and job.active
+    b1, b2, _ = st.columns([1, 1, 2])
+    limit = None
+    if cfg is not None:
+        try:
+            check_limits(cfg, ds, ui.pool().limits)
+        except LimitError as exc:
+            limit = str(exc)
+    if b1.button("Train", type="primary", icon=":material/play_arrow:", disabled=active or cfg is None or bool(limit),
+                 width="stretch", help="Start training in the background; the page stays usable."):
+        start(cfg, ds)
+    if b2.button("Stop", icon=":material/stop:", disabled=not active, width="stretch",
+                 help="End the run now and keep every member trained so far."):
+        job.stop()
+    if limit:
+        st.warning(limit, icon=":material/block:")
+    if job is None:
+        st.markdown("#### Learning-rate schedule")
+        st.caption("Every optimiser step's learning rate for the settings on the left (stars: snapshots).")
+        if cfg is not None:
+            ui.lr_chart(cfg, ds.n_train, [], "train_lr_plan")
+        st.info("Press **Train** to start. Every member's loss will appear here as it learns.", icon=":material/info:")
+        return
+    ui.job_panel(job)
+
+
+live()
