@@ -1,17 +1,45 @@
 """The training engine: ``train(config, data, on_event, should_stop) -> Run``.
 
-CONTRACT (implementation in progress).
+One :class:`~ensemble_core.models.StackedMLP` holds every trajectory; one
+batched forward/backward and one optimiser step per mini-batch train them all.
+Independence is exact: member ``k`` starts from ``torch.manual_seed(seed_k)``
+and the seed's ``nn.Sequential`` (:func:`ensemble_core.models.init_member`),
+sees its own data order / bootstrap resample (:mod:`ensemble_core.strategies`),
+has its own optimiser state (Adam and SGD are elementwise) and its loss is
+*summed* with the others so gradients never mix.  ``tests/test_engine_vs_reference.py``
+checks the result against the plain loops of :mod:`ensemble_core.reference`.
+
+The parameters are trained as one flat ``[K, P]`` tensor (row = trajectory)
+whose views feed the stacked forward: masking a diverged trajectory, the
+optimiser step and snapshots are then single tensor operations.  There is no
+``.item()`` per step; losses, accuracy and divergence flags accumulate on the
+device and are read once per epoch.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Union
+from typing import Literal
 
 import numpy as np
+import torch
 
+from . import metrics
 from .config import RunConfig
 from .data import Dataset
+from .losses import output_size, per_sample_loss, to_variance
+from .models import StackedMLP
+from .predict import (
+    ClassificationPrediction,
+    RegressionPrediction,
+    combine_classification,
+    combine_regression,
+)
+from .schedules import effective_batch_size, lr_schedule, snapshot_steps, steps_per_epoch
+from .strategies import DataStreams, fgsm, fgsm_eps
 
 
 class TrainingError(RuntimeError):
@@ -112,7 +140,7 @@ class Preview:
     kind: Literal["preview"] = "preview"
 
 
-Event = Union[EpochEnd, SnapshotTaken, MemberDiverged, Preview, Done]
+Event = EpochEnd | SnapshotTaken | MemberDiverged | Preview | Done
 
 
 @dataclass
@@ -157,6 +185,337 @@ class Run:
         return [m.index for m in self.members if m.status == "ok"]
 
 
+#: Test/experiment hook type: called with the freshly initialised stack (CPU) before training.
+InitHook = Callable[["StackedMLP"], None]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"cuda"``/``"auto"`` -> CUDA when available, else CPU; ``"cpu"`` -> CPU."""
+    if device in ("cuda", "auto") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def check_inputs(config: RunConfig, data: Dataset) -> None:
+    """Raise :class:`TrainingError` with a human message when ``data`` cannot train ``config``.
+
+    Checks: a :class:`Dataset` with a known task; the config's data spec and
+    the data agree on the task; regression losses (``mse``, ``beta_nll``) are
+    not asked for on a classification task (classification always uses
+    cross-entropy, so the default ``loss.kind="nll"`` is ignored there); at
+    least 2 classes with labels ``0..C-1``; a non-empty training split; 2-D
+    inputs and 1-D targets of matching lengths; no NaN or infinite values; a
+    non-constant regression target.
+    """
+    if not isinstance(data, Dataset):
+        raise TrainingError(f"data must be a Dataset, got {type(data).__name__}")
+    task = data.task
+    if task not in ("regression", "classification"):
+        raise TrainingError(f"unknown task {task!r}: expected 'regression' or 'classification'")
+    expected = config.data.inferred_task
+    if expected is not None and expected != task:
+        raise TrainingError(f"the config describes a {expected} data set ({config.data.name!r}) "
+                            f"but the data is a {task} task")
+    if task == "classification" and config.loss.kind in ("mse", "beta_nll"):
+        raise TrainingError(f"loss {config.loss.kind!r} is a regression loss; classification always "
+                            "trains with cross-entropy (choose the default loss)")
+    x, y = np.asarray(data.x_train), np.asarray(data.y_train)
+    if x.ndim != 2:
+        raise TrainingError(f"training inputs must be a 2-D array [n, d], got shape {x.shape}")
+    if len(x) == 0 or x.shape[1] == 0:
+        raise TrainingError("the training split is empty: there is nothing to train on")
+    if y.shape != (len(x),):
+        raise TrainingError(f"training targets must have shape ({len(x)},), got {y.shape}")
+    for name, arr in (("training inputs", x), ("training targets", y),
+                      ("validation inputs", data.x_val), ("validation targets", data.y_val)):
+        arr = np.asarray(arr)
+        if arr.size and not np.all(np.isfinite(arr.astype(np.float64))):
+            raise TrainingError(f"the {name} contain NaN or infinite values; clean or drop those rows first")
+    if len(data.x_val) and np.asarray(data.x_val).shape[1:] != x.shape[1:]:
+        raise TrainingError(f"validation inputs have {np.asarray(data.x_val).shape[1:]} columns, "
+                            f"training inputs {x.shape[1:]}")
+    if task == "classification":
+        n_classes = data.n_classes
+        if n_classes < 2:
+            raise TrainingError(f"classification needs at least 2 classes, got {n_classes}")
+        for name, labels in (("training", y), ("validation", np.asarray(data.y_val))):
+            if labels.size and (np.any(labels != np.round(labels)) or labels.min() < 0
+                                or labels.max() >= n_classes):
+                raise TrainingError(f"{name} labels must be class indices 0..{n_classes - 1}")
+    else:
+        if not (np.isfinite(data.y_std) and data.y_std > 0):
+            raise TrainingError("the regression target is constant (standard deviation 0): "
+                                "there is nothing to learn")
+    if not np.all(np.isfinite(np.asarray(data.x_std, dtype=np.float64))) or np.any(np.asarray(data.x_std) <= 0):
+        raise TrainingError("input scaling (x_std) must be positive and finite")
+
+
+class _Engine:
+    """State of one vectorised training run (see :func:`train`)."""
+
+    def __init__(self, config: RunConfig, data: Dataset, on_event: Callable[[Event], None] | None,
+                 should_stop: Callable[[], bool] | None, preview_x: np.ndarray | None, preview_every: int,
+                 init_hook: InitHook | None) -> None:
+        self.t0 = time.perf_counter()
+        self.config, self.data = config, data
+        self.on_event, self.should_stop = on_event, should_stop
+        self.history: list[Event] = []
+        self.task = data.task
+        self.device = resolve_device(config.device)
+        o, strat = config.optim, config.strategy
+        self.n_train = len(data.x_train)
+        self.K = strat.members
+        self.snapshot = strat.kind == "snapshot"
+        self.n_out = output_size(self.task, config.loss, data.n_classes)
+        self.batch = effective_batch_size(o.batch_size, self.n_train)
+        self.spe = steps_per_epoch(o.batch_size, self.n_train)
+        self.bounds = [(s, min(s + self.batch, self.n_train)) for s in range(0, self.n_train, self.batch)]
+        self.lrs = lr_schedule(config, self.n_train)
+        self.lrs_list = self.lrs.tolist()
+        self.snap_steps = snapshot_steps(config, self.n_train)
+        self.streams = DataStreams(config, self.n_train)
+        self.seeds = self.streams.seeds
+        dev = self.device
+
+        x_std = data.scale_x(data.x_train)
+        self.x = torch.as_tensor(x_std, dtype=torch.float32, device=dev)
+        if self.task == "classification":
+            self.y = torch.as_tensor(data.y_train, dtype=torch.int64, device=dev)
+        else:
+            self.y = torch.as_tensor(data.scale_y(data.y_train), dtype=torch.float32, device=dev)
+        self.x_val = torch.as_tensor(data.scale_x(data.x_val), dtype=torch.float32, device=dev) \
+            if len(data.x_val) else None
+        self.preview_x = None
+        if preview_x is not None:
+            px = np.asarray(preview_x, dtype=np.float64)
+            if px.ndim == 1 and data.n_features == 1:
+                px = px[:, None]
+            if px.ndim != 2 or px.shape[1] != data.n_features or not np.all(np.isfinite(px)):
+                raise TrainingError(f"preview_x must be a finite [N, {data.n_features}] array, got shape {px.shape}")
+            self.preview_x = torch.as_tensor(data.scale_x(px), dtype=torch.float32, device=dev)
+        self.preview_every = int(preview_every)
+        self.eps = None
+        if strat.adversarial:
+            self.eps = torch.as_tensor(fgsm_eps(x_std, strat.adversarial_eps), dtype=torch.float32, device=dev)
+
+        model = StackedMLP.from_seeds(self.seeds, data.n_features, self.n_out, config.model)
+        if init_hook is not None:
+            init_hook(model)
+        self.model = model.to(dev)
+        self.flat = torch.nn.Parameter(model.flat_parameters().to(dev))
+        self.W, self.B = model.unflatten(self.flat)
+        if o.optimizer == "adam":
+            self.opt: torch.optim.Optimizer = torch.optim.Adam([self.flat], lr=o.lr, weight_decay=o.weight_decay)
+        else:
+            self.opt = torch.optim.SGD([self.flat], lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        self.group = self.opt.param_groups[0]
+
+        # per-trajectory state, all tensors on the device (synchronised once per epoch)
+        self.healthy = torch.ones(self.K, dtype=torch.bool, device=dev)
+        self.bad_loss = torch.zeros(self.K, dtype=torch.float32, device=dev)
+        self.healthy_host = [True] * self.K
+        self.diverged_reason: dict[int, str] = {}
+        self.diverged_epoch: dict[int, int] = {}
+        # snapshots: list of (flat copy [K, P], healthy at that time, epoch, step)
+        self.snaps: list[tuple[torch.Tensor, list[bool], int, int]] = []
+        self.step = 0
+        self.epochs_done = 0
+        self.last_snap_step = 0
+
+    # ----------------------------------------------------------------- events
+    def emit(self, event: Event) -> None:
+        self.history.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    # ------------------------------------------------------------- one step
+    def _losses(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-trajectory loss ``[K]`` (clean + adversarial) and the clean outputs."""
+        loss_spec = self.config.loss
+        if self.eps is None:
+            out = self.model.forward_with(xb, self.W, self.B)
+            return per_sample_loss(out, yb, self.task, loss_spec).mean(1), out
+        xb = xb.requires_grad_(True)
+        out = self.model.forward_with(xb, self.W, self.B)
+        clean = per_sample_loss(out, yb, self.task, loss_spec).mean(1)
+        (grad_x,) = torch.autograd.grad(clean.sum(), xb, retain_graph=True)
+        x_adv = fgsm(xb.detach(), grad_x, self.eps)
+        adv = per_sample_loss(self.model.forward_with(x_adv, self.W, self.B), yb, self.task, loss_spec).mean(1)
+        return clean + adv, out
+
+    def run_epoch(self, epoch: int) -> bool:
+        """Train one epoch; returns False when ``should_stop`` ended it early."""
+        order = self.streams.next_epoch().to(self.device)
+        flat, opt, group = self.flat, self.opt, self.group
+        loss_sum = torch.zeros(self.K, device=self.device)
+        correct = torch.zeros(self.K, device=self.device) if self.task == "classification" else None
+        classification = correct is not None
+        snap_set = self.snap_steps
+        for s, e in self.bounds:
+            if self.should_stop is not None and self.should_stop():
+                return False
+            lr = self.lrs_list[self.step]
+            if group["lr"] != lr:
+                group["lr"] = lr
+            idx = order[:, s:e]
+            xb, yb = self.x[idx], self.y[idx]
+            loss, out = self._losses(xb, yb)
+            flat.grad = None
+            loss.sum().backward()
+            grad = flat.grad
+            # a trajectory whose loss or gradient is not finite is frozen from this step on:
+            # its gradient and update are masked out with torch.where (NaN * 0 would stay NaN)
+            ok = torch.isfinite(loss) & torch.isfinite(grad).all(1)
+            newly_bad = self.healthy & ~ok
+            self.bad_loss = torch.where(newly_bad, loss.detach(), self.bad_loss)
+            self.healthy = self.healthy & ok
+            mask = self.healthy.unsqueeze(1)
+            flat.grad = torch.where(mask, grad, 0.0)
+            before = flat.detach().clone()
+            opt.step()
+            with torch.no_grad():
+                flat.copy_(torch.where(mask, flat, before))
+            loss_sum += loss.detach() * (e - s)
+            if classification:
+                correct += (out.detach().argmax(-1) == yb).sum(1)
+            self.step += 1
+            if self.snapshot and self.step in snap_set:
+                self.take_snapshot(epoch)
+        self.loss_sum, self.correct = loss_sum, correct
+        return True
+
+    def take_snapshot(self, epoch: int) -> None:
+        healthy = self.healthy.tolist()
+        self.snaps.append((self.flat.detach().clone(), healthy, epoch, self.step))
+        self.last_snap_step = self.step
+        s = len(self.snaps) - 1
+        for k in range(self.K):
+            if healthy[k]:
+                self.emit(SnapshotTaken(trajectory=k, snapshot=s, epoch=epoch, step=self.step))
+
+    # ----------------------------------------------------------- epoch end
+    def end_epoch(self, epoch: int) -> None:
+        """Synchronise once: divergence, epoch losses/accuracy, validation metrics, events."""
+        weights_ok = torch.isfinite(self.flat.detach()).all(1)
+        self.healthy &= weights_ok
+        parts = [self.loss_sum / self.n_train, self.healthy.float(), self.bad_loss, weights_ok.float()]
+        if self.correct is not None:
+            parts.append(self.correct / self.n_train)
+        host = torch.stack(parts).cpu().tolist()
+        mean_loss, healthy, bad, w_ok = host[0], host[1], host[2], host[3]
+        for k in range(self.K):
+            if self.healthy_host[k] and not healthy[k]:
+                self.healthy_host[k] = False
+                what = ("the weights became non-finite" if not w_ok[k] else
+                        "the loss became NaN" if math.isnan(bad[k]) else
+                        "the loss became infinite" if math.isinf(bad[k]) else
+                        "the gradients became non-finite")
+                reason = f"{what} at epoch {epoch} (learning rate too high?)"
+                self.diverged_reason[k] = reason
+                self.diverged_epoch[k] = epoch
+                self.emit(MemberDiverged(trajectory=k, epoch=epoch, reason=reason))
+        train_loss = [v if self.healthy_host[k] else float("nan") for k, v in enumerate(mean_loss)]
+        train_acc = None
+        if self.correct is not None:
+            train_acc = [v if self.healthy_host[k] else float("nan") for k, v in enumerate(host[4])]
+        self.epochs_done = epoch
+        val = self.val_metrics()
+        lrs = self.lrs_list[(epoch - 1) * self.spe: epoch * self.spe]
+        self.emit(EpochEnd(epoch=epoch, n_epochs=self.config.optim.epochs, train_loss=train_loss,
+                           train_acc=train_acc, val=val, lrs=lrs, elapsed=time.perf_counter() - self.t0))
+
+    # ------------------------------------------------------ member selection
+    def available(self) -> torch.Tensor | None:
+        """Flat weights ``[A, P]`` of the healthy members so far (snapshots + current weights)."""
+        rows = []
+        for flat, healthy, _, _ in self.snaps:
+            rows += [flat[k] for k in range(self.K) if healthy[k]]
+        if not self.snapshot or self.step > self.last_snap_step:
+            cur = self.flat.detach()
+            rows += [cur[k] for k in range(self.K) if self.healthy_host[k]]
+        return torch.stack(rows) if rows else None
+
+    def _outputs(self, x: torch.Tensor, flat: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            w, b = self.model.unflatten(flat)
+            return self.model.forward_with(x, w, b).to("cpu", torch.float64).numpy()
+
+    def _prediction(self, out: np.ndarray) -> RegressionPrediction | ClassificationPrediction:
+        if self.task == "classification":
+            z = out - out.max(axis=-1, keepdims=True)
+            p = np.exp(z)
+            return combine_classification(p / p.sum(axis=-1, keepdims=True))
+        mean = self.data.unscale_mean(out[..., 0])
+        if self.n_out == 1:
+            var = np.zeros_like(mean)
+        else:
+            raw = torch.from_numpy(out[..., 1])
+            var = self.data.unscale_var(to_variance(raw, self.config.loss.variance).numpy())
+        return combine_regression(mean, var)
+
+    def val_metrics(self) -> dict[str, float]:
+        if self.x_val is None:
+            return {}
+        flat = self.available()
+        if flat is None:
+            return {}
+        pred = self._prediction(self._outputs(self.x_val, flat))
+        y = np.asarray(self.data.y_val)
+        if isinstance(pred, ClassificationPrediction):
+            return {"nll": metrics.categorical_nll(y, pred.probs), "accuracy": metrics.accuracy(y, pred.probs)}
+        # MSE members have no aleatoric variance: floor the spread so the NLL stays finite
+        floor = VAR_FLOOR * self.data.y_std**2
+        return {"nll": metrics.gaussian_nll(y, pred.mean, np.maximum(pred.total, floor)),
+                "rmse": metrics.rmse(y, pred.mean)}
+
+    def preview(self, epoch: int) -> None:
+        flat = self.available()
+        if self.preview_x is not None and flat is not None:
+            self.emit(Preview(epoch=epoch, prediction=self._prediction(self._outputs(self.preview_x, flat))))
+
+    # ------------------------------------------------------------ the result
+    def build_run(self, stopped: bool) -> Run:
+        data, K = self.data, self.K
+        cur_epoch = -(-self.step // self.spe)
+        infos: list[MemberInfo] = []
+        rows: list[torch.Tensor] = []
+
+        def status(k: int, epoch: int) -> tuple[str, str]:
+            if k in self.diverged_epoch and self.diverged_epoch[k] <= epoch:
+                return "diverged", self.diverged_reason[k]
+            return "ok", ""
+
+        if self.snapshot and self.snaps:
+            for k in range(K):
+                for s, (flat, healthy, epoch, _) in enumerate(self.snaps):
+                    st, why = ("ok", "") if healthy[k] else ("diverged", self.diverged_reason.get(
+                        k, "non-finite values before this snapshot"))
+                    infos.append(MemberInfo(index=len(infos), trajectory=k, snapshot=s, seed=self.seeds[k],
+                                            epoch=epoch, status=st, reason=why))  # type: ignore[arg-type]
+                    rows.append(flat[k])
+        else:
+            cur = self.flat.detach()
+            for k in range(K):
+                st, why = status(k, cur_epoch) if self.healthy_host[k] is False else ("ok", "")
+                infos.append(MemberInfo(index=k, trajectory=k, snapshot=0, seed=self.seeds[k], epoch=cur_epoch,
+                                        status=st, reason=why))  # type: ignore[arg-type]
+                rows.append(cur[k])
+        model = StackedMLP(len(rows), data.n_features, self.n_out, self.config.model)
+        model.load_flat(torch.stack(rows).cpu())
+        model.eval()
+        return Run(config=self.config, task=self.task, model=model, members=infos, history=self.history,
+                   lr_trace=self.lrs[: self.step].copy(), epochs_done=self.epochs_done, stopped=stopped,
+                   seconds=time.perf_counter() - self.t0, x_mean=np.asarray(data.x_mean, dtype=np.float64),
+                   x_std=np.asarray(data.x_std, dtype=np.float64), y_mean=float(data.y_mean),
+                   y_std=float(data.y_std), n_classes=data.n_classes if self.task == "classification" else 0,
+                   feature_names=list(data.feature_names), target_name=data.target_name,
+                   class_names=list(data.class_names) if data.class_names else None)
+
+
+#: Variance floor (standardised units) used for the validation NLL of MSE ensembles.
+VAR_FLOOR = 1e-6
+
+
 def train(
     config: RunConfig,
     data: Dataset,
@@ -165,13 +524,71 @@ def train(
     *,
     preview_x: np.ndarray | None = None,
     preview_every: int = 0,
+    init_hook: InitHook | None = None,
 ) -> Run:
     """Train every member of ``config``'s ensemble on ``data`` in one batched program.
 
+    All trajectories live in one :class:`~ensemble_core.models.StackedMLP`
+    trained with one optimiser on the *sum* of the member losses, so gradients
+    never mix; each trajectory keeps its own init seed, data order (or
+    bootstrap resample) and optimiser state, exactly as
+    :func:`ensemble_core.reference.train_reference` trains them one by one.
+    The learning rate of step ``i`` is ``schedules.lr_schedule(config, n)[i]``.
+
     ``on_event`` receives each :data:`Event`; ``should_stop`` is polled between
     batches and, when it returns True, training ends and the members trained so
-    far form a valid, smaller :class:`Run` (``stopped=True``).  With
-    ``preview_x`` (raw units) and ``preview_every > 0`` a :class:`Preview`
-    event is emitted every ``preview_every`` epochs and after the last one.
+    far form a valid, smaller :class:`Run` (``stopped=True``): the current
+    weights, or for snapshot ensembles the snapshots taken so far (the
+    current weights if none yet).  With ``preview_x`` (raw units) and
+    ``preview_every > 0`` a :class:`Preview` event is emitted every
+    ``preview_every`` epochs and after the last one.
+
+    A trajectory whose loss, gradient or weights become non-finite is frozen
+    (its updates are masked out), reported by a :class:`MemberDiverged` event
+    and marked ``"diverged"`` in :attr:`Run.members`; the others go on.
+
+    Args:
+        config: the run.
+        data: the data set (original units; standardised here with its
+            training statistics).
+        on_event: called with every event, in order (also kept in ``Run.history``).
+        should_stop: polled before every optimiser step.
+        preview_x: inputs ``[N, d]`` in original units for live previews.
+        preview_every: epochs between previews (0 = none).
+        init_hook: for tests and experiments: called with the freshly
+            initialised stack (on CPU) before training, e.g. to poison a member.
+
+    Returns:
+        The :class:`Run`, with its model on CPU in eval mode.
+
+    Raises:
+        TrainingError: the data does not fit the config (see :func:`check_inputs`)
+            or every member diverged (raised after the divergence events).
     """
-    raise NotImplementedError
+    check_inputs(config, data)
+    engine = _Engine(config, data, on_event, should_stop, preview_x, preview_every, init_hook)
+    n_epochs = config.optim.epochs
+    stopped = False
+    previewed_at = 0
+    for epoch in range(1, n_epochs + 1):
+        if not engine.run_epoch(epoch):
+            stopped = True
+            break
+        engine.end_epoch(epoch)
+        if engine.preview_every > 0 and (epoch % engine.preview_every == 0 or epoch == n_epochs):
+            engine.preview(epoch)
+            previewed_at = epoch
+        if not any(engine.healthy_host):
+            break
+    if engine.preview_every > 0 and engine.preview_x is not None and previewed_at != engine.epochs_done \
+            and engine.step > 0:
+        engine.preview(engine.epochs_done)
+    run = engine.build_run(stopped)
+    if not run.healthy:
+        reasons = "; ".join(f"member {k}: {r}" for k, r in sorted(engine.diverged_reason.items()))
+        raise TrainingError(f"all {config.strategy.members} members diverged ({reasons}); "
+                            "lower the learning rate and train again")
+    done = Done(epochs_done=engine.epochs_done, stopped=stopped, seconds=time.perf_counter() - engine.t0)
+    engine.emit(done)
+    run.seconds = done.seconds
+    return run
