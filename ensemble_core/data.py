@@ -829,7 +829,7 @@ def describe(spec: DataSpec) -> str:
 
 
 # ---------------------------------------------------------------- entry point
-def load_dataset(spec: DataSpec, csv_data: bytes | str | None = None) -> Dataset:
+def load_dataset(spec: DataSpec, csv_data: bytes | str | Path | None = None) -> Dataset:
     """Build the dataset a :class:`DataSpec` describes.
 
     Args:
@@ -952,7 +952,7 @@ class CsvTable:
         for c in self.columns:
             if c.name == name:
                 return c
-        raise UnknownColumnError(f"no column named '{name}'; the columns are: {_name_list(self.column_names)}",
+        raise UnknownColumnError(f"no column named '{_short(name)}'; the columns are: {_name_list(self.column_names)}",
                                  column=name)
 
     @property
@@ -961,8 +961,13 @@ class CsvTable:
         return [c.name for c in self.columns if c.kind == "numeric"]
 
 
+def _short(name: str, width: int = 40) -> str:
+    """A user-supplied name cut to ``width`` characters for messages."""
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def _name_list(names: list[str], limit: int = 12) -> str:
-    shown = ", ".join(f"'{n}'" for n in names[:limit])
+    shown = ", ".join(f"'{_short(n)}'" for n in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
