@@ -812,7 +812,8 @@ def coverage_figure(levels: Sequence[float], observed: Sequence[float], *, heigh
 
 # ---------------------------------------------------------- ensemble size
 def size_curve_figure(ms: Sequence[int], values: Sequence[float], metric: str = "NLL", *,
-                      member_values: Sequence[float] | None = None, current: int | None = None,
+                      member_values: Sequence[float] | None = None, member_ids: Sequence[int] | None = None,
+                      current: int | None = None,
                       height: int | None = 420, uirevision: Any = "size_curve") -> go.Figure:
     """Test metric of the ensemble of the first ``M`` members, against ``M``.
 
@@ -821,15 +822,17 @@ def size_curve_figure(ms: Sequence[int], values: Sequence[float], metric: str = 
         metric: the metric's label (y-axis).
         member_values: each member alone (drawn at ``M = 1`` in member colours):
             shows that single members scatter while the ensemble improves.
+        member_ids: the member index of each of ``member_values`` (default ``0..``), for their colours.
         current: highlight this ``M`` (the slider's value).
     """
     fig = go.Figure()
     if member_values is not None:
         mv = list(member_values)
+        ids = list(member_ids) if member_ids is not None else list(range(len(mv)))
         fig.add_trace(go.Scatter(x=[1] * len(mv), y=_clean(mv), mode="markers", name="Each member alone",
-                                 marker=dict(size=11, color=[member_color(i) for i in range(len(mv))],
+                                 marker=dict(size=11, color=[member_color(i) for i in ids],
                                              line=dict(color="white", width=1)),
-                                 customdata=[i + 1 for i in range(len(mv))],
+                                 customdata=[i + 1 for i in ids],
                                  hovertemplate="Member %{customdata}: %{y:.4g}<extra></extra>"))
     fig.add_trace(go.Scatter(x=list(ms), y=_clean(values), mode="lines+markers", name="Ensemble of first M",
                              line=dict(color=ENSEMBLE_COLOR, width=3.5), marker=dict(size=9),
