@@ -1104,6 +1104,25 @@ def _to_numbers(values: list[str], decimal: str) -> np.ndarray:
     return np.array(out, dtype=np.float64)  # a writable copy
 
 
+def _has_header(rows: list[list[str]], is_number: Callable[[str], bool]) -> bool:
+    """Is the first row a header?
+
+    No when every cell is a number; no when some column is numeric in the rows
+    below and *every* such column also has a number in the first row (a header-less
+    file with a text label column, like iris); yes otherwise.
+    """
+    first = rows[0]
+    if all(is_number(c) for c in first):
+        return False
+    sample = rows[1:201]
+    numeric_cols = []
+    for j in range(len(first)):
+        cells = [r[j] for r in sample if j < len(r) and r[j].lower() not in _MISSING]
+        if cells and sum(map(is_number, cells)) >= _NUMERIC_SHARE * len(cells):
+            numeric_cols.append(j)
+    return not (numeric_cols and all(is_number(first[j]) for j in numeric_cols))
+
+
 def parse_csv(
     data: bytes | str | Path,
     *,
@@ -1180,7 +1199,7 @@ def parse_csv(
     def is_number(cell: str) -> bool:
         return cell.lower() not in _MISSING and bool(np.isfinite(_to_numbers([cell], decimal)[0]))
 
-    has_header = not all(is_number(c) for c in rows[0])
+    has_header = _has_header(rows, is_number)
     width = max(len(rows[0]), 1)
     if has_header:
         header, body = rows[0], rows[1:]

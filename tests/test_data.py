@@ -614,3 +614,18 @@ def test_describe_labels() -> None:
     assert describe(DataSpec(name="sine", gap=True)) == "Heteroscedastic sine · 20 points · noise 3 · with a gap"
     assert describe(DataSpec(source="bundled", name="wine")) == "Wine · classification (scikit-learn)"
     assert describe(csv_spec(target="y")) == "upload.csv · target 'y'"
+
+
+def test_headerless_file_with_a_text_label_column() -> None:
+    text = "".join(f"{i}.1,{i % 3}.5,{['setosa', 'virginica'][i % 2]}\n" for i in range(20))
+    t = parse_csv(text)
+    assert not t.has_header and t.rows_read == 20
+    assert t.column_names == ["column_1", "column_2", "column_3"]
+    d = dataset_from_table(t, csv_spec())
+    assert d.task == "classification" and d.class_names == ["setosa", "virginica"]
+
+
+def test_header_with_numeric_looking_names_in_text_columns_is_a_header() -> None:
+    text = "height,weight,label\n" + "".join(f"{i},{i * 2},{'ab'[i % 2]}\n" for i in range(20))
+    t = parse_csv(text)
+    assert t.has_header and t.column_names == ["height", "weight", "label"]
