@@ -1032,13 +1032,15 @@ def _decode(raw: bytes) -> tuple[str, str]:
         return raw.decode("latin-1"), "latin-1"
 
 
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd]")
+
+
 def _check_text(text: str) -> None:
     """Refuse text that is mostly control characters (binary data that happened to decode)."""
     if "\x00" in text:
         raise UndecodableError("this is not a text file (it contains NUL characters): upload a CSV text file")
     sample = text[:200_000]
-    bad = sum(1 for ch in sample if (ord(ch) < 32 and ch not in "\t\r\n\f\v") or 0x7F <= ord(ch) < 0xA0
-              or ch == "\ufffd")
+    bad = len(_CONTROL_CHARS.findall(sample))
     if bad > max(2, 0.01 * len(sample)):
         raise UndecodableError(
             "the file does not look like text (it is full of control characters): is it a binary file? "
@@ -1104,23 +1106,29 @@ def _to_numbers(values: list[str], decimal: str) -> np.ndarray:
     return np.array(out, dtype=np.float64)  # a writable copy
 
 
-def _has_header(rows: list[list[str]], is_number: Callable[[str], bool]) -> bool:
+def _has_header(rows: list[list[str]], decimal: str) -> bool:
     """Is the first row a header?
 
     No when every cell is a number; no when some column is numeric in the rows
     below and *every* such column also has a number in the first row (a header-less
     file with a text label column, like iris); yes otherwise.
     """
+
+    def numbers(cells: list[str]) -> np.ndarray:
+        ok = np.isfinite(_to_numbers(cells, decimal))
+        return ok & np.array([c.lower() not in _MISSING for c in cells], dtype=bool)
+
     first = rows[0]
-    if all(is_number(c) for c in first):
+    first_ok = numbers(first)
+    if first_ok.all():
         return False
     sample = rows[1:201]
     numeric_cols = []
     for j in range(len(first)):
         cells = [r[j] for r in sample if j < len(r) and r[j].lower() not in _MISSING]
-        if cells and sum(map(is_number, cells)) >= _NUMERIC_SHARE * len(cells):
+        if cells and numbers(cells).sum() >= _NUMERIC_SHARE * len(cells):
             numeric_cols.append(j)
-    return not (numeric_cols and all(is_number(first[j]) for j in numeric_cols))
+    return not (numeric_cols and all(first_ok[j] for j in numeric_cols))
 
 
 def parse_csv(
@@ -1196,10 +1204,7 @@ def parse_csv(
             decimal = ","
             notes.append("Numbers use a decimal comma (e.g. 1,5); they were read as 1.5.")
 
-    def is_number(cell: str) -> bool:
-        return cell.lower() not in _MISSING and bool(np.isfinite(_to_numbers([cell], decimal)[0]))
-
-    has_header = _has_header(rows, is_number)
+    has_header = _has_header(rows, decimal)
     width = max(len(rows[0]), 1)
     if has_header:
         header, body = rows[0], rows[1:]
