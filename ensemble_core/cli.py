@@ -1,0 +1,328 @@
+"""Command line: ``python -m ensemble_core {train,uci} ...``.
+
+``train``
+    Train the ensemble a ``RunConfig`` JSON file describes, headless, with a
+    progress bar on stderr, and write the run (see :mod:`ensemble_core.persistence`).
+``uci``
+    The UCI regression protocol of Lakshminarayanan et al. (2017), Section 3.3:
+    for every standard split, train M Gaussian-NLL members (one hidden layer of
+    50 ReLU units, softplus variance + 1e-6, Adam, batch 100, 40 epochs) on the
+    standardised training rows and score the test rows in the target's original
+    units; print RMSE and NLL per split and their mean +- std over the splits.
+
+Bad arguments or files give one line on stderr and a non-zero exit status
+(2: usage, 1: anything else), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+PROG = "python -m ensemble_core"
+
+
+class CliError(Exception):
+    """A problem with the command's input; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a single line (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m ensemble_core``."""
+    parser = _Parser(prog=PROG, description="Deep Ensemble Lab: train deep ensembles from the command line.")
+    sub = parser.add_subparsers(dest="command", metavar="{train,uci}", parser_class=_Parser)
+    sub.required = True
+
+    t = sub.add_parser("train", help="train the ensemble a RunConfig JSON describes and save the run",
+                       description="Train headless with a progress bar and write the run to a folder "
+                                   "(config.json, run.json, history.csv, metrics.json, weights.safetensors).")
+    t.add_argument("--config", required=True, type=Path, metavar="RUN.json", help="RunConfig JSON file")
+    t.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write the run to")
+    t.add_argument("--csv", type=Path, metavar="FILE", help="the data file when the config's data.source is 'csv'")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch CPU threads (default: torch's choice)")
+    t.set_defaults(func=cmd_train)
+
+    u = sub.add_parser("uci", help="the UCI regression protocol of Lakshminarayanan et al. 2017",
+                       description="Train and score a deep ensemble on every standard split of a UCI data set "
+                                   "and print RMSE and NLL (original units) per split and mean +- std "
+                                   "(sample std over the splits).")
+    u.add_argument("csv", type=Path, metavar="DATA.csv", help="data file: header row, target in the last column")
+    u.add_argument("--splits", required=True, type=Path, metavar="SPLITS.json", help="the standard splits")
+    u.add_argument("--members", type=_positive_int, default=5, help="ensemble size M (default 5)")
+    u.add_argument("--epochs", type=_positive_int, default=None,
+                   help="epochs per split (default: the splits file's n_epochs, else 40)")
+    u.add_argument("--batch-size", type=_positive_int, default=100, help="mini-batch size (default 100)")
+    u.add_argument("--lr", type=_positive_float, default=0.01, help="Adam learning rate (default 0.01)")
+    u.add_argument("--hidden", type=_positive_int, default=None,
+                   help="hidden units of the one hidden layer (default: the splits file's n_hidden, else 50)")
+    u.add_argument("--splits-limit", type=_positive_int, default=None, metavar="K",
+                   help="use only the first K splits")
+    u.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the members (default 0)")
+    u.add_argument("--threads", type=_positive_int, default=1,
+                   help="torch CPU threads (default 1: these small networks run fastest on one thread, "
+                        "and a busy machine makes more threads much slower)")
+    u.add_argument("--json", action="store_true",
+                   help="finish with one JSON line: rmse_mean, rmse_std, nll_mean, nll_std, n_splits, seconds")
+    u.set_defaults(func=cmd_uci)
+    return parser
+
+
+# -------------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    """``train --config RUN.json --out DIR [--csv FILE]``."""
+    from tqdm import tqdm
+
+    from .config import RunConfig
+    from .data import load_dataset
+    from .metrics import evaluate
+    from .persistence import save_run
+    from .predict import predict
+    from .training import EpochEnd, MemberDiverged, train
+
+    config = RunConfig.from_json(_read_bytes(args.config, "config", limit=1024 * 1024))
+    csv_data = None
+    if config.data.source == "csv":
+        if args.csv is None:
+            raise CliError(f"the config trains on the CSV file {config.data.name!r}; pass it with --csv FILE")
+        csv_data = _read_bytes(args.csv, "CSV", limit=64 * 1024 * 1024)
+    elif args.csv is not None:
+        raise CliError(f"--csv given, but the config's data source is {config.data.source!r}, not 'csv'")
+    if args.out.exists() and not args.out.is_dir():
+        raise CliError(f"--out {args.out}: exists and is not a folder")
+    data = load_dataset(config.data, csv_data)
+
+    stop = {"requested": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        bar.write("stopping after this batch (Ctrl-C again to abort without saving)")
+
+    bar = tqdm(total=config.optim.epochs, unit="epoch", desc="training", file=sys.stderr,
+               disable=args.quiet, dynamic_ncols=True)
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, EpochEnd):
+            bar.update(event.epoch - bar.n)
+            losses = [v for v in event.train_loss if np.isfinite(v)]
+            post = {"loss": f"{np.mean(losses):.3g}"} if losses else {}
+            post.update({k: f"{v:.3g}" for k, v in event.val.items()})
+            bar.set_postfix(post, refresh=False)
+        elif isinstance(event, MemberDiverged):
+            bar.write(f"trajectory {event.trajectory} diverged at epoch {event.epoch}: {event.reason}")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        run = train(config, data, on_event=on_event, should_stop=lambda: stop["requested"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    out = save_run(run, args.out, dataset=data)
+    state = "stopped early" if run.stopped else "done"
+    print(f"{state}: {len(run.healthy)}/{len(run.members)} healthy members, {run.epochs_done} epochs, "
+          f"{run.seconds:.1f} s; saved to {out}")
+    if len(data.y_test) and run.healthy:
+        scores = evaluate(predict(run, data.x_test), data.y_test)
+        print("test: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    return 0
+
+
+# ---------------------------------------------------------------------- uci
+def _uci_meta(path: Path) -> dict[str, Any]:
+    raw = _read_bytes(path, "splits", limit=256 * 1024 * 1024)
+    try:
+        meta = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise CliError(f"--splits {path}: not valid JSON") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("splits"), list) or not meta["splits"]:
+        raise CliError(f"--splits {path}: expected an object with a non-empty 'splits' list")
+    return meta
+
+
+def _meta_int(meta: dict[str, Any], key: str, default: int) -> int:
+    value = meta.get(key, default)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+
+
+def uci_config(*, members: int, epochs: int, batch_size: int, lr: float, hidden: int, seed: int, name: str) -> Any:
+    """The ``RunConfig`` of the Lakshminarayanan et al. UCI protocol.
+
+    One hidden ReLU layer of ``hidden`` units, Gaussian-NLL members with the
+    softplus variance, independent members, Adam at a constant ``lr``, no
+    weight decay.
+    """
+    from .config import DataSpec, LossSpec, ModelSpec, OptimSpec, RunConfig, StrategySpec
+
+    return RunConfig(
+        data=DataSpec(source="csv", name=(name or "uci.csv")[:200], task="regression",
+                      val_fraction=0.0, test_fraction=0.0),
+        model=ModelSpec(hidden_layers=1, width=hidden, activation="relu"),
+        loss=LossSpec(kind="nll", variance="softplus"),
+        strategy=StrategySpec(kind="independent", members=members),
+        optim=OptimSpec(optimizer="adam", lr=lr, weight_decay=0.0, batch_size=batch_size, epochs=epochs,
+                        schedule="constant"),
+        seed=seed,
+    )
+
+
+def run_uci(csv_path: Path, splits_path: Path, *, members: int = 5, epochs: int | None = None,
+            batch_size: int = 100, lr: float = 0.01, hidden: int | None = None, splits_limit: int | None = None,
+            seed: int = 0, on_split: Any = None) -> dict[str, Any]:
+    """Run the UCI protocol; return per-split scores and their summary.
+
+    Args:
+        csv_path, splits_path: the data and its standard splits.
+        members, epochs, batch_size, lr, hidden, seed: the protocol's settings
+            (``epochs``/``hidden`` default to the splits file's values, else 40/50).
+        splits_limit: use only the first ``K`` splits.
+        on_split: called with ``(split, {"rmse", "nll", "seconds"})`` after each split.
+
+    Returns:
+        ``{"splits": [...], "rmse_mean", "rmse_std", "nll_mean", "nll_std",
+        "n_splits", "seconds"}`` (std: sample std, 0 for a single split).
+    """
+    from .data import load_uci
+    from .metrics import gaussian_nll, rmse
+    from .predict import predict
+    from .training import train
+
+    meta = _uci_meta(splits_path)
+    epochs = epochs or _meta_int(meta, "n_epochs", 40)
+    hidden = hidden or _meta_int(meta, "n_hidden", 50)
+    n_splits = len(meta["splits"]) if splits_limit is None else min(splits_limit, len(meta["splits"]))
+    config = uci_config(members=members, epochs=epochs, batch_size=batch_size, lr=lr, hidden=hidden, seed=seed,
+                        name=csv_path.name)
+    results = []
+    start = time.perf_counter()
+    for split in range(n_splits):
+        t0 = time.perf_counter()
+        data = load_uci(csv_path, splits_path, split)
+        run = train(config, data)
+        if not run.healthy:
+            raise CliError(f"split {split}: every member diverged; try a smaller --lr")
+        pred = predict(run, data.x_test)
+        scores = {"split": split, "rmse": rmse(data.y_test, pred.mean),
+                  "nll": gaussian_nll(data.y_test, pred.mean, pred.total),
+                  "seconds": time.perf_counter() - t0}
+        results.append(scores)
+        if on_split is not None:
+            on_split(split, scores)
+    rm = np.array([r["rmse"] for r in results])
+    nl = np.array([r["nll"] for r in results])
+    ddof = 1 if len(results) > 1 else 0
+    return {"splits": results, "rmse_mean": float(rm.mean()), "rmse_std": float(rm.std(ddof=ddof)),
+            "nll_mean": float(nl.mean()), "nll_std": float(nl.std(ddof=ddof)), "n_splits": len(results),
+            "seconds": time.perf_counter() - start}
+
+
+def cmd_uci(args: argparse.Namespace) -> int:
+    """``uci DATA.csv --splits SPLITS.json [...]``."""
+    for path, what in ((args.csv, "DATA.csv"), (args.splits, "--splits")):
+        if not path.is_file():
+            raise CliError(f"{what} {path}: no such file")
+
+    def show(split: int, s: dict[str, float]) -> None:
+        print(f"split {split:2d}  RMSE {s['rmse']:8.4f}  NLL {s['nll']:8.4f}  ({s['seconds']:.2f} s)", flush=True)
+
+    summary = run_uci(args.csv, args.splits, members=args.members, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
+                      splits_limit=args.splits_limit, seed=args.seed, on_split=show)
+    print(f"{args.csv.stem}: RMSE {summary['rmse_mean']:.3f} ± {summary['rmse_std']:.3f}   "
+          f"NLL {summary['nll_mean']:.3f} ± {summary['nll_std']:.3f}   "
+          f"({summary['n_splits']} splits, {summary['seconds']:.1f} s)")
+    if args.json:
+        keys = ("rmse_mean", "rmse_std", "nll_mean", "nll_std", "n_splits", "seconds")
+        print(json.dumps({k: summary[k] for k in keys}))
+    return 0
+
+
+# ------------------------------------------------------------------- common
+def _read_bytes(path: Path, what: str, *, limit: int) -> bytes:
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise CliError(f"{what} {path}: not a file")
+        if size > limit:
+            raise CliError(f"{what} {path}: {size / 2**20:.1f} MB is over the {limit / 2**20:.0f} MB limit")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CliError(f"{what} {path}: no such file") from None
+    except OSError as exc:
+        raise CliError(f"{what} {path}: {exc.strerror or exc}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 ok, 1 failure, 2 usage, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    from .config import ConfigError
+    from .data import DataError
+    from .persistence import PersistenceError
+    from .training import TrainingError
+
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        return int(args.func(args))
+    except (CliError, ConfigError, DataError, PersistenceError, TrainingError) as exc:
+        print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+        print(f"{PROG} {args.command}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return 1

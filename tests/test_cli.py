@@ -1,0 +1,119 @@
+"""``python -m ensemble_core``: happy paths, and one-line errors (never a traceback) for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ensemble_core.cli import main
+from ensemble_core.config import RunConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _python_m(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ensemble_core", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _assert_one_line_error(stderr: str, match: str) -> None:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr and match in lines[0], stderr
+
+
+@pytest.fixture
+def uci_files(tmp_path):
+    """A tiny UCI-format data set: 60 rows, 3 features, a smooth target, 3 splits."""
+    g = np.random.default_rng(0)
+    x = g.normal(size=(60, 3))
+    y = 5 + 2 * x[:, 0] - x[:, 1] ** 2 + 0.1 * g.normal(size=60)
+    csv = tmp_path / "tiny.csv"
+    csv.write_text("a,b,c,target\n" + "\n".join(",".join(f"{v:.6f}" for v in row) for row in np.c_[x, y]) + "\n")
+    splits = []
+    for s in range(3):
+        perm = np.random.default_rng(s).permutation(60)
+        splits.append({"train": perm[:50].tolist(), "test": perm[50:].tolist()})
+    sp = tmp_path / "tiny_splits.json"
+    sp.write_text(json.dumps({"target": "target", "n_hidden": 8, "n_epochs": 3, "splits": splits}))
+    return csv, sp
+
+
+# ------------------------------------------------------------- real entry point
+def test_usage_error_is_one_line_with_exit_2():
+    res = _python_m("uci")
+    assert res.returncode == 2
+    _assert_one_line_error(res.stderr, "required: DATA.csv, --splits")
+
+
+def test_uci_json_last_line_via_python_m(uci_files):
+    csv, sp = uci_files
+    res = _python_m("uci", str(csv), "--splits", str(sp), "--members", "2", "--splits-limit", "2", "--json")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].startswith("split  0  RMSE") and lines[1].startswith("split  1  RMSE")
+    summary = json.loads(lines[-1])
+    assert set(summary) == {"rmse_mean", "rmse_std", "nll_mean", "nll_std", "n_splits", "seconds"}
+    assert summary["n_splits"] == 2 and summary["rmse_mean"] > 0 and np.isfinite(summary["nll_mean"])
+
+
+# ------------------------------------------------------------------ in-process
+def test_train_writes_a_loadable_run(tmp_path, capsys):
+    from ensemble_core.persistence import load_run
+
+    cfg = RunConfig().replace(**{"data.n": 40, "strategy.members": 2, "optim.epochs": 3, "model.width": 8})
+    (tmp_path / "run.json").write_text(cfg.to_json())
+    assert main(["train", "--config", str(tmp_path / "run.json"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "done: 2/2 healthy members, 3 epochs" in out and "test: nll" in out
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert names == {"config.json", "run.json", "history.csv", "metrics.json", "weights.safetensors"}
+    run = load_run(tmp_path / "out")
+    assert run.config == cfg and run.epochs_done == 3
+
+
+def test_uci_summary_matches_the_splits(uci_files, capsys):
+    csv, sp = uci_files
+    assert main(["uci", str(csv), "--splits", str(sp), "--members", "2", "--seed", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    rmses = [float(ln.split()[3]) for ln in lines[:3]]
+    assert len(lines) == 4 and f"RMSE {np.mean(rmses):.3f} ± {np.std(rmses, ddof=1):.3f}" in lines[-1]
+    assert "(3 splits" in lines[-1]
+
+
+@pytest.mark.parametrize("argv,code,match", [
+    (["uci", "nope.csv", "--splits", "nope.json"], 1, "DATA.csv nope.csv: no such file"),
+    (["uci", "{csv}", "--splits", "{csv}"], 1, "not valid JSON"),
+    (["uci", "{csv}", "--splits", "{bad_splits}"], 1, "split 0: a 'train' index is outside"),
+    (["uci", "{csv}", "--splits", "{sp}", "--members", "25"], 1, "strategy.members: must be between 1 and 20"),
+    (["uci", "{csv}", "--splits", "{sp}", "--lr", "-1"], 2, "argument --lr: must be a positive number"),
+    (["uci", "{csv}", "--splits", "{sp}", "--epochs", "ten"], 2, "argument --epochs: expected a whole number"),
+    (["train", "--config", "{csv}", "--out", "{tmp}/o"], 1, "config: not valid JSON"),
+    (["train", "--config", "{bad_cfg}", "--out", "{tmp}/o"], 1, "optim.batch_size: must be between"),
+    (["train", "--config", "{csv_cfg}", "--out", "{tmp}/o"], 1, "pass it with --csv FILE"),
+    (["train", "--config", "{tmp}", "--out", "{tmp}/o"], 1, "not a file"),
+    (["train", "--out", "x"], 2, "required: --config"),
+    (["fly"], 2, "invalid choice: 'fly'"),
+])
+def test_bad_arguments_and_files_give_one_line(argv, code, match, uci_files, tmp_path, capsys):
+    csv, sp = uci_files
+    bad_splits = tmp_path / "bad.json"
+    bad_splits.write_text(json.dumps({"splits": [{"train": [0, 1, 999], "test": [2, 3]}]}))
+    bad_cfg = tmp_path / "bad_cfg.json"
+    bad_cfg.write_text(json.dumps({"optim": {"batch_size": 0}}))
+    csv_cfg = tmp_path / "csv_cfg.json"
+    csv_cfg.write_text(RunConfig().replace(**{"data.source": "csv", "data.name": "my.csv"}).to_json())
+    subs = {"csv": csv, "sp": sp, "bad_splits": bad_splits, "bad_cfg": bad_cfg, "csv_cfg": csv_cfg, "tmp": tmp_path}
+    argv = [a.format(**subs) for a in argv]
+    if code == 2:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+    else:
+        assert main(argv) == 1
+    _assert_one_line_error(capsys.readouterr().err, match)
