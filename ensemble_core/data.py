@@ -1118,14 +1118,14 @@ def _has_header(rows: list[list[str]], decimal: str) -> bool:
         ok = np.isfinite(_to_numbers(cells, decimal))
         return ok & np.array([c.lower() not in _MISSING for c in cells], dtype=bool)
 
-    first = rows[0]
+    first = [c.strip() for c in rows[0]]
     first_ok = numbers(first)
     if first_ok.all():
         return False
     sample = rows[1:201]
     numeric_cols = []
     for j in range(len(first)):
-        cells = [r[j] for r in sample if j < len(r) and r[j].lower() not in _MISSING]
+        cells = [r[j].strip() for r in sample if j < len(r) and r[j].strip().lower() not in _MISSING]
         if cells and numbers(cells).sum() >= _NUMERIC_SHARE * len(cells):
             numeric_cols.append(j)
     return not (numeric_cols and all(first_ok[j] for j in numeric_cols))
@@ -1187,9 +1187,9 @@ def parse_csv(
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=False)
     try:
         for rec in reader:
-            if not any(f.strip() for f in rec):
+            if not "".join(rec).strip():
                 continue
-            rows.append([f.strip() for f in rec])
+            rows.append(rec)  # cells are stripped per column below
             if len(rows) > max_rows + 1:
                 raise TooLargeError(f"the file has more than {max_rows:,} rows; at most {max_rows:,} are allowed",
                                     limit=max_rows)
@@ -1199,7 +1199,7 @@ def parse_csv(
 
     decimal = "."
     if delimiter != ",":
-        cells = [f for r in rows[:200] for f in r]
+        cells = [f.strip() for r in rows[:200] for f in r]
         if any(_NUM_COMMA.match(f) for f in cells) and not any(_NUM_DOT.match(f) for f in cells):
             decimal = ","
             notes.append("Numbers use a decimal comma (e.g. 1,5); they were read as 1.5.")
@@ -1207,7 +1207,7 @@ def parse_csv(
     has_header = _has_header(rows, decimal)
     width = max(len(rows[0]), 1)
     if has_header:
-        header, body = rows[0], rows[1:]
+        header, body = [c.strip() for c in rows[0]], rows[1:]
     else:
         header, body = [""] * len(rows[0]), rows
         notes.append("The first row holds numbers only, so it was read as data: the columns are named "
@@ -1222,7 +1222,7 @@ def parse_csv(
     first_long = 0
     for i, r in enumerate(body):
         if len(r) > width:
-            if any(r[width:]):
+            if "".join(r[width:]).strip():
                 too_long += 1
                 first_long = first_long or (i + 2 if has_header else i + 1)
                 continue
@@ -1247,7 +1247,7 @@ def parse_csv(
     keep: list[int] = []
     for j, h in enumerate(header):
         if not h:
-            if all(not v for v in cols[j]):
+            if not "".join(cols[j]).strip():
                 continue  # an empty, unnamed column (e.g. a trailing separator): ignore quietly
             h = f"column_{j + 1}"
             if has_header:
@@ -1273,32 +1273,41 @@ def parse_csv(
     infos: list[ColumnInfo] = []
     for j, name in zip(keep, names, strict=True):
         vals = list(cols[j])
-        missing = np.array([v.lower() in _MISSING for v in vals])
-        present = [v for v, m in zip(vals, missing, strict=True) if not m]
-        example = present[0] if present else ""
-        if not present:
+        nums = _to_numbers(vals, decimal)
+        # only cells that did not parse need a closer look (whitespace, missing markers, text)
+        unparsed = np.flatnonzero(np.isnan(nums))
+        if len(unparsed):
+            stripped = [vals[i].strip() for i in unparsed]
+            nums[unparsed] = _to_numbers(stripped, decimal)
+        missing = np.zeros(len(vals), dtype=bool)
+        for i in unparsed:
+            missing[i] = vals[i].strip().lower() in _MISSING
+        nums[missing] = np.nan
+        n_present = int(len(vals) - missing.sum())
+        if not n_present:
             infos.append(ColumnInfo(name, "empty", len(vals), 0, 0, 0, False, ""))
             frame_cols[name] = np.full(len(vals), np.nan)
             continue
-        nums = _to_numbers(vals, decimal)
-        nums[missing] = np.nan
-        parsed = ~np.isnan(nums) & ~missing
+        example = vals[int(np.argmin(missing))].strip()
+        parsed = ~np.isnan(nums)
         n_parsed = int(parsed.sum())
-        if n_parsed >= _NUMERIC_SHARE * len(present):
-            n_text = len(present) - n_parsed
+        if n_parsed >= _NUMERIC_SHARE * n_present:
+            n_text = n_present - n_parsed
             finite = nums[np.isfinite(nums)]
             infos.append(ColumnInfo(
                 name, "numeric", int(len(vals) - n_parsed), n_text, int(np.isinf(nums).sum()),
                 int(len(np.unique(finite))) + int(np.isposinf(nums).any()) + int(np.isneginf(nums).any()),
                 bool(len(finite) and np.all(np.mod(finite, 1) == 0)), example))
             if n_text:
-                bad = next(v for v, p, m in zip(vals, parsed, missing, strict=True) if not p and not m)
+                bad = vals[int(np.flatnonzero(~parsed & ~missing)[0])].strip()
                 notes.append(f"Column '{name}': {n_text} non-numeric value(s) (e.g. '{bad[:30]}') were treated "
                              "as missing.")
             frame_cols[name] = nums
         else:
-            arr = np.array([None if m else v for v, m in zip(vals, missing, strict=True)], dtype=object)
-            infos.append(ColumnInfo(name, "text", int(missing.sum()), 0, 0, len(set(present)), False, example))
+            clean = [None if m else v.strip() for v, m in zip(vals, missing, strict=True)]
+            arr = np.array(clean, dtype=object)
+            n_distinct = len(set(clean) - {None})
+            infos.append(ColumnInfo(name, "text", int(missing.sum()), 0, 0, n_distinct, False, example))
             frame_cols[name] = arr
     frame = pd.DataFrame({k: pd.Series(v, dtype=np.float64 if isinstance(v, np.ndarray) and v.dtype.kind == "f"
                                        else object) for k, v in frame_cols.items()})
