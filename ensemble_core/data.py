@@ -32,6 +32,14 @@ Decisions (documented here once)
   stratified by class for classification when every split can hold every class.
 - **Standardisation** statistics come from the training split only (population std);
   a constant feature gets std 1.0 and a note.
+- **CSV.** Limits are checked before parsing (:data:`MAX_CSV_BYTES`, rows, columns).
+  Text feature columns are dropped with a note (no one-hot encoding); a text target
+  becomes classes.  Rows with a missing or infinite value in a *used* column are
+  dropped and counted in :class:`LoadSummary`.  Task inference (:func:`infer_task`):
+  text -> classification; whole numbers with at most 10 distinct values (and at most
+  half as many as rows) -> classification; other numbers -> regression;
+  ``spec.task`` overrides it.  At least :data:`MIN_ROWS` clean rows and at most
+  :data:`MAX_CLASSES` classes.
 """
 
 from __future__ import annotations
@@ -184,7 +192,7 @@ NOISE_REFERENCE: dict[str, float] = {
     "sine": 1.0,  # multiplier of the heteroscedastic std 0.15 + 0.25|x|
     "gap": 0.25,  # std of the noise around the gap curve
     "moons": 0.15,  # std of Gaussian jitter added to each coordinate
-    "circles": 0.08,
+    "circles": 0.1,
     "spirals": 0.06,
     "blobs": 0.9,  # std of each blob
     "xor": 0.35,
