@@ -120,9 +120,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .config import RunConfig
     from .data import load_dataset
-    from .metrics import evaluate
     from .persistence import save_run
-    from .predict import predict
+    from .predict import evaluate_run
     from .training import EpochEnd, MemberDiverged, train
 
     config = RunConfig.from_json(_read_bytes(args.config, "config", limit=1024 * 1024))
@@ -169,7 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"{state}: {len(run.healthy)}/{len(run.members)} healthy members, {run.epochs_done} epochs, "
           f"{run.seconds:.1f} s; saved to {out}")
     if len(data.y_test) and run.healthy:
-        scores = evaluate(predict(run, data.x_test), data.y_test)
+        scores = evaluate_run(run, data.x_test, data.y_test)
         print("test: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
     return 0
 

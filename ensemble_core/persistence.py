@@ -39,6 +39,7 @@ import torch
 
 from .config import ConfigError, RunConfig
 from .models import StackedMLP, layer_sizes
+from .predict import evaluate_run
 from .training import Done, EpochEnd, MemberDiverged, MemberInfo, Run, SnapshotTaken
 
 __all__ = [
@@ -152,15 +153,12 @@ def _history_csv(run: Run) -> str:
 
 
 def _metrics_json(run: Run, dataset: Any) -> dict[str, Any] | None:
-    from .metrics import evaluate
-    from .predict import predict
-
     out: dict[str, Any] = {"dataset": str(getattr(dataset, "name", ""))}
     for split in ("test", "val"):
         x, y = getattr(dataset, f"x_{split}", None), getattr(dataset, f"y_{split}", None)
         if x is None or y is None or len(y) == 0 or not run.healthy:
             continue
-        scores = evaluate(predict(run, x), y)
+        scores = evaluate_run(run, x, y)
         out[split] = {k: _finite_or_none(v) for k, v in scores.items()}
         out[f"n_{split}"] = int(len(y))
     return out if len(out) > 1 else None

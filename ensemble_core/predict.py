@@ -235,6 +235,34 @@ def predict(run: "Run", x_raw: np.ndarray, members: Sequence[int] | None = None)
     return _combine(run, out[idx], idx)
 
 
+#: Variance floor, in standardised units, when scoring mean-only (MSE) members; the engine's
+#: validation metrics use the same floor, so live curves and final tables agree.
+VAR_FLOOR = 1e-6
+
+
+def evaluate_run(run: "Run", x: np.ndarray, y: np.ndarray, members: Sequence[int] | None = None) -> dict[str, float]:
+    """:func:`ensemble_core.metrics.evaluate` of :func:`predict`, in original units.
+
+    The predictive variance is floored at ``VAR_FLOOR * y_std**2`` so an
+    ensemble of mean-only (MSE) members, whose variance can be 0, gets a
+    finite NLL (Gaussian-NLL members never come near that floor).
+
+    Args:
+        run: a trained run.
+        x: inputs ``[N, d]`` in original units.
+        y: targets ``[N]`` (original units) or class indices.
+        members: member indices (default: every healthy member).
+
+    Returns:
+        ``{metric: value}`` for the run's task.
+    """
+    return _metrics.evaluate(predict(run, x, members), y, var_floor=_var_floor(run))
+
+
+def _var_floor(run: "Run") -> float:
+    return VAR_FLOOR * float(run.y_std) ** 2 if run.task == "regression" else 0.0
+
+
 def _metric_names(run: "Run") -> tuple[str, ...]:
     return _metrics.CLASSIFICATION_METRICS if run.task == "classification" else _metrics.REGRESSION_METRICS
 
@@ -265,7 +293,7 @@ def ensemble_size_curve(
     curve = []
     for m in range(1, len(idx) + 1):
         pred = _combine(run, out[idx[:m]], idx[:m])
-        curve.append((m, _metrics.evaluate(pred, y)[metric]))
+        curve.append((m, _metrics.evaluate(pred, y, var_floor=_var_floor(run))[metric]))
     return curve
 
 
@@ -289,7 +317,7 @@ def member_metrics(run: "Run", x: np.ndarray, y: np.ndarray) -> list[dict[str, A
     rows: list[dict[str, Any]] = []
     for m in idx:
         pred = _combine(run, out[[m]], [m])
-        rows.append({"member": f"member {m}", "index": m, **_metrics.evaluate(pred, y)})
+        rows.append({"member": f"member {m}", "index": m, **_metrics.evaluate(pred, y, var_floor=_var_floor(run))})
     pred = _combine(run, out[idx], idx)
-    rows.append({"member": "ensemble", "index": None, **_metrics.evaluate(pred, y)})
+    rows.append({"member": "ensemble", "index": None, **_metrics.evaluate(pred, y, var_floor=_var_floor(run))})
     return rows

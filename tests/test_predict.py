@@ -157,3 +157,30 @@ def test_member_table_classification_has_brier_and_ece():
     run, _, _ = make_run(task="classification", out=3, M=2)
     rows = member_metrics(run, X, np.array([0, 1, 2, 1]))
     assert len(rows) == 3 and set(metrics.CLASSIFICATION_METRICS) <= set(rows[0])
+
+
+# ------------------------------------------------- against the real engine
+@pytest.mark.parametrize("loss", ["nll", "mse"])
+def test_predict_agrees_with_the_engines_validation_metrics_regression(cubic, loss):
+    from ensemble_core.predict import evaluate_run
+    from ensemble_core.training import EpochEnd, train
+
+    cfg = RunConfig().replace(**{"strategy.members": 3, "optim.epochs": 4, "model.width": 16, "loss.kind": loss})
+    run = train(cfg, cubic)
+    last = [e for e in run.history if isinstance(e, EpochEnd)][-1]
+    scores = evaluate_run(run, cubic.x_val, cubic.y_val)
+    assert scores["nll"] == pytest.approx(last.val["nll"], rel=1e-6)
+    assert scores["rmse"] == pytest.approx(last.val["rmse"], rel=1e-6)
+
+
+def test_predict_agrees_with_the_engines_validation_metrics_classification(three_class):
+    from ensemble_core.predict import evaluate_run
+    from ensemble_core.training import EpochEnd, train
+
+    cfg = RunConfig().replace(**{"data.name": "blobs", "strategy.members": 3, "optim.epochs": 4, "model.width": 16})
+    run = train(cfg, three_class)
+    last = [e for e in run.history if isinstance(e, EpochEnd)][-1]
+    scores = evaluate_run(run, three_class.x_val, three_class.y_val)
+    assert scores["nll"] == pytest.approx(last.val["nll"], rel=1e-6)
+    assert scores["accuracy"] == last.val["accuracy"]
+    assert predict(run, three_class.x_val, members=[1]).probs.shape == (15, 3)
