@@ -118,7 +118,7 @@ def _finish(fig: go.Figure, *, title: str | None, uirevision: Any, height: int |
         fig.update_xaxes(tickfont=dict(size=12), title=dict(font=dict(size=13)))
         fig.update_yaxes(tickfont=dict(size=12), title=dict(font=dict(size=13)))
     elif title:
-        fig.update_layout(margin=dict(t=110 if legend_top else 70))
+        fig.update_layout(margin=dict(t=100 if legend_top else 70))
     return fig
 
 
@@ -530,11 +530,10 @@ def bands_figure(dataset: Any, x_grid: Any, prediction: Any, *, split: bool = Tr
                              marker=dict(size=7 if compact else 10, color="white", symbol="circle",
                                          line=dict(color=ENSEMBLE_COLOR, width=2)),
                              hovertemplate="x %{x:.3g}<br>y %{y:.3g}<extra>train</extra>"))
-    # Keep the data in view: the total band may explode far from the data.
-    ref = [ytr, mean]
-    if one_d and dataset.true_fn is not None:
-        ref.append(np.asarray(dataset.true_fn(x)))
-    lo, hi = _range(np.concatenate(ref), 0.12)
+    # Frame the data and the prediction; a band that explodes far from the data
+    # (or a true function that runs away) may leave the frame, the mean does not.
+    lo, hi = _range(np.concatenate([ytr, mean, mean - 2 * sd, mean + 2 * sd]) if len(sd) else ytr, 0.06)
+    lo, hi = max(lo, _range(np.concatenate([ytr, mean]), 0.6)[0]), min(hi, _range(np.concatenate([ytr, mean]), 0.6)[1])
     fig.update_xaxes(title_text=dataset.feature_names[feature], range=[float(x[0]), float(x[-1])])
     fig.update_yaxes(title_text=_units(dataset.target_name, target_unit), range=[lo, hi])
     fig.update_layout(hovermode="x" if not compact else False)
@@ -829,7 +828,7 @@ def size_curve_figure(ms: Sequence[int], values: Sequence[float], metric: str = 
     if member_values is not None:
         mv = list(member_values)
         ids = list(member_ids) if member_ids is not None else list(range(len(mv)))
-        fig.add_trace(go.Scatter(x=[1] * len(mv), y=_clean(mv), mode="markers", name="Each member alone",
+        fig.add_trace(go.Scatter(x=[0.8] * len(mv), y=_clean(mv), mode="markers", name="Each member alone",
                                  marker=dict(size=11, color=[member_color(i) for i in ids],
                                              line=dict(color="white", width=1)),
                                  customdata=[i + 1 for i in ids],
@@ -842,14 +841,17 @@ def size_curve_figure(ms: Sequence[int], values: Sequence[float], metric: str = 
         fig.add_trace(go.Scatter(x=[current], y=_clean([v]), mode="markers", name=f"M = {current} (slider)",
                                  marker=dict(size=20, color="rgba(0,0,0,0)", line=dict(color=BAD_COLOR, width=3.5))))
     fig.update_xaxes(title_text="Ensemble size M", dtick=1 if len(ms) <= 20 else None, rangemode="tozero")
-    fig.update_yaxes(title_text=f"Test {metric}")
+    fig.update_yaxes(title_text=f"Test {metric}", tickformat=".3~g")
     return _finish(fig, title=None, uirevision=uirevision, height=height)
 
 
 def members_vs_ensemble_style(df: pd.DataFrame, *, ensemble_label: str = "Ensemble",
                               lower_is_better: Sequence[str] = ("NLL", "RMSE", "Brier", "ECE", "MAE", "CRPS"),
                               digits: int = 3) -> Any:
-    """A pandas ``Styler`` for the members-vs-ensemble table: the ensemble row bold and tinted, each column's best value underlined.
+    """A pandas ``Styler`` for the members-vs-ensemble table: the ensemble row bold and tinted, each column's best value blue.
+
+    Coverage and accuracy columns are shown as percentages; coverage has no
+    "best" (closest to nominal is best, not largest).
 
     ``df``'s index (or first column) holds the row names; the row named
     ``ensemble_label`` is the ensemble.
@@ -862,8 +864,18 @@ def members_vs_ensemble_style(df: pd.DataFrame, *, ensemble_label: str = "Ensemb
         vals = pd.to_numeric(col, errors="coerce")
         if vals.isna().all():
             return [""] * len(col)
-        target = vals.min() if any(col.name.startswith(k) for k in lower_is_better) else vals.max()
-        return ["text-decoration: underline; color: #005A8C" if v == target else "" for v in vals]
+        if str(col.name).startswith("Coverage"):  # best = closest to the nominal level, not the largest
+            return [""] * len(col)
+        target = vals.min() if any(str(col.name).startswith(k) for k in lower_is_better) else vals.max()
+        return ["color: #0060A0; text-decoration: underline" if v == target else "" for v in vals]
 
     num = df.select_dtypes("number").columns
-    return df.style.apply(row_style, axis=1).apply(best, subset=list(num)).format(precision=digits, subset=list(num))
+    def fmt(v: float) -> str:
+        if not np.isfinite(v):
+            return "—"
+        return f"{v:.1f}" if abs(v) >= 100 else f"{v:.{digits}f}" if abs(v) >= 0.01 or v == 0 else f"{v:.2e}"
+
+    pct = [c for c in num if str(c).startswith(("Coverage", "Accuracy"))]
+    styler = df.style.apply(row_style, axis=1).apply(best, subset=list(num))
+    styler = styler.format(fmt, subset=[c for c in num if c not in pct]).format("{:.1%}", subset=pct)
+    return styler.set_properties(**{"font-size": "1.05rem"})

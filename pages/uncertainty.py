@@ -48,7 +48,7 @@ if not healthy:
 
 x_eval, y_eval, split_name = eval_split()
 status = "stopped early" if run.stopped else "finished"
-st.caption(f"{ui.esc(ds.name)} · {run.task} · {len(healthy)} healthy members of {len(run.members)} · "
+st.caption(f"{ui.esc(ds.name)} · {len(healthy)} healthy members of {len(run.members)} · "
            f"{run.epochs_done} epochs ({status}) · scored on the {split_name} split ({len(y_eval)} rows)")
 if split_name == "train":
     st.warning("No held-out rows: the scores below are on the training data and look better than they are.")
@@ -150,12 +150,11 @@ rows = member_metrics(run, x_eval, y_eval)
 table = pd.DataFrame(rows)
 table.index = [f"Member {r['index'] + 1}" if r["index"] is not None else "Ensemble" for r in rows]
 table = table[list(COLUMNS)].rename(columns=COLUMNS)
-st.dataframe(viz.members_vs_ensemble_style(table, lower_is_better=("NLL", "RMSE", "MAE", "CRPS", "Brier", "ECE",
-                                                                   "Miscalibration")),
-             key="unc_table", width="stretch")
+st.table(viz.members_vs_ensemble_style(table, lower_is_better=("NLL", "RMSE", "MAE", "CRPS", "Brier", "ECE",
+                                                               "Miscalibration")))
 better = int((table.loc[table.index != "Ensemble", "NLL"] > table.loc["Ensemble", "NLL"]).sum())
 st.caption(f"The ensemble (all {len(healthy)} healthy members, highlighted) has a lower NLL than {better} of "
-           f"{len(healthy)} members on their own; the best value of each column is underlined.")
+           f"{len(healthy)} members on their own; the best value of each column is in blue.")
 
 # ----------------------------------------------------------- size curve
 st.subheader("How many members do you need?", anchor=False)
@@ -164,5 +163,7 @@ chart(viz.size_curve_figure([c[0] for c in curve], [c[1] for c in curve], "NLL",
                             member_values=list(table.loc[table.index != "Ensemble", "NLL"]),
                             member_ids=[r["index"] for r in rows if r["index"] is not None], current=m),
       "unc_size_curve")
-st.caption("Test NLL of the ensemble of the first M members (coloured dots: each member alone). The curve "
-           "drops fast for the first few members, then flattens: most of the gain comes from M ≈ 5.")
+best = min(curve, key=lambda c: c[1])
+st.caption(f"NLL of the ensemble of the first M members (coloured dots: each member alone). Here it goes from "
+           f"{curve[0][1]:.3g} with one member to {curve[-1][1]:.3g} with {curve[-1][0]} (best: M = {best[0]}); "
+           "typically most of the gain comes from the first few members.")

@@ -357,8 +357,10 @@ def test_members_vs_ensemble_style_highlights_ensemble_row():
                       index=["Member 1", "Member 2", "Ensemble"])
     html = viz.members_vs_ensemble_style(df).to_html()
     ctx = viz.members_vs_ensemble_style(df)._compute().ctx
-    assert any("font-weight" in p for p, _ in ctx[(2, 0)]) and not ctx.get((0, 0))
-    assert "underline" in html
+    assert any("font-weight" in p for p, _ in ctx[(2, 0)])
+    assert not any("font-weight" in p for p, _ in ctx.get((0, 0), []))
+    assert ("color", "#0060A0") in ctx[(2, 0)] and ("color", "#0060A0") not in ctx.get((0, 0), [])  # best NLL
+    assert "underline" in html and "90.0%" in html  # accuracy as a percentage
 
 
 def test_data_figure_views():
