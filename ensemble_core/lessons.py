@@ -15,13 +15,17 @@ Views (how the page draws the trained panels):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+import numpy as np
+import plotly.graph_objects as go
 
 from .config import DataSpec, ModelSpec, OptimSpec, RunConfig, StrategySpec
 from .race import race_configs, scale_epochs
 
-__all__ = ["Panel", "Lesson", "LESSONS", "lesson_ids", "get_lesson"]
+__all__ = ["Panel", "Lesson", "LESSONS", "lesson_ids", "get_lesson", "lesson_figures"]
 
 View = Literal["bands", "snapshot", "size_curve", "maps"]
 
@@ -300,3 +304,55 @@ def lesson_ids() -> list[str]:
 def get_lesson(lesson_id: str | None) -> Lesson | None:
     """The lesson with ``lesson_id``, or ``None`` for an unknown id."""
     return next((lesson for lesson in LESSONS if lesson.id == lesson_id), None)
+
+
+def _lr_of(run: Any) -> go.Figure:
+    from . import viz
+
+    lrs = np.asarray(run.lr_trace, dtype=np.float64)
+    steps = max(1, len(lrs) // max(1, run.epochs_done))
+    snaps = [e.step for e in run.history if getattr(e, "kind", None) == "snapshot"]
+    return viz.lr_figure(lrs, steps_per_epoch=steps, snapshot_steps=snaps, now_step=len(lrs) - 1, height=300)
+
+
+def lesson_figures(lesson: Lesson, runs: Sequence[Any], dataset: Any) -> list[tuple[str, str, go.Figure]]:
+    """The figures a lesson shows once its panels are trained.
+
+    Args:
+        lesson: the lesson.
+        runs: one trained run per panel, in order.
+        dataset: the data they were trained on.
+
+    Returns:
+        ``(key, caption, figure)`` triples in display order.  ``bands`` views
+        give one figure with one subplot column per panel (same axes).
+    """
+    from .predict import ensemble_size_curve, member_metrics
+    from .report import bands_side_by_side, class_maps_of
+
+    if len(runs) != len(lesson.panels) or any(r is None for r in runs):
+        raise ValueError(f"lesson {lesson.id!r} needs {len(lesson.panels)} trained runs")
+    out: list[tuple[str, str, go.Figure]] = []
+    if lesson.view == "maps":
+        out.append(("maps", "Predicted class · total entropy · mutual information (epistemic)",
+                    class_maps_of(runs[0], dataset)))
+        return out
+    if lesson.view == "snapshot":
+        out.append(("lr", "Learning rate of the snapshot run: one cosine cycle per snapshot (dots)", _lr_of(runs[-1])))
+    if lesson.view == "size_curve":
+        run = runs[0]
+        x, y = (dataset.x_test, dataset.y_test) if len(dataset.y_test) else (dataset.x_val, dataset.y_val)
+        curve = ensemble_size_curve(run, x, y, "nll")
+        singles = [r["nll"] for r in member_metrics(run, x, y)[:-1]]
+        from . import viz
+
+        out.append(("size_curve", "Test NLL of the ensemble of the first M members (lower is better)",
+                    viz.size_curve_figure([c[0] for c in curve], [c[1] for c in curve], member_values=singles)))
+        first = run.healthy[:1]
+        out.append(("bands", "One member alone vs the whole ensemble",
+                    bands_side_by_side([run, run], dataset, ["1 member", f"{len(run.healthy)} members"],
+                                       members=[first, None])))
+        return out
+    out.append(("bands", "Mean ± 2σ: total (grey), aleatoric (orange), epistemic (blue, hatched)",
+                bands_side_by_side(runs, dataset, lesson.labels)))
+    return out

@@ -40,6 +40,8 @@ __all__ = [
     "race_configs",
     "scale_epochs",
     "race_table",
+    "RunSequence",
+    "race_figures",
 ]
 
 STRATEGIES: tuple[str, ...] = ("independent", "bootstrap", "snapshot", "single")
@@ -225,3 +227,128 @@ def race_table(runs: Sequence[Any], dataset: Any, strategies: Sequence[str] | No
         row["epochs done"] = int(run.epochs_done)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+class RunSequence:
+    """Train several configs one after another through a job pool (the race, a lesson's panels).
+
+    One at a time, so every strategy gets the same machine (fair training
+    times) and a classroom's shared pool is not flooded.  The object holds
+    only ids, results and messages, so it can live in a session's state;
+    the pool is passed to each call.  It never raises on a failed run: the
+    failure's message is kept for that entry and the sequence moves on.
+
+    Args:
+        configs: the runs to train, in order.
+        dataset: the data every run trains on.
+        labels: one display label per config.
+    """
+
+    def __init__(self, configs: Sequence[RunConfig], dataset: Any, labels: Sequence[str]) -> None:
+        if len(configs) != len(labels) or not configs:
+            raise ValueError(f"need one label per config; got {len(configs)} configs and {len(labels)} labels")
+        self.configs = list(configs)
+        self.dataset = dataset
+        self.labels = list(labels)
+        self.job_ids: list[str | None] = [None] * len(configs)
+        self.runs: list[Any] = [None] * len(configs)
+        self.errors: list[str | None] = [None] * len(configs)
+        self.stopped = False
+
+    @property
+    def index(self) -> int:
+        """Position of the entry being trained (``len(configs)`` when all are finished)."""
+        for i in range(len(self.configs)):
+            if self.runs[i] is None and self.errors[i] is None:
+                return i
+        return len(self.configs)
+
+    @property
+    def done(self) -> bool:
+        """Every entry has a run or an error (or the sequence was stopped)."""
+        return self.index >= len(self.configs)
+
+    @property
+    def complete(self) -> bool:
+        """Every entry has a run."""
+        return all(r is not None for r in self.runs)
+
+    def job(self, pool: Any, owner: str) -> Any:
+        """The pool's job for the current entry, or ``None``."""
+        return None if self.done else pool.get(self.job_ids[self.index], owner)
+
+    def events(self, pool: Any, owner: str) -> list[list[Any]]:
+        """Each entry's events so far: finished runs' history, the live job's events, ``[]`` for pending."""
+        out: list[list[Any]] = []
+        for i, run in enumerate(self.runs):
+            if run is not None:
+                out.append(list(run.history))
+            elif i == self.index:
+                job = self.job(pool, owner)
+                out.append(job.events if job is not None else [])
+            else:
+                out.append([])
+        return out
+
+    def step(self, pool: Any, owner: str) -> None:
+        """Advance: collect the current job if it ended, then submit the next entry.
+
+        Call it on every poll; it also keeps ``owner`` alive in the pool.
+        """
+        pool.touch(owner)
+        while not self.done:
+            i = self.index
+            job = pool.get(self.job_ids[i], owner) if self.job_ids[i] else None
+            if job is None and self.job_ids[i] is not None:
+                self.errors[i] = "The run was forgotten by the server (the session was idle for too long)."
+                continue
+            if job is None:
+                try:
+                    job = pool.submit(self.configs[i], self.dataset, owner)
+                except (ValueError, RuntimeError) as exc:  # LimitError/ConfigError are ValueErrors
+                    self.errors[i] = str(exc)
+                    continue
+                self.job_ids[i] = job.id
+                return
+            if job.active:
+                return
+            if job.result is not None:
+                self.runs[i] = job.result
+            else:
+                self.errors[i] = job.error or "The run ended without a result."
+
+    def stop(self, pool: Any, owner: str) -> None:
+        """Stop the current run (its partial result is kept) and skip the ones not started."""
+        job = self.job(pool, owner)
+        if job is not None:
+            job.stop()
+        self.stopped = True
+        for i in range(len(self.configs)):
+            if self.job_ids[i] is None and self.runs[i] is None and self.errors[i] is None:
+                self.errors[i] = "Skipped: the sequence was stopped."
+
+
+def race_figures(runs: Sequence[Any], dataset: Any, labels: Sequence[str]) -> list[tuple[str, str, Any]]:
+    """What each raced ensemble predicts, for side-by-side comparison.
+
+    1-D regression: one figure, one bands panel per run on the same axes.
+    2-D classification: one class/entropy/mutual-information figure per run.
+    Other data: predicted vs actual on the test set, one panel per run.
+
+    Returns:
+        ``(key, caption, figure)`` triples.
+    """
+    from . import viz
+    from .predict import predict
+    from .report import bands_side_by_side, class_maps_of, side_by_side
+
+    if dataset.n_features == 1 and dataset.task == "regression":
+        return [("race_bands", "Mean ± 2σ of each strategy (same axes)", bands_side_by_side(runs, dataset, labels))]
+    if dataset.n_features == 2 and dataset.task == "classification":
+        return [(f"race_maps_{i}", label, class_maps_of(run, dataset, n=70)) for i, (run, label) in
+                enumerate(zip(runs, labels))]
+    x, y = (dataset.x_test, dataset.y_test) if len(dataset.y_test) else (dataset.x_val, dataset.y_val)
+    if dataset.task == "regression":
+        figs = [viz.pred_vs_actual(y, predict(run, x), target_name=dataset.target_name) for run in runs]
+        return [("race_pva", "Predicted vs actual (test set), ±2σ intervals", side_by_side(figs, labels))]
+    return []

@@ -29,6 +29,8 @@ from .config import RunConfig
 
 __all__ = [
     "side_by_side",
+    "bands_side_by_side",
+    "class_maps_of",
     "image_config",
     "regions",
     "summary_facts",
@@ -91,6 +93,39 @@ def side_by_side(figures: Sequence[go.Figure], titles: Sequence[str], *, height:
     if x_range is not None:
         out.update_xaxes(range=list(x_range))
     return out
+
+
+def bands_side_by_side(runs: Sequence[Any], dataset: Any, titles: Sequence[str], *,
+                       members: Sequence[Sequence[int] | None] | None = None, height: int = 460) -> go.Figure:
+    """1-D regression: each run's bands (``viz.bands_figure``) as one panel, all on the same axes.
+
+    Args:
+        runs: trained runs on ``dataset`` (1 feature, regression).
+        dataset: their data.
+        titles: one panel title per run.
+        members: optional member subset per panel (e.g. ``[[0], None]``: one member vs all).
+        height: figure height.
+    """
+    from . import viz
+    from .predict import predict
+
+    grid = viz.input_grid(dataset, 300)
+    subsets = list(members) if members is not None else [None] * len(runs)
+    figs = [viz.bands_figure(dataset, grid, predict(run, np.asarray(grid), sub))
+            for run, sub in zip(runs, subsets)]
+    lo = min(f.layout.yaxis.range[0] for f in figs)
+    hi = max(f.layout.yaxis.range[1] for f in figs)
+    x0, x1 = figs[0].layout.xaxis.range
+    return side_by_side(figs, titles, height=height, y_range=(lo, hi), x_range=(x0, x1))
+
+
+def class_maps_of(run: Any, dataset: Any, *, members: Sequence[int] | None = None, n: int = 80) -> go.Figure:
+    """2-D classification: ``viz.class_maps`` (class, entropy, mutual information) of one run."""
+    from . import viz
+    from .predict import predict
+
+    grid = viz.input_grid(dataset, n)
+    return viz.class_maps(dataset, grid, predict(run, np.asarray(grid), members), height=430)
 
 
 def image_config(fmt: str = "png", filename: str = "deep-ensemble-lab", *, scale: float = 2.0) -> dict[str, Any]:

@@ -1,0 +1,156 @@
+"""Lessons: six guided experiments; each sets up data + config in one click, trains, shows, then asks."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from ensemble_core.data import DataError, describe, load_dataset
+from ensemble_core.lessons import LESSONS, Lesson, get_lesson, lesson_figures, lesson_ids
+from ensemble_core.race import RunSequence, describe_budget, race_table
+from ensemble_core.report import image_config
+from pages import ui
+
+log = logging.getLogger(__name__)
+ss = st.session_state
+SEQ, LID = "lessons_seq", "lessons_seq_id"  # the lesson run in progress / last finished, and its lesson id
+NUMBER = {lid: i + 1 for i, lid in enumerate(lesson_ids())}
+
+
+def owner() -> str:
+    """Lesson runs use their own pool owner, so they do not take the Train page's slot."""
+    return ui.owner() + ":lessons"
+
+
+def pick() -> Lesson:
+    ids = lesson_ids()
+    if "lessons_pick" not in ss:
+        wanted = st.query_params.get("lesson")
+        ss["lessons_pick"] = wanted if wanted in ids else ids[0]
+    st.selectbox("Lesson", ids, key="lessons_pick", format_func=lambda i: f"{NUMBER[i]}. {get_lesson(i).title}",
+                 label_visibility="collapsed")
+    if st.query_params.get("lesson") != ss["lessons_pick"]:
+        st.query_params["lesson"] = ss["lessons_pick"]
+    return get_lesson(ss["lessons_pick"])
+
+
+def start(lesson: Lesson) -> None:
+    """One click: make the lesson's data and main config current, then train every panel in turn."""
+    try:
+        dataset = load_dataset(lesson.data_spec)
+    except DataError as exc:
+        st.error(f"The lesson's data could not be made: {exc}", icon=":material/error:")
+        return
+    ss["data_spec"], ss["csv_bytes"], ss["dataset"] = lesson.data_spec, None, dataset
+    ss["config"] = lesson.panels[-1].config
+    scale = 0.25 if ss.get("lessons_quick") else 1.0
+    configs = lesson.configs(scale, max_epochs=ss.get("lessons_max_epochs"))
+    old = ss.get(SEQ)
+    if old is not None and not old.done:
+        old.stop(ui.pool(), owner())
+    ss[SEQ], ss[LID] = RunSequence(configs, dataset, lesson.labels), lesson.id
+    ss[SEQ].step(ui.pool(), owner())
+
+
+def chart(fig, key: str) -> None:
+    """A chart with the house template and a PNG download button."""
+    if fig is not None:
+        st.plotly_chart(fig, key=key, theme=None, width="stretch", config=image_config("png", key))
+
+
+def progress(seq: RunSequence) -> None:
+    i, n = seq.index, len(seq.configs)
+    job = seq.job(ui.pool(), owner())
+    p = job.progress() if job is not None else None
+    inner = p.fraction if p is not None else 0.0
+    text = f"Training {i + 1} of {n}: **{seq.labels[min(i, n - 1)]}**"
+    if job is not None and job.status == "queued":
+        text += f" · waiting for a free slot (number {job.queue_position or 1} in the queue)"
+    elif p is not None:
+        text += f" · epoch {p.epoch} of {p.n_epochs}"
+    st.progress(min(1.0, (i + inner) / n), text=text)
+    cols = st.columns(n)
+    for k, (col, events) in enumerate(zip(cols, seq.events(ui.pool(), owner()))):
+        with col:
+            st.caption(seq.labels[k])
+            chart(ui.figure("loss_figure", events, seq.configs[k].optim.epochs,
+                            n_members=seq.configs[k].strategy.members, height=240), f"lessons_live_{k}")
+
+
+@st.fragment(run_every=ui.POLL_S)
+def live() -> None:
+    seq: RunSequence = ss[SEQ]
+    seq.step(ui.pool(), owner())
+    if seq.done:
+        st.rerun()
+    progress(seq)
+    if st.button("Stop", icon=":material/stop:", key="lessons_stop"):
+        seq.stop(ui.pool(), owner())
+        st.rerun()
+
+
+def results(lesson: Lesson, seq: RunSequence) -> None:
+    for label, run, err in zip(seq.labels, seq.runs, seq.errors):
+        if run is None and err:
+            st.warning(f"**{label}:** {ui.esc(err)}", icon=":material/warning:")
+    if not seq.complete:
+        st.info("Some panels did not train, so the lesson's figures cannot be drawn. Press **Run** again.",
+                icon=":material/info:")
+        return
+    if ss.get("lessons_published") != id(seq):  # the main panel's run becomes the app's latest run
+        ss["run"], ss["run_dataset"], ss["lessons_published"] = seq.runs[-1], seq.dataset, id(seq)
+    try:
+        figures = lesson_figures(lesson, seq.runs, seq.dataset)
+        table = race_table(seq.runs, seq.dataset, seq.labels)
+    except Exception:  # noqa: BLE001 - a lesson must never show a traceback
+        log.exception("lesson %s figures failed", lesson.id)
+        st.error("The figures for this lesson could not be drawn. Press **Run** to train again.",
+                 icon=":material/error:")
+        return
+    for key, caption, fig in figures:
+        st.markdown(f"**{caption}**")
+        chart(fig, f"lessons_{key}")
+    st.markdown("**Scores on the test set** (NLL: lower is better)")
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns[3:]})
+
+
+st.title("Lessons")
+st.caption("Six guided experiments. Each sets up the data and the ensemble in one click, trains it, tells you what "
+           "to look for and ends with a question.")
+lesson = pick()
+st.header(f"{NUMBER[lesson.id]}. {lesson.title}", divider="blue")
+st.markdown(lesson.goal)
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.markdown("##### What to look for")
+    st.markdown("\n".join(f"{i}. {item}" for i, item in enumerate(lesson.look_for, 1)))
+with right, st.container(border=True):
+    st.markdown(f"##### The setup\n:material/dataset: {ui.esc(describe(lesson.data_spec))}")
+    st.markdown("\n".join(f"- **{p.label}** · {describe_budget(p.config)}" for p in lesson.panels))
+    if lesson.source:
+        st.caption(f"From: {lesson.source}")
+    c1, c2 = st.columns([1, 1])
+    clicked = c1.button("Run this lesson", type="primary", icon=":material/play_arrow:", key="lessons_run")
+    c2.toggle("Quick run", key="lessons_quick", help="A quarter of the epochs: rougher, but 4× faster.")
+if clicked:
+    start(lesson)
+
+seq = ss.get(SEQ)
+if seq is None or ss.get(LID) != lesson.id:
+    st.info("Press **Run this lesson** to train it. Training happens on the server; you can watch it live.",
+            icon=":material/school:")
+elif not seq.done:
+    live()
+else:
+    results(lesson, seq)
+
+st.subheader(":material/help: Question")
+st.markdown(f"**{lesson.question}**")
+with st.expander("Reveal the explanation"):
+    st.markdown(lesson.answer)
+if seq is not None and ss.get(LID) == lesson.id and seq.done:
+    nxt = lesson_ids()[NUMBER[lesson.id] % len(LESSONS)]
+    st.caption(f"Next: lesson {NUMBER[nxt]}, *{get_lesson(nxt).title}* (pick it above). "
+               "The main run is now the app's latest run: explore it on the Uncertainty page.")

@@ -1,0 +1,88 @@
+"""AppTest for the Lessons page: every lesson runs end to end with tiny epochs and shows what it claims."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import chart_specs, open_page, run_until
+
+from ensemble_core.lessons import get_lesson, lesson_ids
+
+
+def _finished(at) -> bool:
+    return any("Scores on the test set" in m.value for m in at.markdown)
+
+
+def _run_lesson(app, lesson_id: str):
+    app.session_state["lessons_max_epochs"] = 2  # tiny runs: 2 epochs per member / per cycle
+    open_page(app, "lessons")
+    app.selectbox(key="lessons_pick").set_value(lesson_id).run()
+    assert app.query_params["lesson"] == [lesson_id] or app.query_params["lesson"] == lesson_id
+    app.button(key="lessons_run").click().run()
+    run_until(app, _finished, timeout=240, pause=0.2)
+    assert not app.error and not app.warning, ([e.value for e in app.error], [w.value for w in app.warning])
+    return app, chart_specs(app)
+
+
+def _trace_names(fig: dict, axis: str) -> set[str]:
+    return {t.get("name") for t in fig["data"] if t.get("xaxis", "x") == axis}
+
+
+def test_lesson_link_opens_that_lesson(app):
+    app.query_params["lesson"] = "bootstrap"
+    open_page(app, "lessons")
+    assert app.selectbox(key="lessons_pick").value == "bootstrap"
+    assert any("Does bootstrapping help?" in h.value for h in app.header)
+    # the question is asked, and the explanation waits in an expander
+    assert any(get_lesson("bootstrap").question in m.value for m in app.markdown)
+    assert app.expander[0].label == "Reveal the explanation"
+
+
+def test_figure1_lesson_has_four_panels_side_by_side(app):
+    app, charts = _run_lesson(app, "figure1")
+    fig = charts["lessons_bands"]
+    axes = {t.get("xaxis", "x") for t in fig["data"]}
+    assert axes == {"x", "x2", "x3", "x4"}
+    titles = [a["text"] for a in fig["layout"]["annotations"]][:4]
+    assert titles == get_lesson("figure1").labels
+    for ax in ("x", "x2", "x3", "x4"):  # every panel has the data, the mean and the bands
+        assert {"Training data", "Ensemble mean", "Total ±2σ", "Aleatoric ±2σ", "Epistemic ±2σ"} <= _trace_names(fig, ax)
+    # same axes: y shared across panels
+    assert all(fig["layout"][f"yaxis{i}"]["matches"] == "y" for i in (2, 3, 4))
+    # members per panel: 5 MSE, 1, 1, 5
+    members = [sum(1 for t in fig["data"] if t.get("xaxis", "x") == ax and re.fullmatch(r"Member \d+", str(t.get("name"))))
+               for ax in ("x", "x2", "x3", "x4")]
+    assert members == [5, 1, 1, 5]
+    # the lesson made its setup current and published its main run
+    ss = app.session_state
+    assert ss["config"].strategy.members == 5 and ss["data_spec"].name == "cubic"
+    assert ss["run"] is not None and len(ss["run"].healthy) == 5
+    table = app.dataframe[0].value
+    assert len(table) == 4
+
+
+@pytest.mark.parametrize("lesson_id", [lid for lid in lesson_ids() if lid != "figure1"])
+def test_each_lesson_runs_end_to_end(app, lesson_id):
+    app, charts = _run_lesson(app, lesson_id)
+    lesson = get_lesson(lesson_id)
+    assert len(app.dataframe[0].value) == len(lesson.panels)
+    if lesson.view == "maps":
+        fig = charts["lessons_maps"]
+        kinds = {t.get("name"): t["type"] for t in fig["data"]}
+        assert kinds["Predicted class"] == "image" and kinds["Entropy"] == kinds["MI"] == "heatmap"
+        assert {t.get("xaxis", "x") for t in fig["data"]} == {"x", "x2", "x3"}  # three maps side by side
+    elif lesson.view == "size_curve":
+        curve = charts["lessons_size_curve"]
+        ens = next(t for t in curve["data"] if t["name"] == "Ensemble of first M")
+        assert ens["x"] == list(range(1, 11))
+        bands = charts["lessons_bands"]
+        assert {t.get("xaxis", "x") for t in bands["data"]} == {"x", "x2"}
+    else:
+        bands = charts["lessons_bands"]
+        n = len(lesson.panels)
+        assert {t.get("xaxis", "x") for t in bands["data"]} == {"x"} | {f"x{i}" for i in range(2, n + 1)}
+        assert "Epistemic ±2σ" in _trace_names(bands, "x")
+    if lesson.view == "snapshot":
+        lr = charts["lessons_lr"]
+        assert any("napshot" in str(t.get("name", "")) for t in lr["data"])
