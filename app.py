@@ -26,6 +26,7 @@ PAGES = [
 st.set_page_config(page_title="Deep Ensemble Lab", page_icon=":material/hub:", layout="wide",
                    initial_sidebar_state="expanded")
 ui.init_state()
+st.html("<style>.block-container { padding-top: 2.2rem; } h1 { padding-top: 0.5rem; }</style>")
 page = st.navigation([
     st.Page(script, title=title, icon=icon, url_path=url, default=(i == 0))
     for i, (script, title, icon, url) in enumerate(PAGES) if (ROOT / script).exists()

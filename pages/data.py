@@ -147,11 +147,13 @@ with controls:
 ds = st.session_state["dataset"]
 with view:
     st.subheader(ui.esc(core_data.describe(st.session_state["data_spec"])))
+    kind = f"{ds.n_classes}-class classification" if ds.task == "classification" else "regression"
+    st.caption(f"{kind.capitalize()} · predict **{ui.esc(ds.target_name)}** from {ds.n_features} feature(s)")
     m = st.columns(4)
-    m[0].metric("Task", ds.task.capitalize())
-    m[1].metric("Features", ds.n_features)
-    m[2].metric("Train / val / test", f"{ds.n_train} / {len(ds.x_val)} / {len(ds.x_test)}")
-    m[3].metric("Classes" if ds.task == "classification" else "Target std", ds.n_classes if ds.n_classes else f"{ds.y_std:.3g}")
+    m[0].metric("Training rows", ds.n_train)
+    m[1].metric("Validation rows", len(ds.x_val))
+    m[2].metric("Test rows", len(ds.x_test))
+    m[3].metric("Features", ds.n_features)
     if ds.n_features <= 2:
         ui.show(ui.figure("data_figure", ds), key="data_fig")
     else:

@@ -26,7 +26,7 @@ for col, (page, title, icon, text) in zip(steps, [
     with col.container(border=True):
         st.markdown(f"**{title}**")
         st.caption(text)
-        ui.link(page, f"Open {title.split('· ')[1].lower()}", icon)
+        ui.link(page, f"Go to {page.split('/')[1][:-3].capitalize()}", icon)
 
 st.subheader("Four ways to build an ensemble", divider="gray")
 STRATEGIES = [

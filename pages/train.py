@@ -181,4 +181,5 @@ def live() -> None:
     ui.job_panel(job)
 
 
-live()
+with right:
+    live()

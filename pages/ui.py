@@ -41,6 +41,25 @@ SIDEBAR_POLL_S = 1.0
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
+def _leave_legacy_pages_mode() -> None:
+    """Make the router in ``app.py`` handle the very first script run of the process too.
+
+    Because the pages live in ``pages/``, Streamlit starts in its legacy
+    multipage mode (every file of ``pages/`` routed directly, ``app.py``
+    bypassed on a deep link such as ``/data``) until ``st.navigation`` runs
+    once.  Leaving that mode here and rerunning sends even the first visitor
+    through ``app.py``'s router and chrome.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_legacy_pages_mode()
+
+
 @st.cache_resource(show_spinner=False)
 def pool() -> JobPool:
     """The process-wide training pool, shared by every browser session."""
@@ -74,10 +93,9 @@ def init_state() -> None:
 
 
 def set_data(spec: DataSpec, csv_bytes: bytes | None = None) -> Dataset | None:
-    """Load ``spec`` and make it the current data; on a data problem show it and keep the old data.
+    """Load ``spec`` and make it the current data, then rerun so every view (sidebar too) shows it.
 
-    Returns:
-        the new dataset, or ``None`` when it could not be loaded (the error is on screen).
+    On a data problem the error is shown, the old data are kept and ``None`` is returned.
     """
     try:
         dataset = load_dataset(spec, csv_bytes)
@@ -87,6 +105,7 @@ def set_data(spec: DataSpec, csv_bytes: bytes | None = None) -> Dataset | None:
     ss = st.session_state
     ss["data_spec"], ss["csv_bytes"], ss["dataset"] = spec, csv_bytes, dataset
     ss["config"] = ss["config"].replace(data=spec)
+    st.rerun()
     return dataset
 
 

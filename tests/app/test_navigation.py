@@ -1,0 +1,41 @@
+"""AppTest for app.py: the router registers every page, the chrome is on every page, defaults load."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT, open_page, sidebar_text
+
+MY_PAGES = ["home", "data", "train"]
+
+
+def test_defaults_give_every_page_data(app):
+    ss = app.session_state
+    assert ss["data_spec"].name == "cubic" and ss["data_spec"].n == 20
+    assert ss["dataset"].task == "regression" and ss["dataset"].n_train == 20
+    assert ss["config"].data == ss["data_spec"]
+    assert ss["csv_bytes"] is None and ss["run"] is None and ss["job_id"] is None
+
+
+@pytest.mark.parametrize("page", MY_PAGES + ["uncertainty"])
+def test_every_page_opens_with_the_sidebar(app, page):
+    if not (ROOT / "pages" / f"{page}.py").exists():
+        pytest.skip(f"pages/{page}.py does not exist yet")
+    open_page(app, page)
+    text = sidebar_text(app)
+    assert "Cubic toy · 20 points" in text
+    assert "Idle" in text
+    assert not app.error
+
+
+def test_optional_pages_are_registered_only_when_present(app):
+    registered = {str(info.get("script_path", "")).rsplit("/", 1)[-1] for info in app._registered_pages.values()}
+    for name in ("home", "data", "train", "uncertainty", "lessons", "compare"):
+        assert (f"{name}.py" in registered) == (ROOT / "pages" / f"{name}.py").exists(), name
+    assert "ui.py" not in registered
+
+
+def test_sidebar_follows_the_data(app):
+    open_page(app, "data")
+    app.selectbox(key="data_synth").set_value("moons").run()
+    assert "Two moons" in sidebar_text(app)
+    assert app.sidebar.caption and any("classification" in c.value for c in app.sidebar.caption)
