@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
@@ -69,3 +71,14 @@ class _RouterPagesManager(PagesManager):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         PagesManager.uses_pages_directory = False
+
+
+def values(trace: dict, axis: str = "x") -> list:
+    """A trace's ``x``/``y`` values as a list, decoding Plotly's base64 typed arrays (``bdata``)."""
+    v = trace.get(axis)
+    if v is None:
+        return []
+    if isinstance(v, dict) and "bdata" in v:
+        arr = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return arr.reshape(v["shape"]).tolist() if "shape" in v and isinstance(v["shape"], list) else arr.tolist()
+    return list(v)

@@ -1,0 +1,143 @@
+"""AppTest for pages/train.py: controls -> RunConfig, the LR schedule, a real tiny training, stop, limits."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT, chart_specs, open_page, run_until, sidebar_text, values
+from streamlit.testing.v1 import AppTest
+
+from ensemble_core import schedules
+
+
+@pytest.fixture
+def train_page(app):
+    return open_page(app, "train")
+
+
+def job_of(at):
+    from pages import ui
+
+    return ui.pool().get(at.session_state["job_id"], at.session_state["ui_owner"])
+
+
+def set_widgets(at, **values):
+    for key, value in values.items():
+        widget = at.get_widget(f"train_{key}") if hasattr(at, "get_widget") else None
+        if widget is None:
+            widget = next(w for kind in ("slider", "select_slider", "number_input", "selectbox", "toggle", "radio")
+                          for w in at.get(kind) if getattr(w, "key", None) == f"train_{key}")
+        widget.set_value(value)
+        at.run()
+        assert not at.exception, at.exception
+
+
+def test_lr_schedule_is_drawn_before_training(train_page):
+    at = train_page
+    set_widgets(at, epochs=40, batch=8)
+    cfg = at.session_state["config"]
+    assert cfg.optim.epochs == 40 and cfg.optim.batch_size == 8
+    lr = chart_specs(at)["train_lr_plan"]
+    n_steps = 40 * schedules.steps_per_epoch(8, at.session_state["dataset"].n_train)
+    assert len(values(lr["data"][0])) == n_steps
+    assert set(values(lr["data"][0], "y")) == {cfg.optim.lr}
+    assert any(b.label == "Train" and not b.disabled for b in at.button)
+
+
+def test_snapshot_strategy_switches_to_its_defaults_and_marks_snapshots(train_page):
+    at = train_page
+    set_widgets(at, kind="snapshot")
+    o = at.session_state["config"].optim
+    assert (o.optimizer, o.schedule, o.lr) == ("sgd", "cyclic", 0.1)
+    assert at.session_state["config"].strategy.members == 1
+    set_widgets(at, snapshots=4, epochs=40)
+    lr = chart_specs(at)["train_lr_plan"]
+    planned = next(t for t in lr["data"] if t.get("name", "").startswith("Snapshot (planned)"))
+    assert len(values(planned)) == 4
+    assert max(values(lr["data"][0], "y")) == pytest.approx(0.1)
+
+
+def test_invalid_settings_name_the_field(train_page):
+    at = train_page
+    set_widgets(at, kind="snapshot", snapshots=6, epochs=3)
+    errors = " ".join(e.value for e in at.error)
+    assert "optim.epochs" in errors and "Epochs" in errors
+    assert any(b.label == "Train" and b.disabled for b in at.button)
+
+
+def test_every_control_has_help(train_page):
+    at = train_page
+    widgets = [w for kind in ("slider", "select_slider", "number_input", "selectbox", "toggle", "radio")
+               for w in at.get(kind) if str(getattr(w, "key", "")).startswith("train_")]
+    assert len(widgets) >= 12
+    assert all(w.help for w in widgets), [w.key for w in widgets if not w.help]
+
+
+def test_tiny_training_to_completion(train_page):
+    at = train_page
+    set_widgets(at, members=3, epochs=4)
+    next(b for b in at.button if b.label == "Train").click().run()
+    assert at.session_state["job_id"]
+    run_until(at, lambda a: "Done" in sidebar_text(a))
+    figs = chart_specs(at)
+    loss = figs["train_loss_fig"]["data"]
+    assert len(loss) == 3  # one trace per member
+    assert all(len(values(t)) == 4 for t in loss)  # one point per epoch done
+    val = figs["train_val_fig"]["data"]
+    assert len(values(val[0])) == 4
+    assert "train_preview" in figs  # 1-D regression: the live bands
+    run, ds = at.session_state["run"], at.session_state["run_dataset"]
+    assert run is not None and run.epochs_done == 4 and not run.stopped
+    assert ds is job_of(at).dataset
+    assert any("Done" in s.value for s in at.success)
+    labels = {m.label for m in at.metric}
+    assert {"Test NLL", "Test RMSE"} <= labels
+
+
+def test_stop_keeps_the_partial_run(train_page):
+    at = train_page
+    set_widgets(at, members=2, epochs=3000)
+    next(b for b in at.button if b.label == "Train").click().run()
+    job = job_of(at)
+    run_until(at, lambda a: job.progress().epoch >= 2)
+    loss = chart_specs(at)["train_loss_fig"]["data"]
+    assert len(loss) == 2 and 1 <= len(values(loss[0])) < 3000  # the chart shows the epochs done so far
+    next(b for b in at.button if b.label == "Stop").click().run()
+    run_until(at, lambda a: "Stopped" in sidebar_text(a))
+    run = at.session_state["run"]
+    assert job.status == "stopped" and run.stopped and 2 <= run.epochs_done < 3000
+    assert any("Stopped early" in s.value for s in at.success)
+
+
+def test_classification_shows_accuracy_and_class_map(app):
+    at = open_page(app, "data")
+    at.selectbox(key="data_synth").set_value("moons").run()
+    at.number_input(key="data_n").set_value(40).run()
+    open_page(at, "train")
+    set_widgets(at, members=2, epochs=3)
+    next(b for b in at.button if b.label == "Train").click().run()
+    run_until(at, lambda a: "Done" in sidebar_text(a))
+    figs = chart_specs(at)
+    assert len(figs["train_acc_fig"]["data"]) == 2
+    assert "train_preview" in figs
+    assert {"Test NLL", "Test accuracy"} <= {m.label for m in at.metric}
+
+
+def test_over_limit_run_is_refused_with_the_limit(train_page):
+    at = train_page
+    set_widgets(at, members=20, layers=8, width=512, epochs=5000)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "classroom limit" in warnings and "20 members" in warnings
+    assert any(b.label == "Train" and b.disabled for b in at.button)
+
+
+def test_sessions_are_isolated(app, train_page):
+    a = train_page
+    set_widgets(a, members=2, epochs=3)
+    next(b for b in a.button if b.label == "Train").click().run()
+    b = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    open_page(b, "train")
+    assert b.session_state["ui_owner"] != a.session_state["ui_owner"]
+    assert b.session_state["job_id"] is None and "Idle" in sidebar_text(b)
+    run_until(a, lambda s: "Done" in sidebar_text(s))
+    b.run()
+    assert b.session_state["run"] is None and "Idle" in sidebar_text(b)
