@@ -142,7 +142,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if stop["requested"]:
             raise KeyboardInterrupt
         stop["requested"] = True
-        bar.write("stopping after this batch (Ctrl-C again to abort without saving)")
+        bar.write("stopping after this batch (Ctrl-C again to abort without saving)", file=sys.stderr)
 
     bar = tqdm(total=config.optim.epochs, unit="epoch", desc="training", file=sys.stderr,
                disable=args.quiet, dynamic_ncols=True)
@@ -155,7 +155,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             post.update({k: f"{v:.3g}" for k, v in event.val.items()})
             bar.set_postfix(post, refresh=False)
         elif isinstance(event, MemberDiverged):
-            bar.write(f"trajectory {event.trajectory} diverged at epoch {event.epoch}: {event.reason}")
+            bar.write(f"trajectory {event.trajectory} diverged at epoch {event.epoch}: {event.reason}",
+                      file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:

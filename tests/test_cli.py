@@ -117,3 +117,45 @@ def test_bad_arguments_and_files_give_one_line(argv, code, match, uci_files, tmp
     else:
         assert main(argv) == 1
     _assert_one_line_error(capsys.readouterr().err, match)
+
+
+def test_train_from_a_csv_file(tmp_path, capsys):
+    g = np.random.default_rng(1)
+    x = g.uniform(-2, 2, size=60)
+    (tmp_path / "data.csv").write_text("x,y\n" + "\n".join(f"{a:.5f},{a**2 + 0.1 * b:.5f}"
+                                                            for a, b in zip(x, g.normal(size=60))))
+    cfg = RunConfig().replace(**{"data.source": "csv", "data.name": "data.csv", "strategy.members": 2,
+                                 "optim.epochs": 2, "model.width": 8})
+    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    argv = ["train", "--config", str(tmp_path / "cfg.json"), "--out", str(tmp_path / "out"), "--csv",
+            str(tmp_path / "data.csv"), "--quiet"]
+    assert main(argv) == 0
+    assert "done: 2/2 healthy members, 2 epochs" in capsys.readouterr().out
+    assert (tmp_path / "out" / "weights.safetensors").is_file()
+
+
+def test_ctrl_c_stops_training_and_saves_the_partial_run(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from ensemble_core import training
+    from ensemble_core.persistence import load_run
+
+    real_train = training.train
+
+    def train_then_interrupt(config, data, on_event=None, should_stop=None, **kw):
+        def relay(event):
+            on_event(event)
+            if isinstance(event, training.EpochEnd) and event.epoch == 3:
+                os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C in the terminal sends
+
+        return real_train(config, data, relay, should_stop, **kw)
+
+    monkeypatch.setattr(training, "train", train_then_interrupt)
+    cfg = RunConfig().replace(**{"strategy.members": 2, "optim.epochs": 500, "model.width": 8})
+    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    assert main(["train", "--config", str(tmp_path / "cfg.json"), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert "stopped early" in capsys.readouterr().out
+    run = load_run(tmp_path / "o")
+    assert run.stopped and 3 <= run.epochs_done < 500
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
