@@ -303,7 +303,7 @@ def import_zip(data: bytes, *, max_bytes: int = MAX_IMPORT_BYTES) -> Run:
         raise PersistenceError("the file is empty")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError):
+    except Exception:  # noqa: BLE001 - zipfile raises many types on malformed input; all mean "not a zip"
         raise PersistenceError("not a zip archive: export a run from Deep Ensemble Lab and upload that .zip") from None
     with zf:
         infos = zf.infolist()
@@ -323,8 +323,9 @@ def import_zip(data: bytes, *, max_bytes: int = MAX_IMPORT_BYTES) -> Run:
                 raise PersistenceError(f"{info.filename}: encrypted files are not supported")
             try:
                 files[info.filename] = zf.read(info)
-            except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError, EOFError) as exc:
-                raise PersistenceError(f"{info.filename}: cannot be read from the archive ({exc})") from None
+            except Exception as exc:  # noqa: BLE001 - bad CRC, zlib.error, truncation, unsupported method ...
+                raise PersistenceError(f"{info.filename}: damaged, cannot be read from the archive "
+                                       f"({type(exc).__name__})") from None
     return _run_from_files(files, where="the archive")
 
 
@@ -360,6 +361,17 @@ def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
 _NUM = (int, float)
 
 
+def _number(obj: dict[str, Any], key: str, where: str) -> float:
+    """A finite number (JSON like ``1e400`` parses to infinity and is refused)."""
+    try:
+        value = float(_get(obj, key, _NUM, where))
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise PersistenceError(f"{where}: {key!r} must be a finite number")
+    return value
+
+
 def _num_list(value: Any, where: str, *, allow_null: bool = True) -> list[float]:
     if not isinstance(value, list):
         raise PersistenceError(f"{where}: must be a list of numbers, got {type(value).__name__}")
@@ -367,10 +379,10 @@ def _num_list(value: Any, where: str, *, allow_null: bool = True) -> list[float]
     for v in value:
         if v is None and allow_null:
             out.append(math.nan)
-        elif isinstance(v, _NUM) and not isinstance(v, bool):
+        elif isinstance(v, _NUM) and not isinstance(v, bool) and abs(v) <= 1e300:
             out.append(float(v))
         else:
-            raise PersistenceError(f"{where}: must contain only numbers, found {type(v).__name__}")
+            raise PersistenceError(f"{where}: must contain only finite numbers, found {v!r:.20}")
     return out
 
 
@@ -410,7 +422,7 @@ def _event(obj: Any, i: int) -> Any:
             train_acc=None if acc is None else _num_list(acc, f"{where}.train_acc"),
             val=dict(zip(val, _num_list(list(val.values()), f"{where}.val"))),
             lrs=_num_list(_get(obj, "lrs", list, where), f"{where}.lrs"),
-            elapsed=float(_get(obj, "elapsed", _NUM, where)))
+            elapsed=_number(obj, "elapsed", where))
     if kind == "snapshot":
         return SnapshotTaken(trajectory=_get(obj, "trajectory", int, where),
                              snapshot=_get(obj, "snapshot", int, where),
@@ -420,7 +432,7 @@ def _event(obj: Any, i: int) -> Any:
                               epoch=_get(obj, "epoch", int, where), reason=_get(obj, "reason", str, where))
     if kind == "done":
         return Done(epochs_done=_get(obj, "epochs_done", int, where), stopped=_get(obj, "stopped", bool, where),
-                    seconds=float(_get(obj, "seconds", _NUM, where)))
+                    seconds=_number(obj, "seconds", where))
     raise PersistenceError(f"{where}: unknown event kind {kind!r}")
 
 
@@ -470,6 +482,8 @@ def _run_from_files(files: dict[str, bytes], where: str) -> Run:
         config = RunConfig.from_json(files["config.json"])
     except ConfigError as exc:
         raise PersistenceError(f"config.json: {exc}") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise PersistenceError(f"config.json: not a valid run configuration ({type(exc).__name__})") from None
     info = _load_json(files, "run.json")
     if not isinstance(info, dict):
         raise PersistenceError("run.json: must be a JSON object")
@@ -502,7 +516,7 @@ def _run_from_files(files: dict[str, bytes], where: str) -> Run:
     if out_features != _expected_out_features(config, task, n_classes):
         raise PersistenceError(f"run.json: {out_features} outputs per member do not fit a {task} run "
                                f"with loss {config.loss.kind!r} and {n_classes} classes")
-    y_std = float(_get(info, "y_std", _NUM, w))
+    y_std = _number(info, "y_std", w)
     if not (math.isfinite(y_std) and y_std > 0):
         raise PersistenceError("run.json: y_std must be positive")
     if n_members > config.strategy.ensemble_size:
@@ -526,8 +540,8 @@ def _run_from_files(files: dict[str, bytes], where: str) -> Run:
         history=[_event(e, i) for i, e in enumerate(_get(info, "events", list, w))],
         lr_trace=np.asarray(_num_list(_get(info, "lr_trace", list, w), f"{w}: lr_trace"), dtype=np.float64),
         epochs_done=_get(info, "epochs_done", int, w), stopped=_get(info, "stopped", bool, w),
-        seconds=float(_get(info, "seconds", _NUM, w)), x_mean=x_mean, x_std=x_std,
-        y_mean=float(_get(info, "y_mean", _NUM, w)), y_std=y_std, n_classes=n_classes,
+        seconds=_number(info, "seconds", w), x_mean=x_mean, x_std=x_std,
+        y_mean=_number(info, "y_mean", w), y_std=y_std, n_classes=n_classes,
         feature_names=_str_list(_get(info, "feature_names", list, w), f"{w}: feature_names"),
         target_name=_get(info, "target_name", str, w),
         class_names=None if class_names is None else _str_list(class_names, f"{w}: class_names"),

@@ -11,6 +11,8 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ensemble_core.config import RunConfig
 from ensemble_core.models import StackedMLP
@@ -202,7 +204,7 @@ def test_weights_that_do_not_match_the_model_are_refused():
     ({"run.json": _run_json(format="something else")}, "not a Deep Ensemble Lab run"),
     ({"run.json": _run_json(version=99)}, "newer than this program"),
     ({"run.json": _run_json(members="all")}, "'members' must be list"),
-    ({"run.json": _run_json(x_mean=[1.0, "2"])}, "x_mean: must contain only numbers"),
+    ({"run.json": _run_json(x_mean=[1.0, "2"])}, "x_mean: must contain only finite numbers"),
     ({"run.json": _run_json(y_mean=True)}, "'y_mean' must be int or float, got bool"),
     ({"run.json": _run_json(task="clustering")}, "task must be"),
     ({"run.json": _run_json(x_std=[1.0, 0.0])}, "x_std must be positive"),
@@ -223,3 +225,46 @@ def test_load_run_needs_a_folder(tmp_path):
         load_run(tmp_path / "nope")
     with pytest.raises(PersistenceError, match="config.json, run.json, weights.safetensors missing"):
         load_run(tmp_path)
+
+
+_VALID = export_zip(make_run())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=2000))
+def test_random_bytes_are_refused_cleanly(blob):
+    with pytest.raises(PersistenceError):
+        import_zip(blob)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, len(_VALID) - 1), st.integers(1, 255), st.integers(1, 8))
+def test_corrupted_exports_raise_only_persistence_errors(pos, xor, span):
+    blob = bytearray(_VALID)
+    for i in range(pos, min(pos + span, len(blob))):
+        blob[i] ^= xor
+    try:
+        run = import_zip(bytes(blob))
+    except PersistenceError:
+        return
+    assert isinstance(run, Run)  # a flip in an unchecked spot (e.g. a zip comment field) may still load
+
+
+_RUN_JSON = json.loads(run_files(make_run())["run.json"])
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**30), 10**30) | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(_RUN_JSON)), _json_values)
+def test_any_json_value_in_run_json_is_validated(key, value):
+    info = {**_RUN_JSON, key: value}
+    try:
+        run = import_zip(_tampered(**{"run.json": json.dumps(info).encode()}))
+    except PersistenceError:
+        return
+    assert isinstance(run, Run)
+    assert np.all(np.isfinite(run.x_mean)) and np.all(run.x_std > 0) and math.isfinite(run.y_mean)
