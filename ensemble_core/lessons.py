@@ -107,7 +107,7 @@ _TOY = RunConfig(
     data=_CUBIC,
     model=ModelSpec(hidden_layers=1, width=100, activation="relu"),
     strategy=StrategySpec(kind="independent", members=5),
-    optim=OptimSpec(optimizer="adam", lr=0.01, batch_size=20, epochs=400, schedule="constant"),
+    optim=OptimSpec(optimizer="adam", lr=0.01, batch_size=4, epochs=60, schedule="constant"),
     seed=0,
 )
 _SINE_GAP = DataSpec(name="sine", n=400, noise=3.0, seed=1, gap=True)
@@ -213,8 +213,7 @@ def _snapshot() -> Lesson:
 
 
 def _bootstrap() -> Lesson:
-    base = _TOY.replace(**{"optim.epochs": 300})
-    ind, boot = race_configs(base, ["independent", "bootstrap"])
+    ind, boot = race_configs(_TOY, ["independent", "bootstrap"])
     return Lesson(
         id="bootstrap",
         title="Does bootstrapping help?",

@@ -42,6 +42,8 @@ __all__ = [
     "race_table",
     "RunSequence",
     "race_figures",
+    "losses_figure",
+    "race_base",
 ]
 
 STRATEGIES: tuple[str, ...] = ("independent", "bootstrap", "snapshot", "single")
@@ -352,3 +354,41 @@ def race_figures(runs: Sequence[Any], dataset: Any, labels: Sequence[str]) -> li
         figs = [viz.pred_vs_actual(y, predict(run, x), target_name=dataset.target_name) for run in runs]
         return [("race_pva", "Predicted vs actual (test set), ±2σ intervals", side_by_side(figs, labels))]
     return []
+
+
+def losses_figure(events: Sequence[Sequence[Any]], configs: Sequence[RunConfig], labels: Sequence[str], *,
+                  height: int = 330) -> Any:
+    """Training loss of every member, one panel per run, side by side (live or finished).
+
+    Args:
+        events: each run's events so far (``RunSequence.events``); ``[]`` for a run not started.
+        configs: the runs' configs (epoch axis and number of members).
+        labels: panel titles.
+    """
+    from . import viz
+    from .report import side_by_side
+
+    figs = [viz.loss_figure(list(ev), c.optim.epochs, n_members=c.strategy.members, height=height)
+            for ev, c in zip(events, configs)]
+    out = side_by_side(figs, labels, height=height)
+    for i, c in enumerate(configs, start=1):
+        out.update_xaxes(range=[1, max(2, c.optim.epochs)], row=1, col=i)
+    out.update_yaxes(title_text="Training loss", row=1, col=1)
+    return out
+
+
+def race_base(config: RunConfig, members: int) -> RunConfig:
+    """``config`` turned into the race's starting point: ``members`` independent members.
+
+    A snapshot config becomes an independent one with the cosine schedule and
+    the epochs of one cycle (so its default budget is the same); everything
+    else (data, network, loss, optimiser, seed, adversarial) is kept.
+    """
+    s, o = config.strategy, config.optim
+    epochs = max(1, o.epochs // s.snapshots) if s.kind == "snapshot" else o.epochs
+    strat = dataclasses.replace(s, kind="independent", members=members)
+    optim = dataclasses.replace(o, epochs=epochs, schedule="cosine" if o.schedule == "cyclic" else o.schedule)
+    try:
+        return dataclasses.replace(config, strategy=strat, optim=optim)
+    except ConfigError as exc:
+        raise BudgetError(str(exc)) from None

@@ -8,7 +8,7 @@ import streamlit as st
 
 from ensemble_core.data import DataError, describe, load_dataset
 from ensemble_core.lessons import LESSONS, Lesson, get_lesson, lesson_figures, lesson_ids
-from ensemble_core.race import RunSequence, describe_budget, race_table
+from ensemble_core.race import RunSequence, describe_budget, losses_figure, race_table
 from ensemble_core.report import image_config
 from pages import ui
 
@@ -70,12 +70,7 @@ def progress(seq: RunSequence) -> None:
     elif p is not None:
         text += f" · epoch {p.epoch} of {p.n_epochs}"
     st.progress(min(1.0, (i + inner) / n), text=text)
-    cols = st.columns(n)
-    for k, (col, events) in enumerate(zip(cols, seq.events(ui.pool(), owner()))):
-        with col:
-            st.caption(seq.labels[k])
-            chart(ui.figure("loss_figure", events, seq.configs[k].optim.epochs,
-                            n_members=seq.configs[k].strategy.members, height=240), f"lessons_live_{k}")
+    chart(losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels), "lessons_live")
 
 
 @st.fragment(run_every=ui.POLL_S)
@@ -111,6 +106,8 @@ def results(lesson: Lesson, seq: RunSequence) -> None:
     for key, caption, fig in figures:
         st.markdown(f"**{caption}**")
         chart(fig, f"lessons_{key}")
+    with st.expander("Training curves"):
+        chart(losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels), "lessons_losses")
     st.markdown("**Scores on the test set** (NLL: lower is better)")
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns[3:]})

@@ -1,0 +1,135 @@
+"""Compare: the strategy race. Same data, same seeds, same compute budget; who gives the best uncertainty?"""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from ensemble_core.race import (
+    STRATEGIES,
+    STRATEGY_LABELS,
+    BudgetError,
+    RunSequence,
+    describe_budget,
+    losses_figure,
+    race_base,
+    race_configs,
+    race_figures,
+    race_table,
+)
+from ensemble_core.report import image_config
+from pages import ui
+
+log = logging.getLogger(__name__)
+ss = st.session_state
+SEQ = "compare_seq"
+HELP = {
+    "independent": "M networks from different random seeds (the deep-ensembles recipe).",
+    "bootstrap": "M networks, each on its own bootstrap resample of the training data (bagging).",
+    "snapshot": "One network, M cosine learning-rate cycles, a snapshot at the end of each (Huang et al.).",
+    "single": "One network trained for the whole budget: what you get without an ensemble.",
+}
+
+
+def owner() -> str:
+    """Race runs use their own pool owner, so they do not take the Train page's slot."""
+    return ui.owner() + ":compare"
+
+
+def chart(fig, key: str) -> None:
+    """A chart with the house template and a PNG download button."""
+    if fig is not None:
+        st.plotly_chart(fig, key=key, theme=None, width="stretch", config=image_config("png", key))
+
+
+def plan() -> list | None:
+    """The race controls; returns the configs (equal budget) or ``None`` after showing why not."""
+    base = ss["config"]
+    m_default = min(max(base.strategy.ensemble_size, 2), 10)
+    c1, c2, c3 = st.columns([3, 1, 1.3])
+    picked = c1.multiselect("Strategies", list(STRATEGIES), default=["independent", "bootstrap", "snapshot"],
+                            format_func=STRATEGY_LABELS.get, key="compare_strategies",
+                            help=" ".join(f"**{STRATEGY_LABELS[s]}**: {h}" for s, h in HELP.items()))
+    m = c2.number_input("Members M", 2, 10, m_default, key="compare_members",
+                        help="Ensemble size of every strategy (members, or snapshots).")
+    e = race_base(base, int(m)).optim.epochs
+    budget = c3.number_input("Budget (member-epochs)", 1, 20_000, int(m * e), step=int(m), key="compare_budget",
+                             help="Compute per strategy: members × epochs. Every strategy gets exactly this much.")
+    if ss.get("compare_max_epochs"):  # tests: tiny runs
+        budget = int(m) * int(ss["compare_max_epochs"])
+    try:
+        configs = race_configs(race_base(base, int(m)), picked, int(budget))
+    except BudgetError as exc:
+        st.error(f"**Not a fair race:** {ui.esc(exc)}", icon=":material/balance:")
+        return None
+    st.markdown("  \n".join(f":material/balance: **{STRATEGY_LABELS[s]}** · {describe_budget(c)}"
+                            for s, c in zip(picked, configs)))
+    return configs
+
+
+@st.fragment(run_every=ui.POLL_S)
+def live() -> None:
+    seq: RunSequence = ss[SEQ]
+    seq.step(ui.pool(), owner())
+    if seq.done:
+        st.rerun()
+    job = seq.job(ui.pool(), owner())
+    p = job.progress() if job is not None else None
+    where = f" · epoch {p.epoch} of {p.n_epochs}" if p is not None else ""
+    st.progress(min(1.0, (seq.index + (p.fraction if p else 0)) / len(seq.configs)),
+                text=f"Racing {seq.index + 1} of {len(seq.configs)}: **{seq.labels[seq.index]}**{where} "
+                     "(one at a time, so every strategy gets the same machine)")
+    chart(losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels), "compare_live")
+    if st.button("Stop the race", icon=":material/stop:", key="compare_stop"):
+        seq.stop(ui.pool(), owner())
+        st.rerun()
+
+
+def results(seq: RunSequence) -> None:
+    for label, run, err in zip(seq.labels, seq.runs, seq.errors):
+        if run is None and err:
+            st.warning(f"**{label}:** {ui.esc(err)}", icon=":material/warning:")
+    done = [i for i, r in enumerate(seq.runs) if r is not None and r.healthy]
+    if not done:
+        return
+    runs, labels = [seq.runs[i] for i in done], [seq.labels[i] for i in done]
+    try:
+        table = race_table(runs, seq.dataset, labels)
+        figures = race_figures(runs, seq.dataset, labels)
+    except Exception:  # noqa: BLE001 - never a traceback on screen
+        log.exception("race results failed")
+        st.error("The race's results could not be computed. Start it again.", icon=":material/error:")
+        return
+    st.subheader("Results on the test set")
+    best = table.loc[table["test NLL"].idxmin(), "strategy"]
+    st.markdown(f":material/trophy: Best test NLL: **{best}** (lower is better; equal budget for all).")
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns[3:]})
+    chart(losses_figure([r.history for r in runs], [r.config for r in runs], labels), "compare_losses")
+    for key, caption, fig in figures:
+        st.markdown(f"**{caption}**")
+        chart(fig, f"compare_{key}")
+
+
+st.title("Strategy race")
+ds = ss["dataset"]
+st.caption(f"Several ways to build an ensemble, on **{ui.esc(ds.name)}** with the Train page's network and optimiser, "
+           "the same seeds and the same compute budget. Change the data on the Data page.")
+configs = plan()
+seq = ss.get(SEQ)
+running = seq is not None and not seq.done
+c1, c2 = st.columns([1, 4])
+if c1.button("Start the race", type="primary", icon=":material/flag:", key="compare_start",
+             disabled=configs is None or running):
+    labels = [STRATEGY_LABELS[s] for s in ss["compare_strategies"]]
+    ss[SEQ] = seq = RunSequence(configs, ds, labels)
+    seq.step(ui.pool(), owner())
+    running = True
+if seq is None:
+    st.info("Pick the strategies and a budget, then **Start the race**. They train one after another on the "
+            "server; the table and the predictions appear when all are done.", icon=":material/flag:")
+elif running:
+    live()
+else:
+    results(seq)
