@@ -178,22 +178,36 @@ def _check_x(run: "Run", x_raw: Any) -> np.ndarray:
     return x
 
 
-def _forward(run: "Run", x_raw: Any) -> np.ndarray:
-    """Raw outputs of every member ``[M_all, N, out]`` (float64) on standardised ``x``."""
+#: Rows per forward pass are chosen so one hidden activation ``[M, rows, width]`` stays
+#: near this many elements (64 MB in float32): a 200 x 200 class map of 40 wide members
+#: would otherwise need gigabytes at once.
+_CHUNK_ELEMENTS = 1 << 24
+
+
+def _forward(run: "Run", x_raw: Any) -> torch.Tensor:
+    """Raw outputs of every member ``[M_all, N, out]`` (float64, CPU) on standardised ``x``."""
     x = _check_x(run, x_raw)
     xs = (x - np.asarray(run.x_mean, dtype=np.float64)) / np.asarray(run.x_std, dtype=np.float64)
     model = run.model
     param = next(iter(model.parameters()), None)
     dtype = param.dtype if param is not None else torch.float32
     device = param.device if param is not None else torch.device("cpu")
+    spec = getattr(model, "spec", None)
+    width = max(getattr(spec, "width", 1), getattr(model, "out_features", 1), x.shape[1], 1)
+    rows = max(1, _CHUNK_ELEMENTS // (max(len(run.members), 1) * width))
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            out = model(torch.as_tensor(xs, dtype=dtype, device=device))
+            parts = [model(torch.as_tensor(xs[i:i + rows], dtype=dtype, device=device)).to("cpu", torch.float64)
+                     for i in range(0, len(xs), rows)]
     finally:
         model.train(was_training)
-    return out.detach().to("cpu", torch.float64)
+    if not parts:  # no rows: ask the model for its output width on one dummy row
+        with torch.no_grad():
+            probe = model(torch.zeros(1, x.shape[1], dtype=dtype, device=device))
+        return probe.to("cpu", torch.float64)[:, :0]
+    return torch.cat(parts, dim=1)
 
 
 def _combine(run: "Run", out: torch.Tensor, idx: list[int]) -> Prediction:

@@ -184,3 +184,16 @@ def test_predict_agrees_with_the_engines_validation_metrics_classification(three
     assert scores["nll"] == pytest.approx(last.val["nll"], rel=1e-6)
     assert scores["accuracy"] == last.val["accuracy"]
     assert predict(run, three_class.x_val, members=[1]).probs.shape == (15, 3)
+
+
+def test_large_inputs_are_predicted_in_chunks_with_the_same_result(monkeypatch):
+    import ensemble_core.predict as P
+
+    run, _, _ = make_run()
+    x = np.random.default_rng(3).normal(size=(103, 2))
+    whole = predict(run, x)
+    monkeypatch.setattr(P, "_CHUNK_ELEMENTS", 4 * 7)  # 7 rows per pass for 4 members
+    chunked = predict(run, x)
+    np.testing.assert_array_equal(chunked.member_means, whole.member_means)
+    np.testing.assert_array_equal(chunked.total, whole.total)
+    assert predict(run, np.zeros((0, 2))).mean.shape == (0,)
