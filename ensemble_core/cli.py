@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--splits-limit", type=_positive_int, default=None, metavar="K",
                    help="use only the first K splits")
     u.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the members (default 0)")
+    u.add_argument("--adversarial", action="store_true",
+                   help="add the paper's FGSM adversarial training (eps = 1%% of each input's range)")
     u.add_argument("--threads", type=_positive_int, default=1,
                    help="torch CPU threads (default 1: these small networks run fastest on one thread, "
                         "and a busy machine makes more threads much slower)")
@@ -191,12 +193,13 @@ def _meta_int(meta: dict[str, Any], key: str, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
 
 
-def uci_config(*, members: int, epochs: int, batch_size: int, lr: float, hidden: int, seed: int, name: str) -> Any:
+def uci_config(*, members: int, epochs: int, batch_size: int, lr: float, hidden: int, seed: int, name: str,
+               adversarial: bool = False) -> Any:
     """The ``RunConfig`` of the Lakshminarayanan et al. UCI protocol.
 
     One hidden ReLU layer of ``hidden`` units, Gaussian-NLL members with the
     softplus variance, independent members, Adam at a constant ``lr``, no
-    weight decay.
+    weight decay; optionally FGSM adversarial training.
     """
     from .config import DataSpec, LossSpec, ModelSpec, OptimSpec, RunConfig, StrategySpec
 
@@ -205,7 +208,7 @@ def uci_config(*, members: int, epochs: int, batch_size: int, lr: float, hidden:
                       val_fraction=0.0, test_fraction=0.0),
         model=ModelSpec(hidden_layers=1, width=hidden, activation="relu"),
         loss=LossSpec(kind="nll", variance="softplus"),
-        strategy=StrategySpec(kind="independent", members=members),
+        strategy=StrategySpec(kind="independent", members=members, adversarial=adversarial),
         optim=OptimSpec(optimizer="adam", lr=lr, weight_decay=0.0, batch_size=batch_size, epochs=epochs,
                         schedule="constant"),
         seed=seed,
@@ -214,12 +217,12 @@ def uci_config(*, members: int, epochs: int, batch_size: int, lr: float, hidden:
 
 def run_uci(csv_path: Path, splits_path: Path, *, members: int = 5, epochs: int | None = None,
             batch_size: int = 100, lr: float = 0.01, hidden: int | None = None, splits_limit: int | None = None,
-            seed: int = 0, on_split: Any = None) -> dict[str, Any]:
+            seed: int = 0, adversarial: bool = False, on_split: Any = None) -> dict[str, Any]:
     """Run the UCI protocol; return per-split scores and their summary.
 
     Args:
         csv_path, splits_path: the data and its standard splits.
-        members, epochs, batch_size, lr, hidden, seed: the protocol's settings
+        members, epochs, batch_size, lr, hidden, seed, adversarial: the protocol's settings
             (``epochs``/``hidden`` default to the splits file's values, else 40/50).
         splits_limit: use only the first ``K`` splits.
         on_split: called with ``(split, {"rmse", "nll", "seconds"})`` after each split.
@@ -238,7 +241,7 @@ def run_uci(csv_path: Path, splits_path: Path, *, members: int = 5, epochs: int 
     hidden = hidden or _meta_int(meta, "n_hidden", 50)
     n_splits = len(meta["splits"]) if splits_limit is None else min(splits_limit, len(meta["splits"]))
     config = uci_config(members=members, epochs=epochs, batch_size=batch_size, lr=lr, hidden=hidden, seed=seed,
-                        name=csv_path.name)
+                        name=csv_path.name, adversarial=adversarial)
     results = []
     start = time.perf_counter()
     for split in range(n_splits):
@@ -273,7 +276,8 @@ def cmd_uci(args: argparse.Namespace) -> int:
 
     summary = run_uci(args.csv, args.splits, members=args.members, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
-                      splits_limit=args.splits_limit, seed=args.seed, on_split=show)
+                      splits_limit=args.splits_limit, seed=args.seed, adversarial=args.adversarial,
+                      on_split=show)
     print(f"{args.csv.stem}: RMSE {summary['rmse_mean']:.3f} ± {summary['rmse_std']:.3f}   "
           f"NLL {summary['nll_mean']:.3f} ± {summary['nll_std']:.3f}   "
           f"({summary['n_splits']} splits, {summary['seconds']:.1f} s)")

@@ -159,3 +159,16 @@ def test_ctrl_c_stops_training_and_saves_the_partial_run(tmp_path, monkeypatch, 
     run = load_run(tmp_path / "o")
     assert run.stopped and 3 <= run.epochs_done < 500
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_uci_adversarial_flag_reaches_the_config(uci_files, capsys):
+    from ensemble_core.cli import uci_config
+
+    cfg = uci_config(members=5, epochs=40, batch_size=100, lr=0.01, hidden=50, seed=0, name="y.csv",
+                     adversarial=True)
+    assert cfg.strategy.adversarial and cfg.model.hidden_layers == 1 and cfg.model.width == 50
+    assert cfg.loss.kind == "nll" and cfg.loss.variance == "softplus" and cfg.optim.optimizer == "adam"
+    csv, sp = uci_files
+    assert main(["uci", str(csv), "--splits", str(sp), "--members", "2", "--splits-limit", "1",
+                 "--adversarial", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n_splits"] == 1
