@@ -1,0 +1,420 @@
+"""Drive the real dashboard from many browser sessions at once (load and isolation tests, the benchmark).
+
+* :class:`AppServer` starts ``streamlit run app.py`` on a free 127.0.0.1 port, waits for
+  ``/_stcore/health``, samples the server's memory (VmRSS/VmHWM of the process and its children)
+  and kills it.
+* :func:`train_session` is one student: a fresh browser context opens the Train page, sets the seed
+  (and optionally epochs, members, data size), clicks **Train** and polls the page until the result
+  is shown, recording the queue position and run state it saw on the way.
+* :func:`expected_result` trains the same config headless to know what that student must see.
+
+Everything is bounded: every wait has a timeout and the server is always killed.  Only loopback is
+used.  Nothing here imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+
+
+def chromium_available() -> bool:
+    """Whether Debian's Chromium and the Playwright client are installed."""
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return False
+    return Path(CHROMIUM).exists()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _proc_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def _status_kib(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class AppServer:
+    """``streamlit run app.py`` on 127.0.0.1, with a memory sampler.
+
+    Args:
+        log_path: where the server's output goes (default: ``artifacts/streamlit-load-<port>.log``).
+        env: extra environment variables for the server.
+    """
+
+    def __init__(self, log_path: Path | None = None, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        (ROOT / "artifacts").mkdir(exist_ok=True)
+        self.log_path = log_path or ROOT / "artifacts" / f"streamlit-load-{self.port}.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
+               "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})})
+        self.peak_rss_kib = 0
+        self.peak_hwm_kib = 0
+        self._stop_sampling = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    def wait_healthy(self, timeout: float = 90.0) -> float:
+        """Block until ``/_stcore/health`` answers 200; returns seconds since start.
+
+        Raises:
+            RuntimeError: the server exited.  TimeoutError: not healthy within ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with code {self.proc.returncode}; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(self.url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return time.monotonic() - self.started
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"streamlit did not become healthy in {timeout} s; see {self.log_path}")
+
+    def memory_kib(self) -> tuple[int, int]:
+        """Current total VmRSS and the sum of VmHWM (peak RSS) over the server's process tree, in KiB."""
+        pids = _proc_tree(self.proc.pid)
+        return sum(_status_kib(p, "VmRSS") for p in pids), sum(_status_kib(p, "VmHWM") for p in pids)
+
+    def start_sampling(self, interval: float = 0.25) -> None:
+        """Sample the server's memory in a background thread until :meth:`stop`."""
+        def loop() -> None:
+            while not self._stop_sampling.wait(interval):
+                rss, hwm = self.memory_kib()
+                self.peak_rss_kib = max(self.peak_rss_kib, rss)
+                self.peak_hwm_kib = max(self.peak_hwm_kib, hwm)
+
+        self._sampler = threading.Thread(target=loop, name="rss-sampler", daemon=True)
+        self._sampler.start()
+
+    def log_text(self) -> str:
+        """What the server printed so far."""
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Stop sampling, then terminate the server (kill it after 10 s)."""
+        self._stop_sampling.set()
+        if self.proc.poll() is None:
+            rss, hwm = self.memory_kib()
+            self.peak_rss_kib, self.peak_hwm_kib = max(self.peak_rss_kib, rss), max(self.peak_hwm_kib, hwm)
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+
+# ------------------------------------------------------------------------------ browser side
+#: One round trip that tells the poller everything it needs about a page.
+_PAGE_STATE_JS = """() => {
+  const q = (s) => document.querySelector(s);
+  const app = q("[data-testid='stApp']");
+  return {
+    script: app ? app.getAttribute("data-test-script-state") : null,
+    main: (q("[data-testid='stMain']") || {}).innerText || "",
+    side: (q("[data-testid='stSidebar']") || {}).innerText || "",
+    metrics: [...document.querySelectorAll("[data-testid='stMetric']")].map(m => m.innerText),
+    exceptions: document.querySelectorAll("[data-testid='stException'], .stException").length,
+    errors: [...document.querySelectorAll("[data-testid='stAlertContentError']")].map(e => e.innerText),
+    warnings: [...document.querySelectorAll("[data-testid='stAlertContentWarning']")].map(e => e.innerText),
+  };
+}"""
+
+_QUEUE_RE = re.compile(r"you are number (\d+) in the queue")
+_DONE_RE = re.compile(r"(Done|Stopped early): (\d+) member\(s\) after (\d+) of (\d+) epochs in ([\d.]+) s")
+_RUNNING_RE = re.compile(r"Training — epoch (\d+) of (\d+)")
+
+
+async def page_state(page: Any) -> dict[str, Any]:
+    """The page's text, metrics, exceptions, error and warning boxes (one JS round trip)."""
+    return await page.evaluate(_PAGE_STATE_JS)
+
+
+async def wait_idle(page: Any, timeout_s: float = 60.0) -> None:
+    """Wait until the app's script run is over and the main area shows content."""
+    await page.wait_for_selector("[data-testid='stApp']", timeout=timeout_s * 1000)
+    await page.wait_for_function(
+        """() => {
+            const app = document.querySelector("[data-testid='stApp']");
+            return app && app.getAttribute("data-test-script-state") === "notRunning"
+                && !document.querySelector("[data-testid='stSkeleton']")
+                && document.querySelector("[data-testid='stMainBlockContainer'] [data-testid='stElementContainer']");
+        }""", timeout=timeout_s * 1000)
+
+
+async def set_number(page: Any, label: str, value: int | float, timeout_s: float = 30.0) -> None:
+    """Type ``value`` into the number input labelled ``label`` and commit it (Enter), then wait idle."""
+    box = page.locator("[data-testid='stNumberInput']").filter(has_text=label).locator("input")
+    await box.fill(str(value), timeout=timeout_s * 1000)
+    await box.press("Enter")
+    await asyncio.sleep(0.3)
+    await wait_idle(page, timeout_s)
+
+
+async def nudge_slider(page: Any, label: str, steps: int, timeout_s: float = 30.0) -> None:
+    """Move the slider labelled ``label`` by ``steps`` (keyboard arrows), then wait idle."""
+    thumb = page.locator("[data-testid='stSlider']").filter(has_text=label).get_by_role("slider")
+    await thumb.focus(timeout=timeout_s * 1000)
+    key = "ArrowRight" if steps > 0 else "ArrowLeft"
+    for _ in range(abs(steps)):
+        await thumb.press(key)
+    await asyncio.sleep(0.5)  # the slider commits after a short debounce
+    await wait_idle(page, timeout_s)
+
+
+@dataclass
+class SessionResult:
+    """What one browser session did and saw.
+
+    Attributes:
+        name: a label for reports.
+        seed: the seed it set on the Train page.
+        ok: it saw a finished run (``Done``) before its deadline.
+        error: why not (timeout, failure message, exception element, ...).
+        time_to_result: seconds from clicking Train to the result's metrics on screen.
+        run_seconds: the training seconds the page reported ("... in 2.3 s").
+        members, epochs: from the "Done: M member(s) after E of E epochs" line.
+        nll, rmse: the test metrics shown, as text (formatted by the page).
+        max_queue_position: the largest "you are number k in the queue" seen (0 = never queued).
+        sidebar: the sidebar text once done.
+        timeline: (seconds since click, "queued k" | "running" | "done") transitions.
+        exceptions: number of traceback elements seen at any poll.
+    """
+
+    name: str
+    seed: int
+    ok: bool = False
+    error: str = ""
+    time_to_result: float = float("nan")
+    run_seconds: float = float("nan")
+    members: int = 0
+    epochs: int = 0
+    nll: str = ""
+    rmse: str = ""
+    max_queue_position: int = 0
+    sidebar: str = ""
+    main: str = ""
+    timeline: list[tuple[float, str]] = field(default_factory=list)
+    exceptions: int = 0
+    clicked_at: float = float("nan")
+    done_at: float = float("nan")
+
+
+def _metric(metrics: list[str], label: str) -> str:
+    for m in metrics:
+        lines = [x.strip() for x in m.splitlines() if x.strip()]
+        if lines and lines[0] == label and len(lines) > 1:
+            return lines[1]
+    return ""
+
+
+async def open_app(browser: Any, url: str, path: str = "train", timeout_s: float = 90.0) -> tuple[Any, Any]:
+    """A fresh context (= a new browser session, its own cookies) on ``url/path``, rendered."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    await page.goto(f"{url}/{path}", timeout=timeout_s * 1000)
+    await wait_idle(page, timeout_s)
+    return context, page
+
+
+async def configure(page: Any, *, seed: int | None = None, epochs: int | None = None,
+                    members_delta: int = 0, timeout_s: float = 60.0) -> None:
+    """Set the Train page's seed / members / epochs through the widgets (on the Train page)."""
+    if seed is not None:
+        await page.get_by_role("tab", name="Ensemble").click(timeout=timeout_s * 1000)
+        await set_number(page, "Seed", seed, timeout_s)
+    if members_delta:
+        await page.get_by_role("tab", name="Ensemble").click(timeout=timeout_s * 1000)
+        await nudge_slider(page, "Members M", members_delta, timeout_s)
+    if epochs is not None:
+        await page.get_by_role("tab", name="Optimiser").click(timeout=timeout_s * 1000)
+        await set_number(page, "Epochs", epochs, timeout_s)
+
+
+async def train_and_wait(page: Any, result: SessionResult, timeout_s: float,
+                         on_poll: Any = None, poll_s: float = 0.25) -> SessionResult:
+    """Click **Train** and poll until the result's metrics are on screen, a failure, or ``timeout_s``.
+
+    ``on_poll(result, state)`` (optional) is called with each poll's state (for shared bookkeeping).
+    """
+    await page.get_by_role("button", name="Train", exact=True).click(timeout=30_000)
+    t0 = time.monotonic()
+    result.clicked_at = t0
+    last = ""
+    while True:
+        now = time.monotonic() - t0
+        if now > timeout_s:
+            result.error = f"no result after {timeout_s:.0f} s (last state: {last or 'none'})"
+            break
+        try:
+            st = await page_state(page)
+        except Exception as exc:  # noqa: BLE001 - a navigation in flight; try again
+            await asyncio.sleep(poll_s)
+            last = f"page error {type(exc).__name__}"
+            continue
+        result.exceptions = max(result.exceptions, st["exceptions"])
+        q = _QUEUE_RE.search(st["main"])
+        state = ""
+        if q:
+            pos = int(q.group(1))
+            result.max_queue_position = max(result.max_queue_position, pos)
+            state = f"queued {pos}"
+        elif _RUNNING_RE.search(st["side"]) or "Epoch " in st["main"] and " left" in st["main"]:
+            state = "running"
+        done = _DONE_RE.search(st["main"])
+        nll = _metric(st["metrics"], "Test NLL")
+        if done and nll:
+            state = "done"
+        if state and state != last:
+            result.timeline.append((round(now, 2), state))
+            last = state
+        if on_poll is not None:
+            on_poll(result, state)
+        if st["exceptions"]:
+            result.error = "a traceback (stException) is on the page"
+            break
+        failed = [e for e in st["errors"] if "Training failed" in e]
+        if failed:
+            result.error = failed[0]
+            break
+        if state == "done":
+            result.ok = True
+            result.time_to_result = time.monotonic() - t0
+            result.done_at = time.monotonic()
+            result.members, result.epochs = int(done.group(2)), int(done.group(3))
+            result.run_seconds = float(done.group(5))
+            result.nll, result.rmse = nll, _metric(st["metrics"], "Test RMSE")
+            result.sidebar, result.main = st["side"], st["main"]
+            break
+        await asyncio.sleep(poll_s)
+    return result
+
+
+async def train_session(browser: Any, url: str, name: str, seed: int, *, epochs: int | None = None,
+                        timeout_s: float = 300.0, on_poll: Any = None) -> SessionResult:
+    """One student: open Train in a new context, set ``seed`` (and ``epochs``), train, wait for the result."""
+    result = SessionResult(name=name, seed=seed)
+    context = page = None
+    step = "open"
+    try:
+        context, page = await open_app(browser, url, "train", timeout_s)
+        step = "configure"
+        await configure(page, seed=seed, epochs=epochs, timeout_s=timeout_s)
+        step = "train"
+        await train_and_wait(page, result, timeout_s, on_poll)
+    except Exception as exc:  # noqa: BLE001 - reported per session, the others go on
+        result.error = result.error or f"{step}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        if page is not None:
+            try:
+                await page.screenshot(path=str(ROOT / "artifacts" / f"load-fail-{name}.png"), timeout=10_000)
+            except Exception:  # noqa: BLE001, S110 - best effort
+                pass
+    finally:
+        if context is not None:
+            await context.close()
+    return result
+
+
+async def launch(playwright: Any) -> Any:
+    """Debian's Chromium, headless, with the project's flags (never downloads a browser)."""
+    return await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+# ------------------------------------------------------------------------------ the truth
+def expected_result(seed: int, epochs: int | None = None, *, members: int = 5, n: int = 20) -> dict[str, Any]:
+    """Train the Train page's default config with ``seed`` headless: what the page must show.
+
+    Args:
+        seed: the run's seed (Train page, Ensemble tab).
+        epochs: epochs (default: the page's 300).
+        members: members M.
+        n: training points of the default cubic toy (Data page).
+
+    Uses one torch thread, as the server's job pool does on a small machine, so the numbers are
+    the same bit for bit.  Returns the page-formatted ``nll`` (``.3f``) and ``rmse`` (``.3g``),
+    the raw values, the healthy member count and the training seconds.
+    """
+    import torch
+
+    from ensemble_core.config import DataSpec, RunConfig
+    from ensemble_core.data import load_dataset
+    from ensemble_core.metrics import evaluate
+    from ensemble_core.predict import predict
+    from ensemble_core.training import train
+
+    torch.set_num_threads(1)
+    spec = DataSpec(n=n)
+    cfg = RunConfig(data=spec).replace(**{"optim.epochs": epochs or 300, "seed": seed, "strategy.members": members})
+    ds = load_dataset(spec)
+    run = train(cfg, ds)
+    scores = evaluate(predict(run, ds.x_test), ds.y_test)
+    return {"seed": seed, "nll": f"{scores['nll']:.3f}", "rmse": f"{scores['rmse']:.3g}",
+            "nll_value": scores["nll"], "rmse_value": scores["rmse"], "members": len(run.healthy),
+            "seconds": run.seconds}
+
+
+async def warm_up(browser: Any, url: str, timeout_s: float = 90.0) -> None:
+    """Open the app's root once and wait for it to render.
+
+    Works around a Streamlit race (see tests/load/test_isolation.py::test_concurrent_first_visits...):
+    until one session has run ``app.py`` (which calls ``st.navigation``), Streamlit treats the
+    ``pages/`` folder as a v1 multipage app, and concurrent first visitors of a deep link crash.
+    """
+    context, _ = await open_app(browser, url, "", timeout_s)
+    await context.close()
