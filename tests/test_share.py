@@ -24,6 +24,7 @@ from ensemble_core.share import (
     PAGES,
     SECTIONS,
     ShareState,
+    add_click_grid,
     add_training_point,
     apply_query,
     click_grid,
@@ -155,6 +156,19 @@ def test_presentation_css_only_when_presenting() -> None:
     assert presentation_css(ShareState()) == ""
     css = presentation_css(ShareState(presentation=True))
     assert css.startswith("\n<style>") and "stSidebar" in css and "font-size" in css
+
+
+def test_add_click_grid_makes_the_plot_clickable() -> None:
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], name="data"))
+    with pytest.raises(ValueError, match="ranges"):
+        add_click_grid(fig)
+    fig.update_layout(xaxis_range=[-6, 6], yaxis_range=[-10, 10])
+    curve = add_click_grid(fig, n=4)
+    assert curve == 1 and len(fig.data[1].x) == 16 and fig.data[1].marker.opacity == 0
+    assert fig.data[1].hoverinfo == "none"  # "skip" would also disable click events
+    assert fig.layout.hovermode == "closest" and fig.data[0].unselected.marker.opacity == 1.0
 
 
 def test_click_selection_gives_the_point_of_the_click_grid() -> None:
