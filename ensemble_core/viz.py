@@ -107,8 +107,20 @@ pio.templates[TEMPLATE] = go.layout.Template(
 
 def _finish(fig: go.Figure, *, title: str | None, uirevision: Any, height: int | None,
             legend_top: bool = True, compact: bool = False) -> go.Figure:
-    """Apply the template, title, legend placement, height and ``uirevision``."""
-    fig.update_layout(template=TEMPLATE, uirevision=uirevision, height=height)
+    """Apply the template, title, legend placement, height and ``uirevision``.
+
+    The key sizes and colours are also pinned on the figure itself (not only in
+    the template), so they survive renderers that swap the template, such as
+    Streamlit's default ``theme="streamlit"``.
+    """
+    fig.update_layout(template=TEMPLATE, uirevision=uirevision, height=height, paper_bgcolor="#FFFFFF",
+                      plot_bgcolor="#FFFFFF", font=dict(family=_FONT, size=fig.layout.font.size or 16, color="#1B2430"),
+                      legend=dict(font=dict(size=fig.layout.legend.font.size or 15)),
+                      hoverlabel=dict(font=dict(size=15)))
+    for ax in list(fig.select_xaxes()) + list(fig.select_yaxes()):
+        ax.update(tickfont=dict(size=ax.tickfont.size or 15, color="#1B2430"),
+                  title=dict(font=dict(size=ax.title.font.size or 17, color="#1B2430")),
+                  gridcolor=ax.gridcolor or _GRID, linecolor=ax.linecolor or "#9AA3AF")
     if title and not compact:
         fig.update_layout(title=dict(text=title))
     if legend_top:
@@ -210,8 +222,7 @@ def val_figure(events: Sequence[Any], n_epochs: int, task: str, *, target_unit: 
     """
     second = "rmse" if task == "regression" else "accuracy"
     label2 = _units("Validation RMSE", target_unit) if second == "rmse" else "Validation accuracy"
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
-                        subplot_titles=("Ensemble validation NLL", label2.replace("Validation", "Ensemble validation")))
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.16)
     rows = [(int(_attr(e, "epoch")), dict(_attr(e, "val") or {})) for e in events if _kind(e) == "epoch"]
     x = [ep for ep, _ in rows]
     for col, key, name in ((1, "nll", "Ensemble val NLL"), (2, second, f"Ensemble val {second.upper() if second == 'rmse' else 'accuracy'}")):
@@ -221,14 +232,14 @@ def val_figure(events: Sequence[Any], n_epochs: int, task: str, *, target_unit: 
                                  hovertemplate=f"epoch %{{x}}<br>{name}: %{{y:.4g}}<extra></extra>"),
                       row=1, col=col)
     fig.update_xaxes(title_text="Epoch", range=[0.5, max(n_epochs, 1) + 0.5], autorange=False)
-    fig.update_yaxes(title_text="NLL (nats, lower is better)", row=1, col=1)
-    fig.update_yaxes(title_text=label2, row=1, col=2, tickformat=".0%" if second == "accuracy" else None)
+    fig.update_yaxes(title_text="Val NLL (nats)", row=1, col=1)
+    fig.update_yaxes(title_text=label2.replace("Validation", "Val"), row=1, col=2,
+                     tickformat=".0%" if second == "accuracy" else None)
     if rows and all(not v for _, v in rows):
         fig.add_annotation(text="No validation split", showarrow=False, xref="paper", yref="paper",
                            x=0.5, y=0.5, font=dict(size=18, color=TOTAL_COLOR))
-    fig.update_annotations(font_size=17)
     return _finish(fig, title=None, uirevision=uirevision, height=height, legend_top=False).update_layout(
-        showlegend=False, margin=dict(t=50))
+        showlegend=False, margin=dict(t=20))
 
 
 def lr_figure(lrs: np.ndarray, *, steps_per_epoch: int, snapshot_steps: Sequence[int] = (),
@@ -269,7 +280,7 @@ def lr_figure(lrs: np.ndarray, *, steps_per_epoch: int, snapshot_steps: Sequence
         xn = (min(now_step, len(lrs) - 1) + 1) / steps_per_epoch
         fig.add_vline(x=xn, line=dict(color=BAD_COLOR, width=2.5, dash="dot"),
                       annotation=dict(text="now", font=dict(color=BAD_COLOR, size=15)),
-                      annotation_position="top")
+                      annotation_position="top left" if xn > 0.5 * len(lrs) / steps_per_epoch else "top right")
     fig.update_xaxes(title_text="Epoch", range=[0, max(len(lrs), 1) / steps_per_epoch])
     top = float(np.nanmax(lrs)) if len(lrs) else 1.0
     fig.update_yaxes(title_text="Learning rate", exponentformat="power", range=[-0.08 * top, 1.12 * top])
@@ -799,13 +810,14 @@ def coverage_figure(levels: Sequence[float], observed: Sequence[float], *, heigh
                     uirevision: Any = "coverage") -> go.Figure:
     """Observed coverage of the central 50/90/95% (or any) intervals against their nominal level."""
     lv, ob = np.asarray(levels, dtype=np.float64), np.asarray(observed, dtype=np.float64)
-    labels = [f"{lev:.0%} interval" for lev in lv]
+    labels = [f"{lev:.0%}" for lev in lv]
     fig = go.Figure(go.Bar(x=labels, y=ob, name="Observed coverage", marker=dict(color=GOOD_COLOR),
-                           text=[f"{v:.0%}" for v in ob], textposition="inside", insidetextanchor="end",
+                           text=[f"{v:.0%}" for v in ob], textposition="inside", insidetextanchor="middle",
                            textfont=dict(size=18, color="white")))
     fig.add_trace(go.Scatter(x=labels, y=lv, mode="markers", name="Target (nominal)",
                              marker=dict(symbol="line-ew", size=60, line=dict(color=BAD_COLOR, width=4))))
-    fig.update_yaxes(title_text="Share of test points inside", range=[0, 1.12], tickformat=".0%")
+    fig.update_xaxes(title_text="Central interval (nominal level)")
+    fig.update_yaxes(title_text="Share of test points inside", range=[0, 1.05], tickformat=".0%")
     return _finish(fig, title=None, uirevision=uirevision, height=height)
 
 
