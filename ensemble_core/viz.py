@@ -36,7 +36,7 @@ __all__ = [
     "NO_DATA_COLOR", "TEMPLATE", "member_color", "class_color", "Grid", "input_grid", "slice_grid",
     "loss_figure", "val_figure", "lr_figure", "data_figure", "feature_histograms", "bands_figure",
     "class_maps", "pred_vs_actual", "intervals_by_uncertainty", "error_vs_uncertainty",
-    "rejection_figure", "entropy_by_correctness", "reliability_figure", "calibration_figure",
+    "rejection_figure", "entropy_by_correctness", "prob_slice_figure", "reliability_figure", "calibration_figure",
     "coverage_figure", "size_curve_figure", "members_vs_ensemble_style",
 ]
 
@@ -747,6 +747,46 @@ def entropy_by_correctness(y: Any, prediction: Any, *, which: str = "total", hei
     label = "Total entropy" if which == "total" else ("Mutual information" if which == "epistemic" else "Entropy")
     fig.update_xaxes(title_text=f"{label} (nats)")
     fig.update_yaxes(title_text="Share of test points", tickformat=".0%")
+    return _finish(fig, title=None, uirevision=uirevision, height=height)
+
+
+def prob_slice_figure(dataset: Any, x_grid: Any, prediction: Any, *, feature: int = 0, height: int | None = 440,
+                      uirevision: Any = "prob_slice") -> go.Figure:
+    """Classification along a 1-D slice: each class's ensemble probability, the members' range, and the MI.
+
+    For each class (its colour), a thick line is the ensemble probability and a
+    shaded band spans the members' lowest to highest probability (their
+    disagreement); the dotted black line is the mutual information (nats,
+    right axis).
+
+    Args:
+        dataset: the :class:`~ensemble_core.data.Dataset` (feature and class names).
+        x_grid: the slice's :class:`Grid` (see :func:`slice_grid`) or ``[N, d]`` inputs.
+        prediction: a :class:`~ensemble_core.predict.ClassificationPrediction` on ``x_grid``.
+        feature: the input column that varies along the slice.
+    """
+    xg = np.asarray(x_grid, dtype=np.float64)
+    x = xg[:, feature] if xg.ndim == 2 else xg.ravel()
+    order = np.argsort(x, kind="stable")
+    x = x[order]
+    probs = np.asarray(prediction.probs, dtype=np.float64)[order]
+    mp = np.asarray(prediction.member_probs, dtype=np.float64)[:, order]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for c in range(probs.shape[1]):
+        name = _class_name(dataset, c)
+        lo, hi = mp[:, :, c].min(axis=0), mp[:, :, c].max(axis=0)
+        fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([hi, lo[::-1]]), fill="toself",
+                                 fillcolor=_rgba(class_color(c), 0.2), line=dict(width=0), hoverinfo="skip",
+                                 name=f"{name}: member range", legendgroup=f"class{c}", showlegend=False))
+        fig.add_trace(go.Scatter(x=x, y=probs[:, c], mode="lines", name=f"P({name})", legendgroup=f"class{c}",
+                                 line=dict(color=class_color(c), width=3.5),
+                                 hovertemplate=f"P({name}) %{{y:.2f}}<extra></extra>"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=x, y=np.asarray(prediction.epistemic, dtype=np.float64)[order], mode="lines",
+                             name="Mutual information (right axis)", line=dict(color=ENSEMBLE_COLOR, width=2.5, dash="dot"),
+                             hovertemplate="MI %{y:.3f} nats<extra></extra>"), secondary_y=True)
+    fig.update_xaxes(title_text=dataset.feature_names[feature], range=[float(x[0]), float(x[-1])])
+    fig.update_yaxes(title_text="Probability (band: members' range)", range=[0, 1.02], secondary_y=False)
+    fig.update_yaxes(title_text="Mutual information (nats)", rangemode="tozero", showgrid=False, secondary_y=True)
     return _finish(fig, title=None, uirevision=uirevision, height=height)
 
 

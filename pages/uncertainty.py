@@ -109,13 +109,21 @@ elif reg:
                    "vary, so they need not sit on the curve; watch the bands grow beyond them.")
 else:
     st.subheader("Does the uncertainty flag the mistakes?", anchor=False)
-    c1, c2 = st.columns(2)
-    with c1:
+    tabs = st.tabs(["Uncertainty of right and wrong", "Keep the most certain", "1-D slice"])
+    with tabs[0]:
         chart(viz.entropy_by_correctness(y_eval, pred_eval), "unc_entropy")
         st.caption("Wrong predictions should sit to the right: higher predictive entropy.")
-    with c2:
+    with tabs[1]:
         chart(viz.rejection_figure(y_eval, pred_eval), "unc_reject")
         st.caption("Keep only the most certain predictions: accuracy should rise as uncertain ones are set aside.")
+    with tabs[2]:
+        names = list(ds.feature_names)
+        feat = st.selectbox("Feature to vary (the others stay at their training median)", range(len(names)),
+                            format_func=lambda i: names[i], key="unc_slice_feature")
+        sgrid = viz.slice_grid(ds, feat)
+        chart(viz.prob_slice_figure(ds, sgrid, predict(run, sgrid.x, members=members), feature=feat), "unc_slice")
+        st.caption("Class probabilities along one feature. Where the shaded member ranges are wide the members "
+                   "disagree, and the mutual information (dotted) rises.")
 
 # -------------------------------------------------------------- calibration
 st.subheader("Is it honest? Calibration", anchor=False)

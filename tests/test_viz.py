@@ -375,3 +375,16 @@ def test_data_figure_views():
                  np.ones(3), class_names=["a", "b"])
     f3 = viz.data_figure(d3)
     assert sum(t.type == "histogram" for t in f3.data) == 3 * 2
+
+
+def test_prob_slice_figure_lines_are_ensemble_probs_and_bands_span_members():
+    dc = _classification_2d()
+    g = viz.slice_grid(dc, 1, n=9)
+    mp = np.random.default_rng(4).dirichlet([1, 1], size=(3, 9))
+    pred = combine_classification(mp)
+    fig = viz.prob_slice_figure(dc, g, pred, feature=1)
+    assert list(_trace(fig, "P(right)").y) == pytest.approx(pred.probs[:, 1])
+    band = np.asarray(_trace(fig, "right: member range").y)
+    assert band[:9] == pytest.approx(mp[:, :, 1].max(0)) and band[9:][::-1] == pytest.approx(mp[:, :, 1].min(0))
+    assert list(_trace(fig, "Mutual information (right axis)").y) == pytest.approx(pred.epistemic)
+    assert fig.layout.xaxis.title.text == "x2"

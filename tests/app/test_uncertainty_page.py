@@ -180,3 +180,16 @@ def test_more_features_regression_shows_intervals_and_slice_selector():
     assert not at.exception
     sl = [el for el in at.get("plotly_chart") if "unc_slice" in el.proto.id][0]
     assert json.loads(sl.proto.spec)["layout"]["xaxis"]["title"]["text"] == "f3"
+
+
+def test_more_features_classification_shows_mistakes_views_and_probability_slice():
+    ds = _blobs(3)
+    run = _train(_cfg(2, "classification"), ds)
+    at = _page(run, ds)
+    assert not at.exception, at.exception
+    assert _fig_with(at, "Keep the most certain first")
+    assert any(n.startswith("Correct") for f in _figs(at) for n in _names(f) if n)
+    at.selectbox(key="unc_slice_feature").set_value(1).run()
+    sl = _fig_with(at, "Mutual information (right axis)")
+    assert "P(A)" in _names(sl) and "P(B)" in _names(sl)
+    assert sl["layout"]["xaxis"]["title"]["text"] == "x2"
