@@ -30,6 +30,7 @@ __all__ = [
     "cross_entropy",
     "output_size",
     "per_sample_loss",
+    "loss_and_grad",
 ]
 
 #: Floor added to ``softplus(raw)`` so a member's variance is never zero.
@@ -123,3 +124,53 @@ def per_sample_loss(out: Tensor, y: Tensor, task: str, loss: LossSpec) -> Tensor
     if loss.kind == "beta_nll":
         return beta_nll(mu, var, y, loss.beta)
     return gaussian_nll(mu, var, y)
+
+
+def loss_and_grad(out: Tensor, y: Tensor, task: str, loss: LossSpec) -> tuple[Tensor, Tensor]:
+    """Per-sample loss and its gradient with respect to ``out``, without autograd.
+
+    The same numbers as :func:`per_sample_loss` and ``torch.autograd`` (the
+    backward formulas are torch's own: ``softplus_backward``, softmax minus
+    one-hot, ...), computed in a handful of tensor operations so the training
+    engine needs no autograd graph.
+
+    Args:
+        out: member outputs ``[..., n_out]``.
+        y: targets ``out.shape[:-1]``.
+        task: ``"regression"`` or ``"classification"``.
+        loss: the regression loss spec.
+
+    Returns:
+        ``(loss, grad)``: ``loss`` has shape ``out.shape[:-1]``; ``grad`` has
+        the shape of ``out`` and is ``d loss[i] / d out[i, :]`` per sample.
+    """
+    if task == "classification":
+        logp = torch.log_softmax(out, dim=-1)
+        index = y.unsqueeze(-1)
+        value = -logp.gather(-1, index).squeeze(-1)
+        grad = torch.exp(logp).scatter_add_(-1, index, torch.full_like(logp[..., :1], -1.0))
+        return value, grad
+    mu = out[..., 0]
+    if loss.kind == "mse":
+        r = y - mu
+        return r * r, (-2.0 * r).unsqueeze(-1)
+    raw = out[..., 1]
+    if loss.variance == "softplus":
+        var = F.softplus(raw) + VAR_EPS
+    else:
+        var = torch.exp(raw)
+    r = y - mu
+    q = r * r / var
+    value = 0.5 * torch.log(var) + 0.5 * q
+    d_mu = -r / var
+    d_var = 0.5 * (1.0 - q) / var
+    if loss.kind == "beta_nll":
+        w = var ** loss.beta
+        value = value * w
+        d_mu = d_mu * w
+        d_var = d_var * w
+    if loss.variance == "softplus":
+        d_raw = torch.ops.aten.softplus_backward(d_var, raw, 1.0, 20.0)
+    else:
+        d_raw = d_var * var
+    return value, torch.stack([d_mu, d_raw], dim=-1)

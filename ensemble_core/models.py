@@ -25,6 +25,14 @@ from .config import ModelSpec
 
 __all__ = ["ACTIVATIONS", "layer_sizes", "build_member", "init_member", "StackedMLP"]
 
+#: Backward of each activation, as autograd computes it: ``(grad, pre-activation z, output h) -> grad_z``.
+_ACT_BACKWARD = {
+    "relu": lambda g, z, h: torch.ops.aten.threshold_backward(g, h, 0.0),
+    "tanh": lambda g, z, h: torch.ops.aten.tanh_backward(g, h),
+    "gelu": lambda g, z, h: torch.ops.aten.gelu_backward(g, z),
+    "silu": lambda g, z, h: torch.ops.aten.silu_backward(g, z),
+}
+
 #: Hidden activations: module class (for the plain member) and function (for the stack).
 ACTIVATIONS: dict[str, tuple[type[nn.Module], object]] = {
     "relu": (nn.ReLU, F.relu),
@@ -57,9 +65,14 @@ def build_member(in_features: int, out_features: int, spec: ModelSpec) -> nn.Seq
 
 
 def init_member(seed: int, in_features: int, out_features: int, spec: ModelSpec) -> nn.Sequential:
-    """Build a member after ``torch.manual_seed(seed)`` without touching the caller's RNG state."""
+    """Build a member after seeding torch's CPU generator with ``seed``, restoring the caller's RNG state.
+
+    The weights are bit for bit those of ``torch.manual_seed(seed); build_member(...)``
+    (the layers are created on the CPU); only the CPU generator is seeded, so no
+    CUDA seed is queued behind the caller's back.
+    """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         return build_member(in_features, out_features, spec)
 
 
@@ -145,6 +158,52 @@ class StackedMLP(nn.Module):
             if i < last:
                 h = act(h)  # type: ignore[operator]
         return h
+
+    def forward_cached(self, x: Tensor, weights: Sequence[Tensor],
+                       biases: Sequence[Tensor]) -> tuple[Tensor, list[tuple[Tensor, Tensor, Tensor]]]:
+        """Forward pass ``[M, N, d] -> [M, N, out]`` that keeps what :meth:`backward` needs.
+
+        Returns the output and, per layer, ``(input, pre-activation, output)``.
+        """
+        act = ACTIVATIONS[self.spec.activation][1]
+        cache = []
+        h = x
+        last = len(weights) - 1
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            z = torch.baddbmm(b, h, w)
+            out = act(z) if i < last else z  # type: ignore[operator]
+            cache.append((h, z, out))
+            h = out
+        return h, cache
+
+    def backward(self, cache: list[tuple[Tensor, Tensor, Tensor]], grad_out: Tensor,
+                 weights: Sequence[Tensor], grad_weights: Sequence[Tensor], grad_biases: Sequence[Tensor],
+                 *, accumulate: bool = False, input_grad: bool = False) -> Tensor | None:
+        """Backpropagate ``grad_out [M, N, out]`` through a :meth:`forward_cached` pass, by hand.
+
+        Writes (or with ``accumulate`` adds) the parameter gradients into
+        ``grad_weights``/``grad_biases`` (tensors shaped like the parameters)
+        with batched matrix products; no autograd graph is built.  The
+        activation backward formulas are torch's own.  Returns the gradient
+        with respect to the input when ``input_grad`` (for FGSM), else None.
+        """
+        act_backward = _ACT_BACKWARD[self.spec.activation]
+        g = grad_out
+        for i in range(len(cache) - 1, -1, -1):
+            h_in = cache[i][0]
+            h_t = h_in.transpose(1, 2)
+            if accumulate:
+                grad_weights[i].baddbmm_(h_t, g)
+                grad_biases[i].add_(g.sum(1, keepdim=True))
+            else:
+                torch.bmm(h_t, g, out=grad_weights[i])
+                torch.sum(g, 1, keepdim=True, out=grad_biases[i])
+            if i > 0 or input_grad:
+                g = torch.bmm(g, weights[i].transpose(1, 2))
+                if i > 0:
+                    _, z_prev, h_prev = cache[i - 1]
+                    g = act_backward(g, z_prev, h_prev)
+        return g if input_grad else None
 
     # ------------------------------------------------------- flat parameters
     def param_sizes(self) -> list[int]:

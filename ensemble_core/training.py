@@ -9,9 +9,12 @@ has its own optimiser state (Adam and SGD are elementwise) and its loss is
 *summed* with the others so gradients never mix.  ``tests/test_engine_vs_reference.py``
 checks the result against the plain loops of :mod:`ensemble_core.reference`.
 
-The parameters are trained as one flat ``[K, P]`` tensor (row = trajectory)
-whose views feed the stacked forward: masking a diverged trajectory, the
-optimiser step and snapshots are then single tensor operations.  There is no
+The parameters are trained as one flat vector whose dense views feed the
+stacked forward: the (fused) optimiser step and the masking of a diverged
+trajectory are then single tensor operations.  Gradients are computed by a
+hand-written batched backward pass (:meth:`StackedMLP.backward` and
+:func:`ensemble_core.losses.loss_and_grad`, both tested against autograd), which
+avoids autograd's per-step graph overhead.  There is no
 ``.item()`` per step; losses, accuracy and divergence flags accumulate on the
 device and are read once per epoch.
 """
@@ -30,7 +33,7 @@ import torch
 from . import metrics
 from .config import RunConfig
 from .data import Dataset
-from .losses import output_size, per_sample_loss, to_variance
+from .losses import loss_and_grad, output_size, to_variance
 from .models import StackedMLP
 from .predict import (
     ClassificationPrediction,
@@ -302,12 +305,38 @@ class _Engine:
         if init_hook is not None:
             init_hook(model)
         self.model = model.to(dev)
-        self.flat = torch.nn.Parameter(model.flat_parameters().to(dev))
-        self.W, self.B = model.unflatten(self.flat)
+        # One flat parameter vector is what the optimiser sees: the stacked tensors W0, b0,
+        # W1, ... ([K, ...] each) laid end to end.  The per-layer tensors of the forward pass
+        # are dense views of its storage and the hand-written backward pass
+        # (StackedMLP.backward) writes straight into views of one flat gradient buffer, so
+        # no autograd graph is built and every optimiser update is visible to the layers.
+        # ``member_of`` maps each element to its trajectory.
+        stacked = [t for wb in zip(model.weights, model.biases) for t in wb]
+        self.flat = torch.nn.Parameter(torch.cat([t.detach().reshape(-1) for t in stacked]).to(dev))
+        self.flat.grad = torch.zeros_like(self.flat)
+        self.views: list[torch.Tensor] = []
+        grads: list[torch.Tensor] = []
+        member_of = []
+        offset = 0
+        for t in stacked:
+            n = t.numel()
+            self.views.append(self.flat.detach()[offset:offset + n].view(t.shape))
+            grads.append(self.flat.grad[offset:offset + n].view(t.shape))
+            member_of.append(torch.arange(self.K).repeat_interleave(n // self.K))
+            offset += n
+        self.W, self.B = self.views[0::2], self.views[1::2]
+        self.gW, self.gB = grads[0::2], grads[1::2]
+        self.member_of = torch.cat(member_of).to(dev)
+        fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
         if o.optimizer == "adam":
-            self.opt: torch.optim.Optimizer = torch.optim.Adam([self.flat], lr=o.lr, weight_decay=o.weight_decay)
+            self.opt: torch.optim.Optimizer = torch.optim.Adam(
+                [self.flat], lr=o.lr, weight_decay=o.weight_decay, **fused)
         else:
-            self.opt = torch.optim.SGD([self.flat], lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+            self.opt = torch.optim.SGD([self.flat], lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                                       **fused)
+        # On CPU one cheap host check per step decides whether any trajectory needs masking;
+        # on CUDA the masks are always applied (no host synchronisation per step).
+        self.masked = self.device.type != "cpu"
         self.group = self.opt.param_groups[0]
 
         # per-trajectory state, all tensors on the device (synchronised once per epoch)
@@ -329,27 +358,38 @@ class _Engine:
             self.on_event(event)
 
     # ------------------------------------------------------------- one step
-    def _losses(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-trajectory loss ``[K]`` (clean + adversarial) and the clean outputs."""
-        loss_spec = self.config.loss
+    def _grad_pass(self, xb: torch.Tensor, yb: torch.Tensor, accumulate: bool,
+                   input_grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Forward + hand-written backward of the batch-mean loss of every trajectory.
+
+        Writes (or adds) the gradients into the flat gradient buffer.  Returns the
+        per-trajectory mean loss ``[K]``, the outputs and, if asked, ``d loss / d x``.
+        """
+        out, cache = self.model.forward_cached(xb, self.W, self.B)
+        value, grad_out = loss_and_grad(out, yb, self.task, self.config.loss)
+        grad_out = grad_out * (1.0 / value.shape[1])  # d mean / d sample
+        grad_x = self.model.backward(cache, grad_out, self.W, self.gW, self.gB, accumulate=accumulate,
+                                     input_grad=input_grad)
+        return value.mean(1), out, grad_x
+
+    def _loss_and_grads(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-trajectory loss ``[K]`` (clean, plus adversarial with FGSM) and the clean outputs."""
         if self.eps is None:
-            out = self.model.forward_with(xb, self.W, self.B)
-            return per_sample_loss(out, yb, self.task, loss_spec).mean(1), out
-        xb = xb.requires_grad_(True)
-        out = self.model.forward_with(xb, self.W, self.B)
-        clean = per_sample_loss(out, yb, self.task, loss_spec).mean(1)
-        (grad_x,) = torch.autograd.grad(clean.sum(), xb, retain_graph=True)
-        x_adv = fgsm(xb.detach(), grad_x, self.eps)
-        adv = per_sample_loss(self.model.forward_with(x_adv, self.W, self.B), yb, self.task, loss_spec).mean(1)
+            loss, out, _ = self._grad_pass(xb, yb, accumulate=False, input_grad=False)
+            return loss, out
+        clean, out, grad_x = self._grad_pass(xb, yb, accumulate=False, input_grad=True)
+        x_adv = fgsm(xb, grad_x, self.eps)  # type: ignore[arg-type]
+        adv, _, _ = self._grad_pass(x_adv, yb, accumulate=True, input_grad=False)
         return clean + adv, out
 
     def run_epoch(self, epoch: int) -> bool:
         """Train one epoch; returns False when ``should_stop`` ended it early."""
         order = self.streams.next_epoch().to(self.device)
+        x_epoch, y_epoch = self.x[order], self.y[order]  # [K, n, d], [K, n]: one gather per epoch
         flat, opt, group = self.flat, self.opt, self.group
+        grad = flat.grad
         loss_sum = torch.zeros(self.K, device=self.device)
         correct = torch.zeros(self.K, device=self.device) if self.task == "classification" else None
-        classification = correct is not None
         snap_set = self.snap_steps
         for s, e in self.bounds:
             if self.should_stop is not None and self.should_stop():
@@ -357,36 +397,50 @@ class _Engine:
             lr = self.lrs_list[self.step]
             if group["lr"] != lr:
                 group["lr"] = lr
-            idx = order[:, s:e]
-            xb, yb = self.x[idx], self.y[idx]
-            loss, out = self._losses(xb, yb)
-            flat.grad = None
-            loss.sum().backward()
-            grad = flat.grad
-            # a trajectory whose loss or gradient is not finite is frozen from this step on:
-            # its gradient and update are masked out with torch.where (NaN * 0 would stay NaN)
-            ok = torch.isfinite(loss) & torch.isfinite(grad).all(1)
-            newly_bad = self.healthy & ~ok
-            self.bad_loss = torch.where(newly_bad, loss.detach(), self.bad_loss)
-            self.healthy = self.healthy & ok
-            mask = self.healthy.unsqueeze(1)
-            flat.grad = torch.where(mask, grad, 0.0)
-            before = flat.detach().clone()
-            opt.step()
-            with torch.no_grad():
-                flat.copy_(torch.where(mask, flat, before))
-            loss_sum += loss.detach() * (e - s)
-            if classification:
-                correct += (out.detach().argmax(-1) == yb).sum(1)
+            xb, yb = x_epoch[:, s:e], y_epoch[:, s:e]
+            loss, out = self._loss_and_grads(xb, yb)
+            if self.masked or not bool(torch.isfinite(loss.sum() + grad.sum())):
+                self._masked_step(loss)
+            else:
+                opt.step()
+            loss_sum.add_(loss, alpha=e - s)
+            if correct is not None:
+                correct.add_((out.argmax(-1) == yb).sum(1))
             self.step += 1
             if self.snapshot and self.step in snap_set:
                 self.take_snapshot(epoch)
         self.loss_sum, self.correct = loss_sum, correct
         return True
 
+    def _masked_step(self, loss: torch.Tensor) -> None:
+        """Optimiser step that freezes every trajectory whose loss or gradient is not finite.
+
+        The gradient and the update of a frozen trajectory are masked out with
+        ``torch.where`` (multiplying by 0 would keep NaN: NaN * 0 = NaN), so its
+        weights stay as they were before the bad step.
+        """
+        self.masked = True
+        flat, grad = self.flat, self.flat.grad
+        grad_sum = torch.zeros_like(loss).index_add_(0, self.member_of, grad)
+        ok = torch.isfinite(loss + grad_sum)
+        newly_bad = self.healthy & ~ok
+        self.bad_loss = torch.where(newly_bad, loss, self.bad_loss)
+        self.healthy = self.healthy & ok
+        mask = self.healthy[self.member_of]
+        grad.copy_(torch.where(mask, grad, 0.0))
+        before = flat.detach().clone()
+        self.opt.step()
+        with torch.no_grad():
+            flat.copy_(torch.where(mask, flat, before))
+
+    def current_rows(self) -> torch.Tensor:
+        """A copy of the current weights as ``[K, P]`` rows (``StackedMLP.flat_parameters`` layout)."""
+        with torch.no_grad():
+            return torch.cat([v.reshape(self.K, -1) for v in self.views], dim=1)
+
     def take_snapshot(self, epoch: int) -> None:
         healthy = self.healthy.tolist()
-        self.snaps.append((self.flat.detach().clone(), healthy, epoch, self.step))
+        self.snaps.append((self.current_rows(), healthy, epoch, self.step))
         self.last_snap_step = self.step
         s = len(self.snaps) - 1
         for k in range(self.K):
@@ -396,7 +450,7 @@ class _Engine:
     # ----------------------------------------------------------- epoch end
     def end_epoch(self, epoch: int) -> None:
         """Synchronise once: divergence, epoch losses/accuracy, validation metrics, events."""
-        weights_ok = torch.isfinite(self.flat.detach()).all(1)
+        weights_ok = torch.isfinite(self.current_rows()).all(1)
         self.healthy &= weights_ok
         parts = [self.loss_sum / self.n_train, self.healthy.float(), self.bad_loss, weights_ok.float()]
         if self.correct is not None:
@@ -406,9 +460,9 @@ class _Engine:
         for k in range(self.K):
             if self.healthy_host[k] and not healthy[k]:
                 self.healthy_host[k] = False
-                what = ("the weights became non-finite" if not w_ok[k] else
-                        "the loss became NaN" if math.isnan(bad[k]) else
+                what = ("the loss became NaN" if math.isnan(bad[k]) else
                         "the loss became infinite" if math.isinf(bad[k]) else
+                        "the weights became non-finite" if not w_ok[k] else
                         "the gradients became non-finite")
                 reason = f"{what} at epoch {epoch} (learning rate too high?)"
                 self.diverged_reason[k] = reason
@@ -431,7 +485,7 @@ class _Engine:
         for flat, healthy, _, _ in self.snaps:
             rows += [flat[k] for k in range(self.K) if healthy[k]]
         if not self.snapshot or self.step > self.last_snap_step:
-            cur = self.flat.detach()
+            cur = self.current_rows()
             rows += [cur[k] for k in range(self.K) if self.healthy_host[k]]
         return torch.stack(rows) if rows else None
 
@@ -494,7 +548,7 @@ class _Engine:
                                             epoch=epoch, status=st, reason=why))  # type: ignore[arg-type]
                     rows.append(flat[k])
         else:
-            cur = self.flat.detach()
+            cur = self.current_rows()
             for k in range(K):
                 st, why = status(k, cur_epoch) if self.healthy_host[k] is False else ("ok", "")
                 infos.append(MemberInfo(index=k, trajectory=k, snapshot=0, seed=self.seeds[k], epoch=cur_epoch,

@@ -13,6 +13,7 @@ from ensemble_core.losses import (
     beta_nll,
     cross_entropy,
     gaussian_nll,
+    loss_and_grad,
     mse,
     output_size,
     per_sample_loss,
@@ -113,3 +114,32 @@ def test_output_size() -> None:
     assert output_size("classification", LossSpec(), n_classes=4) == 4
     with pytest.raises(ValueError, match="at least 2 classes"):
         output_size("classification", LossSpec(), n_classes=1)
+
+
+@pytest.mark.parametrize("kind,variance", [("nll", "softplus"), ("nll", "logvar"), ("beta_nll", "softplus"),
+                                           ("beta_nll", "logvar"), ("mse", "softplus")])
+def test_loss_and_grad_matches_autograd_regression(kind: str, variance: str) -> None:
+    spec = LossSpec(kind=kind, variance=variance, beta=0.7)  # type: ignore[arg-type]
+    g = torch.Generator().manual_seed(7)
+    n_out = 1 if kind == "mse" else 2
+    out = (torch.randn(3, 9, n_out, generator=g, dtype=torch.float64) * 3).requires_grad_()
+    with torch.no_grad():
+        out[0, 0, -1] = 25.0  # softplus above its threshold (20)
+        out[0, 1, -1] = -30.0
+    y = torch.randn(3, 9, generator=g, dtype=torch.float64)
+    ref = per_sample_loss(out, y, "regression", spec)
+    (ref_grad,) = torch.autograd.grad(ref.sum(), out)
+    value, grad = loss_and_grad(out.detach(), y, "regression", spec)
+    torch.testing.assert_close(value, ref.detach())
+    torch.testing.assert_close(grad, ref_grad)
+
+
+def test_loss_and_grad_matches_autograd_classification() -> None:
+    g = torch.Generator().manual_seed(8)
+    logits = (torch.randn(2, 11, 4, generator=g, dtype=torch.float64) * 4).requires_grad_()
+    y = torch.randint(0, 4, (2, 11), generator=g)
+    ref = per_sample_loss(logits, y, "classification", LossSpec())
+    (ref_grad,) = torch.autograd.grad(ref.sum(), logits)
+    value, grad = loss_and_grad(logits.detach(), y, "classification", LossSpec())
+    torch.testing.assert_close(value, ref.detach())
+    torch.testing.assert_close(grad, ref_grad)
