@@ -136,10 +136,11 @@ def _figure1() -> Lesson:
               "an uncertainty estimate. Which one knows what it does not know?"),
         look_for=(
             "Training data only lives in [-4, 4]; the grey true curve x³ continues outside.",
-            "MSE ensemble: the band is only the spread of 5 means - no noise term, so it is thin near the data.",
-            "Single NLL network: a noise band, but it does not widen much where there is no data.",
-            "Adversarial training smooths the single network's variance a little.",
-            "The 5-member NLL ensemble: the band opens up outside [-4, 4] - epistemic uncertainty.",
+            "MSE ensemble: its only uncertainty is the spread of 5 means - no noise term, so it is thin everywhere.",
+            "Single NLL network: a noise band (orange) but no epistemic part (blue): one network cannot disagree with itself.",
+            "Adversarial training changes how the single network's noise band extrapolates, not what it knows.",
+            "The 5-member NLL ensemble has both: the noise band plus disagreement (blue) outside [-4, 4].",
+            "The table: the NLL ensemble has the best test NLL; the overconfident MSE ensemble the worst.",
         ),
         panels=(
             Panel("5 networks, MSE (spread of means)", _TOY.replace(**{"loss.kind": "mse"})),
@@ -170,7 +171,8 @@ def _aleatoric() -> Lesson:
         look_for=(
             "The aleatoric band (noise) is narrow near x = 0 and widens towards the edges, like the data.",
             "The epistemic band (members disagreeing) is thin where there is data...",
-            "...and bulges in the shaded gap and beyond the data range, where the members extrapolate differently.",
+            "...and bulges in the shaded gap, where the members fill the hole each in their own way.",
+            "Beyond the data the aleatoric band keeps widening: each network extrapolates the noise trend it saw.",
             "Thin lines are the individual members' means: see them fan out where there is no data.",
         ),
         panels=(Panel("5 networks, NLL", _SINE),),
@@ -193,20 +195,22 @@ def _snapshot() -> Lesson:
         goal=("Huang et al. (2017) train one network with a cyclic cosine learning rate and keep a copy at "
               "the end of every cycle. Compare it with 5 independent networks at the same cost."),
         look_for=(
-            "The learning rate restarts high at the start of each cycle and anneals to ~0 (dots = snapshots).",
-            "Both runs cost the same number of member-epochs (shown under the panels).",
-            "The snapshots' means (thin lines) are closer to each other than the independent members'.",
-            "So the snapshot ensemble's epistemic band is usually narrower in the gap and outside the data.",
+            "The learning rate restarts high at the start of each cycle and anneals to ~0 (stars = snapshots).",
+            "Both runs cost the same number of member-epochs (see the setup and the table's budget column).",
+            "Compare the thin lines: how far apart are the snapshots' means, against the independent members'?",
+            "Check the table: on a small problem like this one snapshots can match or even beat independent members.",
         ),
         panels=(Panel("5 independent networks", ind), Panel("Snapshot ensemble: 1 network, 5 cycles", snap)),
         view="snapshot",
-        question="Why are snapshot members less diverse than independent ones, and when is that a good trade?",
+        question="The snapshots all come from one network. Where does their diversity come from, and what limits it?",
         answer=(
-            "Snapshots come from one trajectory: each cycle starts from the previous snapshot, so the "
-            "members often stay in nearby minima and make similar mistakes. Independent networks start from "
-            "different random weights and end in genuinely different solutions. Snapshots win when training "
-            "one network is all you can afford (large models) and you still want some ensembling; for "
-            "uncertainty out of the data, independent members are usually better."
+            "From the learning-rate restarts: each cycle starts at a large learning rate that kicks the weights "
+            "out of the last minimum, and the annealing settles them in a new one. But every cycle starts from "
+            "the previous snapshot, so the members tend to stay in nearby minima and can make similar mistakes; "
+            "independent networks start from different random weights. On small problems (like this one) the "
+            "restarts are often enough and the snapshot ensemble can even win, at the cost of ONE training run; "
+            "on large networks and far from the data, independent members are usually more diverse. "
+            "That is the trade: snapshots when one training run is all you can afford."
         ),
         source="Huang et al. (2017), Snapshot Ensembles: Train 1, get M for free",
     )
