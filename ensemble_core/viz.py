@@ -222,7 +222,7 @@ def val_figure(events: Sequence[Any], n_epochs: int, task: str, *, target_unit: 
     """
     second = "rmse" if task == "regression" else "accuracy"
     label2 = _units("Validation RMSE", target_unit) if second == "rmse" else "Validation accuracy"
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.16)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08)
     rows = [(int(_attr(e, "epoch")), dict(_attr(e, "val") or {})) for e in events if _kind(e) == "epoch"]
     x = [ep for ep, _ in rows]
     for col, key, name in ((1, "nll", "Ensemble val NLL"), (2, second, f"Ensemble val {second.upper() if second == 'rmse' else 'accuracy'}")):
@@ -233,7 +233,7 @@ def val_figure(events: Sequence[Any], n_epochs: int, task: str, *, target_unit: 
                       row=1, col=col)
     fig.update_xaxes(title_text="Epoch", range=[0.5, max(n_epochs, 1) + 0.5], autorange=False)
     fig.update_yaxes(title_text="Val NLL (nats)", row=1, col=1)
-    fig.update_yaxes(title_text=label2.replace("Validation", "Val"), row=1, col=2,
+    fig.update_yaxes(title_text=label2.replace("Validation", "Val"), row=1, col=2, side="right",
                      tickformat=".0%" if second == "accuracy" else None)
     if rows and all(not v for _, v in rows):
         fig.add_annotation(text="No validation split", showarrow=False, xref="paper", yref="paper",
@@ -856,7 +856,7 @@ def coverage_figure(levels: Sequence[float], observed: Sequence[float], *, heigh
                            textfont=dict(size=18, color="white")))
     fig.add_trace(go.Scatter(x=labels, y=lv, mode="markers", name="Target (nominal)",
                              marker=dict(symbol="line-ew", size=60, line=dict(color=BAD_COLOR, width=4))))
-    fig.update_xaxes(title_text="Central interval (nominal level)")
+    fig.update_xaxes(title_text="Central interval (nominal level)", type="category")
     fig.update_yaxes(title_text="Share of test points inside", range=[0, 1.05], tickformat=".0%")
     return _finish(fig, title=None, uirevision=uirevision, height=height)
 
