@@ -82,8 +82,8 @@ def side_by_side(figures: Sequence[go.Figure], titles: Sequence[str], *, height:
             out.add_shape(s)
     first = figures[0].layout
     out.update_layout(template=first.template, height=height, hovermode=first.hovermode or "x unified",
-                      margin=dict(l=60, r=20, t=60, b=90),
-                      legend=dict(orientation="h", x=0.0, y=-0.14, yanchor="top"))
+                      margin=dict(l=60, r=20, t=60, b=130),
+                      legend=dict(orientation="h", x=0.0, y=-0.24, yanchor="top"))
     if first.xaxis and first.xaxis.title and first.xaxis.title.text:
         out.update_xaxes(title_text=first.xaxis.title.text)
     if first.yaxis and first.yaxis.title and first.yaxis.title.text:

@@ -106,6 +106,9 @@ def results(seq: RunSequence) -> None:
     st.markdown(f":material/trophy: Best test NLL: **{best}** (lower is better; equal budget for all).")
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns[3:]})
+    st.caption("Time is wall-clock on a shared server. The engine trains all members of an ensemble in one batched "
+               "program, so M members × E epochs take about as long as E epochs of one network, while a snapshot "
+               "ensemble's epochs run one after another: equal compute budget, not equal waiting time.")
     chart(losses_figure([r.history for r in runs], [r.config for r in runs], labels), "compare_losses")
     for key, caption, fig in figures:
         st.markdown(f"**{caption}**")

@@ -74,7 +74,7 @@ def test_each_lesson_runs_end_to_end(app, lesson_id):
         assert {t.get("xaxis", "x") for t in fig["data"]} == {"x", "x2", "x3"}  # three maps side by side
     elif lesson.view == "size_curve":
         curve = charts["lessons_size_curve"]
-        ens = next(t for t in curve["data"] if t["name"] == "Ensemble of first M")
+        ens = next(t for t in curve["data"] if t["name"].startswith("Ensemble of M members"))
         assert ens["x"] == list(range(1, 11))
         bands = charts["lessons_bands"]
         assert {t.get("xaxis", "x") for t in bands["data"]} == {"x", "x2"}
