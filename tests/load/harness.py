@@ -96,7 +96,10 @@ class AppServer:
         self.log_path = log_path or ROOT / "artifacts" / f"streamlit-load-{self.port}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
-               "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+               "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+               # no module reloads when files change under the running server (other people edit the
+               # tree while tests run; a reload makes old session objects fail isinstance checks)
+               "--server.fileWatcherType", "none"]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})})
