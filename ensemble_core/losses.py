@@ -126,49 +126,53 @@ def per_sample_loss(out: Tensor, y: Tensor, task: str, loss: LossSpec) -> Tensor
     return gaussian_nll(mu, var, y)
 
 
-def loss_and_grad(out: Tensor, y: Tensor, task: str, loss: LossSpec) -> tuple[Tensor, Tensor]:
-    """Per-sample loss and its gradient with respect to ``out``, without autograd.
+def loss_and_grad(out: Tensor, y: Tensor, task: str, loss: LossSpec,
+                  scale: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Per-sample loss and the gradient of ``scale * loss`` with respect to ``out``, without autograd.
 
     The same numbers as :func:`per_sample_loss` and ``torch.autograd`` (the
     backward formulas are torch's own: ``softplus_backward``, softmax minus
     one-hot, ...), computed in a handful of tensor operations so the training
-    engine needs no autograd graph.
+    engine needs no autograd graph.  ``scale = 1/B`` gives the gradient of a
+    batch mean.
 
     Args:
         out: member outputs ``[..., n_out]``.
         y: targets ``out.shape[:-1]``.
         task: ``"regression"`` or ``"classification"``.
         loss: the regression loss spec.
+        scale: factor applied to the gradient (not to the returned loss).
 
     Returns:
         ``(loss, grad)``: ``loss`` has shape ``out.shape[:-1]``; ``grad`` has
-        the shape of ``out`` and is ``d loss[i] / d out[i, :]`` per sample.
+        the shape of ``out`` and is ``scale * d loss[i] / d out[i, :]`` per sample.
     """
     if task == "classification":
         logp = torch.log_softmax(out, dim=-1)
         index = y.unsqueeze(-1)
         value = -logp.gather(-1, index).squeeze(-1)
         grad = torch.exp(logp).scatter_add_(-1, index, torch.full_like(logp[..., :1], -1.0))
-        return value, grad
+        return value, grad if scale == 1.0 else grad * scale
     mu = out[..., 0]
-    if loss.kind == "mse":
-        r = y - mu
-        return r * r, (-2.0 * r).unsqueeze(-1)
-    raw = out[..., 1]
-    if loss.variance == "softplus":
-        var = F.softplus(raw) + VAR_EPS
-    else:
-        var = torch.exp(raw)
     r = y - mu
-    q = r * r / var
-    value = 0.5 * torch.log(var) + 0.5 * q
-    d_mu = -r / var
-    d_var = 0.5 * (1.0 - q) / var
+    if loss.kind == "mse":
+        return r * r, (r * (-2.0 * scale)).unsqueeze(-1)
+    raw = out[..., 1]
+    var = F.softplus(raw) + VAR_EPS if loss.variance == "softplus" else torch.exp(raw)
+    inv = torch.reciprocal(var)
+    a = r * inv  # (y - mu) / var
+    q = r * a  # (y - mu)^2 / var
+    value = 0.5 * (torch.log(var) + q)
+    # d/dmu = -(y - mu) / var ;  d/dvar = 0.5 * (1 - q) / var
     if loss.kind == "beta_nll":
         w = var ** loss.beta
         value = value * w
-        d_mu = d_mu * w
-        d_var = d_var * w
+        ws = w * scale
+        d_mu = -a * ws
+        d_var = torch.addcmul(inv, q, inv, value=-1.0) * (0.5 * ws)
+    else:
+        d_mu = a * (-scale)
+        d_var = torch.addcmul(inv, q, inv, value=-1.0) * (0.5 * scale)
     if loss.variance == "softplus":
         d_raw = torch.ops.aten.softplus_backward(d_var, raw, 1.0, 20.0)
     else:

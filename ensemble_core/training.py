@@ -366,8 +366,7 @@ class _Engine:
         per-trajectory mean loss ``[K]``, the outputs and, if asked, ``d loss / d x``.
         """
         out, cache = self.model.forward_cached(xb, self.W, self.B)
-        value, grad_out = loss_and_grad(out, yb, self.task, self.config.loss)
-        grad_out = grad_out * (1.0 / value.shape[1])  # d mean / d sample
+        value, grad_out = loss_and_grad(out, yb, self.task, self.config.loss, scale=1.0 / yb.shape[1])
         grad_x = self.model.backward(cache, grad_out, self.W, self.gW, self.gB, accumulate=accumulate,
                                      input_grad=input_grad)
         return value.mean(1), out, grad_x

@@ -143,3 +143,15 @@ def test_loss_and_grad_matches_autograd_classification() -> None:
     value, grad = loss_and_grad(logits.detach(), y, "classification", LossSpec())
     torch.testing.assert_close(value, ref.detach())
     torch.testing.assert_close(grad, ref_grad)
+
+
+def test_loss_and_grad_scale_scales_only_the_gradient() -> None:
+    g = torch.Generator().manual_seed(9)
+    out = torch.randn(2, 5, 2, generator=g, dtype=torch.float64)
+    y = torch.randn(2, 5, generator=g, dtype=torch.float64)
+    for spec in (LossSpec("nll"), LossSpec("beta_nll", beta=0.4), LossSpec("mse")):
+        o = out[..., :1] if spec.kind == "mse" else out
+        v1, g1 = loss_and_grad(o, y, "regression", spec)
+        v2, g2 = loss_and_grad(o, y, "regression", spec, scale=0.25)
+        torch.testing.assert_close(v1, v2)
+        torch.testing.assert_close(g2, 0.25 * g1)
