@@ -357,7 +357,7 @@ def race_figures(runs: Sequence[Any], dataset: Any, labels: Sequence[str]) -> li
 
 
 def losses_figure(events: Sequence[Sequence[Any]], configs: Sequence[RunConfig], labels: Sequence[str], *,
-                  height: int = 330) -> Any:
+                  height: int = 400) -> Any:
     """Training loss of every member, one panel per run, side by side (live or finished).
 
     Args:

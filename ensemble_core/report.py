@@ -40,7 +40,7 @@ __all__ = [
 
 
 # ------------------------------------------------------------ figure helpers
-def side_by_side(figures: Sequence[go.Figure], titles: Sequence[str], *, height: int = 440,
+def side_by_side(figures: Sequence[go.Figure], titles: Sequence[str], *, height: int = 480,
                  y_range: tuple[float, float] | None = None, x_range: tuple[float, float] | None = None) -> go.Figure:
     """Put several single-axis figures next to each other on the **same axes**.
 
@@ -82,8 +82,8 @@ def side_by_side(figures: Sequence[go.Figure], titles: Sequence[str], *, height:
             out.add_shape(s)
     first = figures[0].layout
     out.update_layout(template=first.template, height=height, hovermode=first.hovermode or "x unified",
-                      margin=dict(l=60, r=20, t=60, b=130),
-                      legend=dict(orientation="h", x=0.0, y=-0.24, yanchor="top"))
+                      margin=dict(l=60, r=20, t=110, b=60),
+                      legend=dict(orientation="h", x=0.0, y=1.13, yanchor="bottom"))
     if first.xaxis and first.xaxis.title and first.xaxis.title.text:
         out.update_xaxes(title_text=first.xaxis.title.text)
     if first.yaxis and first.yaxis.title and first.yaxis.title.text:
@@ -96,7 +96,7 @@ def side_by_side(figures: Sequence[go.Figure], titles: Sequence[str], *, height:
 
 
 def bands_side_by_side(runs: Sequence[Any], dataset: Any, titles: Sequence[str], *,
-                       members: Sequence[Sequence[int] | None] | None = None, height: int = 460) -> go.Figure:
+                       members: Sequence[Sequence[int] | None] | None = None, height: int = 520) -> go.Figure:
     """1-D regression: each run's bands (``viz.bands_figure``) as one panel, all on the same axes.
 
     Args:

@@ -9,7 +9,7 @@ import streamlit as st
 from ensemble_core.data import DataError, describe, load_dataset
 from ensemble_core.lessons import LESSONS, Lesson, get_lesson, lesson_figures, lesson_ids
 from ensemble_core.race import RunSequence, describe_budget, losses_figure, race_table
-from ensemble_core.report import image_config
+from ensemble_core.report import html_report, image_config
 from pages import ui
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,9 @@ def results(lesson: Lesson, seq: RunSequence) -> None:
     st.markdown("**Scores on the test set** (NLL: lower is better)")
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns[3:]})
+    st.download_button("HTML report of the main run", data=lambda: html_report(seq.runs[-1], seq.dataset),
+                       file_name=f"lesson-{lesson.id}-report.html", mime="text/html", icon=":material/download:",
+                       key="lessons_report", help="One self-contained file (interactive charts) that opens offline.")
 
 
 st.title("Lessons")
