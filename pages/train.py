@@ -151,7 +151,7 @@ polling = job is not None and job.active
 
 
 @st.fragment(run_every=ui.POLL_S if polling else None)
-def live() -> None:
+def status() -> None:
     job = ui.sync_job()
     if polling and (job is None or not job.active):
         st.rerun()  # finished: one full rerun shows the results and switches polling off
@@ -171,15 +171,23 @@ def live() -> None:
         job.stop()
     if limit:
         st.warning(limit, icon=":material/block:")
-    if job is None:
-        st.markdown("#### Learning-rate schedule")
-        st.caption("Every optimiser step's learning rate for the settings on the left (stars: snapshots).")
-        if cfg is not None:
-            ui.lr_chart(cfg, ds.n_train, [], "train_lr_plan")
-        st.info("Press **Train** to start. Every member's loss will appear here as it learns.", icon=":material/info:")
+    if job is not None:
+        ui.job_status(job)
+
+
+@st.fragment(run_every=ui.CHART_S if polling else None)
+def charts() -> None:
+    job = ui.current_job()
+    if job is not None:
+        ui.job_charts(job)
         return
-    ui.job_panel(job)
+    st.markdown("#### Learning-rate schedule")
+    st.caption("Every optimiser step's learning rate for the settings on the left (stars: snapshots).")
+    if cfg is not None:
+        ui.show(ui.lr_figure(cfg, ds.n_train), key="train_lr_plan")
+    st.info("Press **Train** to start. Every member's loss will appear here as it learns.", icon=":material/info:")
 
 
 with right:
-    live()
+    status()
+    charts()

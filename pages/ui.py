@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Seconds between redraws of the live views while a job is active.
 POLL_S = 0.4
+#: Seconds between redraws of the live charts (building Plotly figures is the costly part).
+CHART_S = 1.0
 #: Seconds between refreshes of the sidebar's run status while a job is active.
 SIDEBAR_POLL_S = 1.0
 #: Plotly options: no logo, a small toolbar, PNG export for slides.
@@ -213,7 +215,8 @@ def show(fig: go.Figure | None, key: str, *, height: int | None = None) -> None:
     if fig is None:
         st.caption(":material/info: This chart could not be drawn for the current data.")
         return
-    fig.update_layout(uirevision=key, **({"height": height} if height else {}))
+    if height:
+        fig.update_layout(height=height)
     st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
 
 
@@ -242,15 +245,14 @@ def preview_grid(dataset: Dataset) -> Any | None:
     return viz.input_grid(dataset, n=200 if dataset.n_features == 1 else 50)
 
 
-def lr_chart(cfg: RunConfig, n_train: int, events: list, key: str) -> None:
-    """The run's learning rate per step, snapshot points, and a 'now' marker after the steps taken."""
+def lr_figure(cfg: RunConfig, n_train: int, steps_done: int | None = None) -> go.Figure | None:
+    """The run's learning rate per step with its snapshot points, and a 'now' marker once steps were taken."""
     from ensemble_core import schedules
 
-    steps = sum(len(e.lrs) for e in events if e.kind == "epoch")
-    show(figure("lr_figure", schedules.lr_schedule(cfg, n_train),
-                steps_per_epoch=schedules.steps_per_epoch(cfg.optim.batch_size, n_train),
-                snapshot_steps=[s - 1 for s in schedules.snapshot_steps(cfg, n_train)],
-                now_step=steps - 1 if steps else None, height=260), key=key)
+    return figure("lr_figure", schedules.lr_schedule(cfg, n_train),
+                  steps_per_epoch=schedules.steps_per_epoch(cfg.optim.batch_size, n_train),
+                  snapshot_steps=[s - 1 for s in schedules.snapshot_steps(cfg, n_train)],
+                  now_step=steps_done - 1 if steps_done else None, height=260)
 
 
 def _summary(job: Job) -> dict[str, float]:
@@ -272,9 +274,8 @@ def _summary(job: Job) -> dict[str, float]:
     return scores
 
 
-def job_panel(job: Job) -> None:
-    """Status, progress and live charts of a training job, drawn from its event history."""
-    events, cfg, ds = job.events, job.config, job.dataset
+def job_status(job: Job) -> None:
+    """The job's state: queue position, progress bar, failure, or the summary of the finished run."""
     p = job.progress()
     if job.status == "queued":
         stats = pool().stats()
@@ -294,7 +295,7 @@ def job_panel(job: Job) -> None:
                    icon=":material/check_circle:")
         scores = _summary(job)
         if scores:
-            cols = st.columns(3)
+            cols = st.columns(3, vertical_alignment="center")
             cols[0].metric("Test NLL", f"{scores['nll']:.3f}", help="Negative log-likelihood (lower is better).")
             if "rmse" in scores:
                 cols[1].metric("Test RMSE", f"{scores['rmse']:.3g}", help="In the target's units.")
@@ -302,33 +303,59 @@ def job_panel(job: Job) -> None:
                 cols[1].metric("Test accuracy", f"{scores['accuracy']:.1%}")
             with cols[2]:
                 link("pages/uncertainty.py", "See the uncertainty", ":material/ssid_chart:")
-    diverged = [e for e in events if e.kind == "diverged"]
+    diverged = [e for e in job.events_since(0) if e.kind == "diverged"]
     if diverged:
         lines = "\n".join(f"- Member {e.trajectory + 1} at epoch {e.epoch}: {esc(e.reason)}" for e in diverged)
         st.warning(f"**{len(diverged)} member(s) diverged and are excluded from the ensemble** (dashed lines). "
                    f"A smaller learning rate usually helps.\n{lines}", icon=":material/warning:")
-    n, task = cfg.optim.epochs, ds.task
+
+
+def _cached(slot: str, signature: tuple, build: Callable[[], go.Figure | None]) -> go.Figure | None:
+    """The figure for ``slot``, rebuilt only when its inputs' ``signature`` changed.
+
+    Building a Plotly figure costs tens of milliseconds of Python (holding the
+    GIL the training thread also needs), so the live views rebuild only what changed.
+    """
+    cache = st.session_state.setdefault("ui_figs", {})
+    hit = cache.get(slot)
+    if hit is not None and hit[0] == signature:
+        return hit[1]
+    fig = build()
+    if fig is not None:
+        fig.update_layout(uirevision=slot)
+    cache[slot] = (signature, fig)
+    return fig
+
+
+def job_charts(job: Job) -> None:
+    """The live charts of a job, drawn from its event history (rebuilt only when it changed)."""
+    events, cfg, ds = job.events, job.config, job.dataset
+    epochs = [e for e in events if e.kind == "epoch"]
+    n_div = sum(1 for e in events if e.kind == "diverged")
+    sig = (job.id, len(epochs), n_div)
+    n, task, members = cfg.optim.epochs, ds.task, cfg.strategy.members
     preview = next((e for e in reversed(events) if e.kind == "preview"), None)
     grid = preview_grid(ds)
     top = st.columns([3, 2] if grid is not None else [1])
     with top[0]:
-        show(figure("loss_figure", events, n, metric="loss", n_members=cfg.strategy.members, height=340),
-             key="train_loss_fig")
+        show(_cached("train_loss_fig", sig, lambda: figure("loss_figure", events, n, metric="loss",
+                                                             n_members=members, height=340)), key="train_loss_fig")
     if grid is not None:
         with top[1]:
             if preview is None:
                 st.caption("The live prediction appears after the first few epochs.")
-            elif task == "regression":
-                show(figure("bands_figure", ds, grid, preview.prediction, compact=True), key="train_preview")
             else:
-                show(figure("class_maps", ds, grid, preview.prediction, compact=True), key="train_preview")
-            if preview is not None:
+                builder = "bands_figure" if task == "regression" else "class_maps"
+                show(_cached("train_preview", (job.id, preview.epoch),
+                             lambda: figure(builder, ds, grid, preview.prediction, compact=True)), key="train_preview")
                 st.caption(f"Live prediction at epoch {preview.epoch}.")
     if task == "classification":
-        show(figure("loss_figure", events, n, metric="accuracy", n_members=cfg.strategy.members, height=300),
-             key="train_acc_fig")
+        show(_cached("train_acc_fig", sig, lambda: figure("loss_figure", events, n, metric="accuracy",
+                                                            n_members=members, height=300)), key="train_acc_fig")
     bottom = st.columns(2)
     with bottom[0]:
-        lr_chart(cfg, ds.n_train, events, "train_lr_live")
+        steps = sum(len(e.lrs) for e in epochs)
+        show(_cached("train_lr_live", (job.id, steps), lambda: lr_figure(cfg, ds.n_train, steps)), key="train_lr_live")
     with bottom[1]:
-        show(figure("val_figure", events, n, task, height=260), key="train_val_fig")
+        show(_cached("train_val_fig", sig, lambda: figure("val_figure", events, n, task, height=260)),
+             key="train_val_fig")

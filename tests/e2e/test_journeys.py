@@ -1,0 +1,122 @@
+"""The user journeys of issue 3 in a real Chromium against ``streamlit run app.py``."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import shot
+from server import wait_app_idle
+
+CSV = "area,rooms,district,price\n" + "".join(
+    f"{40 + i},{1 + i % 4},{'NS'[i % 2]},{90 + 2.5 * i + (i % 7)}\n" for i in range(60))
+
+
+def nav(page, title: str) -> None:
+    """Open a page through the sidebar menu (keeps the session, unlike a reload)."""
+    page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+    page.wait_for_function(f"() => document.title.includes({title!r}) || true")
+    time.sleep(0.3)
+    wait_app_idle(page)
+
+
+def sidebar_status(page) -> str:
+    return page.locator("[data-testid='stSidebarUserContent']").inner_text()
+
+
+def loss_points(page) -> int:
+    """Points per trace of the live loss chart, read from the Plotly graph in the DOM (-1 if absent)."""
+    return page.evaluate("""() => {
+        const el = document.querySelector('.st-key-train_loss_fig .js-plotly-plot');
+        if (!el || !el.data || !el.data.length) return -1;
+        const x = el.data[0].x; return x ? x.length : 0; }""")
+
+
+def set_number(page, label: str, value: int) -> None:
+    box = page.get_by_role("spinbutton", name=label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    time.sleep(0.3)
+    wait_app_idle(page)
+
+
+def start_training(page, epochs: int, members: int | None = None) -> None:
+    nav(page, "Train")
+    page.get_by_role("tab", name="Optimiser").click()
+    set_number(page, "Epochs", epochs)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebarUserContent\"]')"
+                           ".innerText.match(/Training|Queued|Done/)", timeout=60_000)
+
+
+def test_open_the_app(page):
+    assert page.get_by_role("heading", name="Deep Ensemble Lab").is_visible()
+    assert "Cubic toy" in sidebar_status(page) and "Idle" in sidebar_status(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    shot(page, "home")
+
+
+def test_train_cubic_live_then_see_the_bands(page):
+    nav(page, "Data")
+    page.get_by_role("combobox", name="Generator").click()
+    page.get_by_role("option", name="Cubic toy (regression)").click()
+    wait_app_idle(page)
+    shot(page, "data")
+    start_training(page, epochs=150)
+    seen, deadline, shot_taken = set(), time.monotonic() + 240, False
+    while time.monotonic() < deadline:
+        n = loss_points(page)
+        if n > 0:
+            seen.add(n)
+        status = sidebar_status(page)
+        if "Training" in status and n > 20 and not shot_taken:
+            shot(page, "train_live")
+            shot_taken = True
+        if "Done" in status:
+            break
+        time.sleep(0.25)
+    assert "Done" in sidebar_status(page), "the run finished"
+    assert len({n for n in seen if n < 150}) >= 2, f"the loss chart grew while training: {sorted(seen)}"
+    page.wait_for_function("() => document.querySelector('.st-key-train_loss_fig .js-plotly-plot')"
+                           "?.data[0].x.length === 150", timeout=30_000)
+    assert page.evaluate("() => document.querySelector('.st-key-train_loss_fig .js-plotly-plot').data.length") == 5
+    assert page.get_by_text("Test NLL").is_visible()
+    shot(page, "train_done")
+    nav(page, "Uncertainty")
+    page.wait_for_function("""() => [...document.querySelectorAll('.js-plotly-plot')].some(
+        el => (el.data || []).some(t => /aleatoric/i.test(t.name || '')))""", timeout=60_000)
+    names = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+        .flatMap(el => (el.data || []).map(t => t.name || ''))""")
+    assert any("Epistemic" in n for n in names) and any("Aleatoric" in n for n in names)
+    assert page.locator("[data-testid='stException']").count() == 0
+    shot(page, "uncertainty")
+
+
+def test_stop_keeps_the_partial_run(page):
+    start_training(page, epochs=3000)
+    page.wait_for_function("() => (document.querySelector('.st-key-train_loss_fig .js-plotly-plot')"
+                           "?.data?.[0]?.x?.length || 0) >= 3", timeout=120_000)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("Stopped early").wait_for(timeout=60_000)
+    assert "Stopped after" in sidebar_status(page)
+    kept = loss_points(page)
+    assert 3 <= kept < 3000
+    shot(page, "train_stopped")
+    nav(page, "Uncertainty")
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator(".js-plotly-plot").count() > 0  # the partial run is explorable
+
+
+def test_upload_a_csv(page, tmp_path):
+    path = tmp_path / "flats.csv"
+    path.write_text(CSV)
+    nav(page, "Data")
+    page.get_by_text("Upload a CSV").click()
+    wait_app_idle(page)
+    page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(path))
+    page.get_by_text("flats.csv").first.wait_for()
+    page.wait_for_function("() => document.body.innerText.includes('not used')", timeout=30_000)
+    wait_app_idle(page)
+    assert "flats.csv" in sidebar_status(page)
+    assert page.get_by_text("district").first.is_visible()  # the dropped text column is named
+    assert page.locator("[data-testid='stException']").count() == 0
+    shot(page, "data_csv")
