@@ -100,7 +100,13 @@ class EpochEnd:
 
 @dataclass(frozen=True)
 class SnapshotTaken:
-    """A snapshot was stored (snapshot strategy): at ``epoch``/global ``step``."""
+    """A snapshot was stored (snapshot strategy).
+
+    ``epoch`` is the 1-based epoch during which it was taken; ``step`` is the
+    1-based count of optimiser steps done when it was taken, the same numbering
+    as :func:`ensemble_core.schedules.snapshot_steps` (its learning rate is
+    ``lr_trace[step - 1]``).
+    """
 
     trajectory: int
     snapshot: int
