@@ -426,3 +426,38 @@ def test_data_errors_are_all_data_error_subclasses() -> None:
     # the UI catches DataError: every refusal above must be one
     for exc in (ConstantTargetError, InvalidArrayError, TooFewRowsError):
         assert issubclass(exc, DataError)
+
+
+# ------------------------------------------------------------------ concurrent jobs
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG ensemble_core/models.py init_member: seeds the process-global torch.default_generator inside "
+    "fork_rng without a lock, so jobs initialising in parallel threads (JobPool workers) interleave and "
+    "get other weights: the same config no longer gives the same result (seen in the classroom load "
+    "test: 2 of 3 sessions showed numbers differing from their seed's run). Fix: a module-level "
+    "threading.Lock around the fork_rng block, or build the layers with an explicit torch.Generator."))
+def test_members_initialised_in_parallel_threads_get_their_own_seeded_weights() -> None:
+    import sys
+
+    from ensemble_core.models import init_member
+
+    spec = ModelSpec(hidden_layers=2, width=32)
+    ref = {s: [p.detach().clone() for p in init_member(s, 1, 2, spec).parameters()] for s in range(4)}
+    wrong: list[int] = []
+
+    def work(seed: int) -> None:
+        for _ in range(150):
+            got = [p.detach() for p in init_member(seed, 1, 2, spec).parameters()]
+            if not all(torch.equal(a, b) for a, b in zip(got, ref[seed])):
+                wrong.append(seed)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, as a busy server does
+    try:
+        threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        sys.setswitchinterval(old)
+    assert wrong == [], f"{len(wrong)} of 600 parallel initialisations got another seed's weights"

@@ -145,7 +145,8 @@ class AppServer:
 
     def log_text(self) -> str:
         """What the server printed so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:

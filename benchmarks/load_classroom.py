@@ -1,0 +1,204 @@
+"""Classroom load test: N students train the default 5-member ensemble at once through the real UI.
+
+One ``streamlit run app.py`` on 127.0.0.1 and one headless Chromium with N contexts (one browser
+session each).  First a single user trains alone (the baseline, in the same run); then N sessions
+open the Train page together, each sets its own seed, clicks **Train** and waits for the result.
+
+Measured: per-session time-to-result (click -> test metrics on screen), the queue positions shown,
+how many sessions were training at once, and the server's peak memory (VmRSS/VmHWM of the
+streamlit process tree).  Checked: every session finished, and each shows the test NLL/RMSE of
+*its own* seed (the same config trained headless afterwards), so none saw another's run.
+
+Target (issue 5): p95 time-to-result <= 1.5 x the compute-bound limit, where
+``limit = single-user time-to-result + N x one run's training seconds / cores``.
+
+Usage::
+
+    python benchmarks/load_classroom.py --n 20 [--epochs 300] [--timeout 900] [--json]
+
+With ``--json`` the last line printed is one JSON object.  Bounded: at most ``--timeout`` seconds
+for the concurrent phase, and the server and browser are always stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.load.harness import (  # noqa: E402
+    AppServer,
+    SessionResult,
+    chromium_available,
+    expected_result,
+    launch,
+    train_session,
+    warm_up,
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) with linear interpolation; ``nan`` for no values."""
+    if not values:
+        return float("nan")
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+class Tracker:
+    """Shared bookkeeping of the concurrent phase: who is queued / running at each poll."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, str] = {}
+        self.max_running = 0
+        self.max_queued = 0
+        self.max_queue_position = 0
+
+    def __call__(self, result: SessionResult, state: str) -> None:
+        if state:
+            self.state[result.name] = state
+        running = sum(1 for s in self.state.values() if s == "running")
+        queued = [int(s.split()[1]) for s in self.state.values() if s.startswith("queued")]
+        self.max_running = max(self.max_running, running)
+        self.max_queued = max(self.max_queued, len(queued))
+        self.max_queue_position = max([self.max_queue_position, *queued])
+
+
+async def _measure(n: int, epochs: int | None, timeout: float, server: AppServer) -> dict[str, Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await launch(p)
+        try:
+            await warm_up(browser, server.url)
+            single = await train_session(browser, server.url, "single", seed=0, epochs=epochs, timeout_s=timeout)
+            tracker = Tracker()
+            t0 = time.monotonic()
+            tasks = [asyncio.create_task(train_session(browser, server.url, f"s{i + 1:02d}", seed=i + 1,
+                                                       epochs=epochs, timeout_s=timeout, on_poll=tracker))
+                     for i in range(n)]
+            done, pending = await asyncio.wait(tasks, timeout=timeout + 60)
+            for t in pending:
+                t.cancel()
+            results = [t.result() for t in tasks if t in done and not t.cancelled()]
+            wall = time.monotonic() - t0
+        finally:
+            await browser.close()
+    return {"single": single, "results": results, "tracker": tracker, "wall": wall}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the load test, print the table (and JSON); exit 0 when it passes, 1 when it does not."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=20, help="concurrent browser sessions (1-40)")
+    ap.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the page's 300)")
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per session (bounded)")
+    ap.add_argument("--no-verify", action="store_true", help="skip re-training each seed headless")
+    ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = ap.parse_args(argv)
+    if not 1 <= args.n <= 40:
+        ap.error("--n must be between 1 and 40")
+    if not chromium_available():
+        print("Chromium (/usr/bin/chromium) or Playwright is missing", file=sys.stderr)
+        return 2
+
+    server = AppServer()
+    try:
+        startup = server.wait_healthy(timeout=120)
+        server.start_sampling(0.2)
+        m = asyncio.run(_measure(args.n, args.epochs, args.timeout, server))
+    finally:
+        server.stop()
+    single: SessionResult = m["single"]
+    results: list[SessionResult] = m["results"]
+    tracker: Tracker = m["tracker"]
+    log = server.log_text() if server.log_path.exists() else ""
+
+    # the truth: each seed's run trained headless (one torch thread, as the server's pool)
+    wrong: list[str] = []
+    headless_s = float("nan")
+    if not args.no_verify:
+        seeds = sorted({r.seed for r in results if r.ok})
+        truth = {s: expected_result(s, args.epochs) for s in seeds}
+        if seeds:
+            headless_s = statistics.median(t["seconds"] for t in truth.values())
+        for r in results:
+            if r.ok and (r.nll, r.rmse) != (truth[r.seed]["nll"], truth[r.seed]["rmse"]):
+                wrong.append(f"{r.name} (seed {r.seed}) shows {r.nll}/{r.rmse}, its run gives "
+                             f"{truth[r.seed]['nll']}/{truth[r.seed]['rmse']}")
+        distinct = len({(t["nll"], t["rmse"]) for t in truth.values()})
+        if distinct != len(truth):
+            wrong.append(f"only {distinct} distinct results for {len(truth)} seeds: the check cannot tell runs apart")
+
+    n = args.n
+    completed = [r for r in results if r.ok]
+    ttr = [r.time_to_result for r in completed]
+    cores = os.cpu_count() or 1
+    train_s = single.run_seconds
+    limit = single.time_to_result + n * train_s / cores
+    p50, p95 = percentile(ttr, 50), percentile(ttr, 95)
+    tracebacks = sum(r.exceptions for r in results) + log.count("Traceback")
+    passed = (single.ok and len(completed) == n and not wrong and tracebacks == 0 and p95 <= 1.5 * limit)
+    peak_rss_mib = server.peak_rss_kib / 1024
+    peak_hwm_mib = server.peak_hwm_kib / 1024
+
+    rows = [
+        ("N sessions", f"{n}"),
+        ("completed", f"{len(completed)}/{n}"),
+        ("own correct result", "not checked" if args.no_verify else f"{len(completed) - len(wrong)}/{len(completed)}"),
+        ("p50 time-to-result", f"{p50:.1f} s"),
+        ("p95 time-to-result", f"{p95:.1f} s"),
+        ("max time-to-result", f"{max(ttr) if ttr else float('nan'):.1f} s"),
+        ("single-user time-to-result", f"{single.time_to_result:.1f} s"),
+        ("one run's training seconds (in server)", f"{train_s:.1f} s"),
+        ("one run's training seconds (headless)", f"{headless_s:.1f} s"),
+        (f"compute-bound limit = single + N x train / {cores} cores", f"{limit:.1f} s"),
+        ("1.5 x limit", f"{1.5 * limit:.1f} s"),
+        ("p95 / limit", f"{p95 / limit:.2f}"),
+        ("max queue position seen", f"{tracker.max_queue_position}"),
+        ("max sessions queued at once", f"{tracker.max_queued}"),
+        ("max sessions training at once", f"{tracker.max_running}"),
+        ("tracebacks (page + server log)", f"{tracebacks}"),
+        ("server peak RSS (sampled VmRSS)", f"{peak_rss_mib:.0f} MiB"),
+        ("server peak VmHWM", f"{peak_hwm_mib:.0f} MiB"),
+        ("server start to healthy", f"{startup:.1f} s"),
+        ("concurrent phase wall", f"{m['wall']:.1f} s"),
+        ("result", "PASS" if passed else "FAIL"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print(f"Classroom load test on {cores} cores (epochs {args.epochs or 300})")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+    for r in results:
+        if not r.ok:
+            print(f"  ! {r.name}: {r.error}")
+    for w in wrong:
+        print(f"  ! {w}")
+    if args.json:
+        print(json.dumps({
+            "n": n, "completed": len(completed), "correct": len(completed) - len(wrong) if not args.no_verify else None,
+            "p50_s": p50, "p95_s": p95, "max_s": max(ttr) if ttr else None,
+            "single_s": single.time_to_result, "train_s": train_s, "headless_train_s": headless_s,
+            "cores": cores, "limit_s": limit, "limit_x1_5_s": 1.5 * limit,
+            "max_queue_position": tracker.max_queue_position, "max_queued": tracker.max_queued,
+            "max_running": tracker.max_running, "tracebacks": tracebacks,
+            "peak_rss_mib": round(peak_rss_mib, 1), "peak_hwm_mib": round(peak_hwm_mib, 1),
+            "errors": [f"{r.name}: {r.error}" for r in results if not r.ok] + wrong, "pass": passed,
+        }))
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
