@@ -330,8 +330,8 @@ def lesson_figures(lesson: Lesson, runs: Sequence[Any], dataset: Any) -> list[tu
         ``(key, caption, figure)`` triples in display order.  ``bands`` views
         give one figure with one subplot column per panel (same axes).
     """
-    from .predict import ensemble_size_curve, member_metrics
-    from .report import bands_side_by_side, class_maps_of
+    from .predict import member_metrics
+    from .report import bands_side_by_side, class_maps_of, mean_size_curve
 
     if len(runs) != len(lesson.panels) or any(r is None for r in runs):
         raise ValueError(f"lesson {lesson.id!r} needs {len(lesson.panels)} trained runs")
@@ -345,14 +345,11 @@ def lesson_figures(lesson: Lesson, runs: Sequence[Any], dataset: Any) -> list[tu
     if lesson.view == "size_curve":
         run = runs[0]
         x, y = (dataset.x_test, dataset.y_test) if len(dataset.y_test) else (dataset.x_val, dataset.y_val)
-        rng = np.random.default_rng(0)  # fixed: the same run always gives the same curve
-        orders = [list(rng.permutation(run.healthy)) for _ in range(20)]
-        curves = np.array([[v for _, v in ensemble_size_curve(run, x, y, "nll", members=o)] for o in orders])
+        curve = mean_size_curve(run, x, y)
         singles = [r["nll"] for r in member_metrics(run, x, y)[:-1]]
         from . import viz
 
-        fig = viz.size_curve_figure(list(range(1, curves.shape[1] + 1)), curves.mean(axis=0).tolist(),
-                                    member_values=singles)
+        fig = viz.size_curve_figure(list(range(1, len(curve) + 1)), curve, member_values=singles)
         fig.update_traces(selector=dict(name="Ensemble of first M"), name="Ensemble of M members (mean of 20 orders)")
         out.append(("size_curve", "Test NLL against the number of members (lower is better)", fig))
         first = run.healthy[:1]

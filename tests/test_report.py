@@ -115,3 +115,18 @@ def test_image_config_downloads_png_or_svg() -> None:
     assert image_config("svg", "bands")["toImageButtonOptions"] == {"format": "svg", "filename": "bands", "scale": 2.0}
     with pytest.raises(ValueError):
         image_config("gif")
+
+
+def test_mean_size_curve_ends_at_the_full_ensemble(cubic: tuple[object, object]) -> None:
+    from ensemble_core.metrics import evaluate
+    from ensemble_core.predict import member_metrics, predict
+    from ensemble_core.report import mean_size_curve
+
+    run, data = cubic
+    curve = mean_size_curve(run, data.x_test, data.y_test)
+    assert len(curve) == len(run.healthy) == 3
+    full = evaluate(predict(run, data.x_test), data.y_test)["nll"]
+    assert curve[-1] == pytest.approx(full, rel=1e-9)  # every order ends with all members
+    singles = [r["nll"] for r in member_metrics(run, data.x_test, data.y_test)[:-1]]
+    assert min(singles) - 1e-9 <= curve[0] <= max(singles) + 1e-9  # M = 1 averages single members
+    assert mean_size_curve(run, data.x_test, data.y_test) == curve  # fixed seed: reproducible
