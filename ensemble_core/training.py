@@ -453,15 +453,11 @@ class _Engine:
                 self.emit(SnapshotTaken(trajectory=k, snapshot=s, epoch=epoch, step=self.step))
 
     # ----------------------------------------------------------- epoch end
-    def end_epoch(self, epoch: int) -> None:
-        """Synchronise once: divergence, epoch losses/accuracy, validation metrics, events."""
+    def sync_divergence(self, epoch: int) -> None:
+        """Read the divergence flags once; emit :class:`MemberDiverged` for newly frozen trajectories."""
         weights_ok = torch.isfinite(self.current_rows()).all(1)
         self.healthy &= weights_ok
-        parts = [self.loss_sum / self.n_train, self.healthy.float(), self.bad_loss, weights_ok.float()]
-        if self.correct is not None:
-            parts.append(self.correct / self.n_train)
-        host = torch.stack(parts).cpu().tolist()
-        mean_loss, healthy, bad, w_ok = host[0], host[1], host[2], host[3]
+        healthy, bad, w_ok = torch.stack([self.healthy.float(), self.bad_loss, weights_ok.float()]).cpu().tolist()
         for k in range(self.K):
             if self.healthy_host[k] and not healthy[k]:
                 self.healthy_host[k] = False
@@ -473,10 +469,19 @@ class _Engine:
                 self.diverged_reason[k] = reason
                 self.diverged_epoch[k] = epoch
                 self.emit(MemberDiverged(trajectory=k, epoch=epoch, reason=reason))
+
+    def end_epoch(self, epoch: int) -> None:
+        """Synchronise once: divergence, epoch losses/accuracy, validation metrics, events."""
+        self.sync_divergence(epoch)
+        parts = [self.loss_sum / self.n_train]
+        if self.correct is not None:
+            parts.append(self.correct / self.n_train)
+        host = torch.stack(parts).cpu().tolist()
+        mean_loss = host[0]
         train_loss = [v if self.healthy_host[k] else float("nan") for k, v in enumerate(mean_loss)]
         train_acc = None
         if self.correct is not None:
-            train_acc = [v if self.healthy_host[k] else float("nan") for k, v in enumerate(host[4])]
+            train_acc = [v if self.healthy_host[k] else float("nan") for k, v in enumerate(host[1])]
         self.epochs_done = epoch
         val = self.val_metrics()
         lrs = self.lrs_list[(epoch - 1) * self.spe: epoch * self.spe]
@@ -539,11 +544,6 @@ class _Engine:
         infos: list[MemberInfo] = []
         rows: list[torch.Tensor] = []
 
-        def status(k: int, epoch: int) -> tuple[str, str]:
-            if k in self.diverged_epoch and self.diverged_epoch[k] <= epoch:
-                return "diverged", self.diverged_reason[k]
-            return "ok", ""
-
         if self.snapshot and self.snaps:
             for k in range(K):
                 for s, (flat, healthy, epoch, _) in enumerate(self.snaps):
@@ -555,7 +555,7 @@ class _Engine:
         else:
             cur = self.current_rows()
             for k in range(K):
-                st, why = status(k, cur_epoch) if self.healthy_host[k] is False else ("ok", "")
+                st, why = ("ok", "") if self.healthy_host[k] else ("diverged", self.diverged_reason[k])
                 infos.append(MemberInfo(index=k, trajectory=k, snapshot=0, seed=self.seeds[k], epoch=cur_epoch,
                                         status=st, reason=why))  # type: ignore[arg-type]
                 rows.append(cur[k])
@@ -632,6 +632,7 @@ def train(
     for epoch in range(1, n_epochs + 1):
         if not engine.run_epoch(epoch):
             stopped = True
+            engine.sync_divergence(epoch)  # a trajectory may have diverged in this partial epoch
             break
         engine.end_epoch(epoch)
         if engine.preview_every > 0 and (epoch % engine.preview_every == 0 or epoch == n_epochs):

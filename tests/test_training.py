@@ -272,6 +272,16 @@ def test_poisoned_member_is_flagged_and_others_finish() -> None:
         assert torch.equal(clean.model(x)[[0, 2]], out[[0, 2]])
 
 
+def test_divergence_in_a_stopped_partial_epoch_is_reported() -> None:
+    data = make_cubic(n_train=40)  # 5 batches per epoch
+    run = train(_cfg(strategy=StrategySpec(members=2)), data, init_hook=_poison_member(0),
+                should_stop=iter([False, False, True]).__next__)
+    assert run.stopped and run.epochs_done == 0 and len(run.lr_trace) == 2
+    div = [e for e in run.history if isinstance(e, MemberDiverged)]
+    assert [(e.trajectory, e.epoch) for e in div] == [(0, 1)]
+    assert [m.status for m in run.members] == ["diverged", "ok"] and run.healthy == [1]
+
+
 def test_huge_learning_rate_diverges() -> None:
     data = make_cubic()
     events: list = []
