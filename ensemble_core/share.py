@@ -242,18 +242,20 @@ def sync_query_params(query_params: MutableMapping[str, Any], state: ShareState)
 
 
 # ------------------------------------------------------------ presentation mode
-#: Stylesheet for presentation mode: larger type and the sidebar tucked away.
+#: Stylesheet for presentation mode: larger type for a projector, full-width content.
+#: Tuck the configuration away with ``st.set_page_config(initial_sidebar_state="collapsed")``
+#: (the sidebar keeps the navigation, so it is collapsed, not removed).  Checked in Chromium
+#: on Streamlit 1.67's DOM (``stMarkdownContainer``, ``stMainBlockContainer``).
 PRESENTATION_CSS = """
 <style>
-html, body, [data-testid="stAppViewContainer"] { font-size: 21px; }
-[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.25rem; }
+[data-testid="stAppViewContainer"] { font-size: 21px; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.3rem; }
+[data-testid="stCaptionContainer"] { font-size: 1.05rem; }
 h1 { font-size: 3rem !important; }
 h2 { font-size: 2.3rem !important; }
 h3 { font-size: 1.8rem !important; }
-[data-testid="stSidebar"] { display: none; }
-[data-testid="stSidebarCollapsedControl"] { display: none; }
 [data-testid="stMetricValue"] { font-size: 2.6rem; }
-.block-container { padding-top: 1.5rem; max-width: 96vw; }
+[data-testid="stMainBlockContainer"] { padding-top: 1.5rem; max-width: 96vw; }
 </style>
 """
 

@@ -19,6 +19,7 @@ from ensemble_core.race import (
     race_table,
 )
 from ensemble_core.report import image_config
+from ensemble_core.share import apply_query, visible
 from pages import ui
 
 log = logging.getLogger(__name__)
@@ -43,19 +44,28 @@ def chart(fig, key: str) -> None:
         st.plotly_chart(fig, key=key, theme=None, width="stretch", config=image_config("png", key))
 
 
-def plan() -> list | None:
-    """The race controls; returns the configs (equal budget) or ``None`` after showing why not."""
-    base = ss["config"]
+def plan() -> tuple[list, list[str]] | None:
+    """The race controls; returns ``(configs, strategies)`` at equal budget, or ``None`` after showing why not.
+
+    A classroom link's ``hide`` flags apply: ``strategy.kind`` hides the strategy picker,
+    ``strategy.members`` the ensemble size and ``optim.epochs`` the budget (defaults are used).
+    """
+    base, state = ss["config"], apply_query(st.query_params)[0]
     m_default = min(max(base.strategy.ensemble_size, 2), 10)
     c1, c2, c3 = st.columns([3, 1, 1.3])
-    picked = c1.multiselect("Strategies", list(STRATEGIES), default=["independent", "bootstrap", "snapshot"],
-                            format_func=STRATEGY_LABELS.get, key="compare_strategies",
-                            help=" ".join(f"**{STRATEGY_LABELS[s]}**: {h}" for s, h in HELP.items()))
-    m = c2.number_input("Members M", 2, 10, m_default, key="compare_members",
-                        help="Ensemble size of every strategy (members, or snapshots).")
-    e = race_base(base, int(m)).optim.epochs
-    budget = c3.number_input("Budget (member-epochs)", 1, 20_000, int(m * e), step=int(m), key="compare_budget",
-                             help="Compute per strategy: members × epochs. Every strategy gets exactly this much.")
+    picked = ["independent", "bootstrap", "snapshot"]
+    if visible("strategy.kind", state):
+        picked = c1.multiselect("Strategies", list(STRATEGIES), default=picked, format_func=STRATEGY_LABELS.get,
+                                key="compare_strategies",
+                                help=" ".join(f"**{STRATEGY_LABELS[s]}**: {h}" for s, h in HELP.items()))
+    m = m_default
+    if visible("strategy.members", state):
+        m = c2.number_input("Members M", 2, 10, m_default, key="compare_members",
+                            help="Ensemble size of every strategy (members, or snapshots).")
+    budget = int(m) * race_base(base, int(m)).optim.epochs
+    if visible("optim.epochs", state):
+        budget = c3.number_input("Budget (member-epochs)", 1, 20_000, budget, step=int(m), key="compare_budget",
+                                 help="Compute per strategy: members × epochs. Every strategy gets exactly this much.")
     if ss.get("compare_max_epochs"):  # tests: tiny runs
         budget = int(m) * int(ss["compare_max_epochs"])
     try:
@@ -65,7 +75,7 @@ def plan() -> list | None:
         return None
     st.markdown("  \n".join(f":material/balance: **{STRATEGY_LABELS[s]}** · {describe_budget(c)}"
                             for s, c in zip(picked, configs)))
-    return configs
+    return configs, picked
 
 
 @st.fragment(run_every=ui.POLL_S)
@@ -119,14 +129,14 @@ st.title("Strategy race")
 ds = ss["dataset"]
 st.caption(f"Several ways to build an ensemble, on **{ui.esc(ds.name)}** with the Train page's network and optimiser, "
            "the same seeds and the same compute budget. Change the data on the Data page.")
-configs = plan()
+planned = plan()
 seq = ss.get(SEQ)
 running = seq is not None and not seq.done
 c1, c2 = st.columns([1, 4])
 if c1.button("Start the race", type="primary", icon=":material/flag:", key="compare_start",
-             disabled=configs is None or running):
-    labels = [STRATEGY_LABELS[s] for s in ss["compare_strategies"]]
-    ss[SEQ] = seq = RunSequence(configs, ds, labels)
+             disabled=planned is None or running):
+    configs, picked = planned
+    ss[SEQ] = seq = RunSequence(configs, ds, [STRATEGY_LABELS[s] for s in picked])
     seq.step(ui.pool(), owner())
     running = True
 if seq is None:

@@ -131,9 +131,9 @@ with right, st.container(border=True):
     st.markdown("\n".join(f"- **{p.label}** · {describe_budget(p.config)}" for p in lesson.panels))
     if lesson.source:
         st.caption(f"From: {lesson.source}")
-    c1, c2 = st.columns([1, 1])
-    clicked = c1.button("Run this lesson", type="primary", icon=":material/play_arrow:", key="lessons_run")
-    c2.toggle("Quick run", key="lessons_quick", help="A quarter of the epochs: rougher, but 4× faster.")
+    clicked = st.button("Run this lesson", type="primary", icon=":material/play_arrow:", key="lessons_run",
+                        width="stretch")
+    st.toggle("Quick run", key="lessons_quick", help="A quarter of the epochs: rougher, but 4× faster.")
 if clicked:
     start(lesson)
 

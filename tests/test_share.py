@@ -155,7 +155,7 @@ def test_sync_query_params_writes_only_changes_and_keeps_foreign_keys() -> None:
 def test_presentation_css_only_when_presenting() -> None:
     assert presentation_css(ShareState()) == ""
     css = presentation_css(ShareState(presentation=True))
-    assert css.startswith("\n<style>") and "stSidebar" in css and "font-size" in css
+    assert css.startswith("\n<style>") and css.rstrip().endswith("</style>") and "font-size" in css
 
 
 def test_add_click_grid_makes_the_plot_clickable() -> None:

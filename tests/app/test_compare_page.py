@@ -61,3 +61,12 @@ def test_classification_race_shows_maps_per_strategy(app):
     assert len(table) == 2 and {"accuracy", "ECE"} <= set(table.columns)
     charts = chart_specs(app)
     assert {"compare_race_maps_0", "compare_race_maps_1"} <= set(charts)
+
+
+def test_a_classroom_link_hides_the_chosen_controls(app):
+    app.query_params["hide"] = "strategy.kind,optim.epochs"
+    open_page(app, "compare")
+    assert not app.multiselect and len(app.number_input) == 1  # only M is left to the students
+    assert app.number_input[0].label == "Members M"
+    text = " ".join(m.value for m in app.markdown)
+    assert "Independent seeds" in text and "Snapshot ensemble" in text  # the default race is still planned
