@@ -125,6 +125,7 @@ def results(seq: RunSequence) -> None:
         chart(fig, f"compare_{key}")
 
 
+ui.init_state()  # idempotent; covers a first visit that lands here before the router has run
 st.title("Strategy race")
 ds = ss["dataset"]
 st.caption(f"Several ways to build an ensemble, on **{ui.esc(ds.name)}** with the Train page's network and optimiser, "
@@ -140,7 +141,7 @@ if c1.button("Start the race", type="primary", icon=":material/flag:", key="comp
     seq.step(ui.pool(), owner())
     running = True
 if seq is None:
-    st.info("Pick the strategies and a budget, then **Start the race**. They train one after another on the "
+    st.info("Set the race up above, then **Start the race**. The strategies train one after another on the "
             "server; the table and the predictions appear when all are done.", icon=":material/flag:")
 elif running:
     live()

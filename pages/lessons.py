@@ -116,6 +116,7 @@ def results(lesson: Lesson, seq: RunSequence) -> None:
                        key="lessons_report", help="One self-contained file (interactive charts) that opens offline.")
 
 
+ui.init_state()  # idempotent; covers a first visit that lands here before the router has run
 st.title("Lessons")
 st.caption("Six guided experiments. Each sets up the data and the ensemble in one click, trains it, tells you what "
            "to look for and ends with a question.")
@@ -153,4 +154,5 @@ with st.expander("Reveal the explanation"):
 if seq is not None and ss.get(LID) == lesson.id and seq.done:
     nxt = lesson_ids()[NUMBER[lesson.id] % len(LESSONS)]
     st.caption(f"Next: lesson {NUMBER[nxt]}, *{get_lesson(nxt).title}* (pick it above). "
-               "The main run is now the app's latest run: explore it on the Uncertainty page.")
+               "The main run is now the app's latest run:")
+    ui.link("pages/uncertainty.py", "Explore it on the Uncertainty page", ":material/ssid_chart:")
