@@ -119,13 +119,14 @@ def build_config() -> RunConfig:
 def start(cfg: RunConfig, ds) -> None:
     grid = ui.preview_grid(ds)
     preview_x = None if grid is None else np.asarray(grid)
+    bases = ui.live_bases(cfg, ds)  # built before training starts, so the live charts stay cheap
     try:
         job = ui.pool().submit(cfg, ds, ui.owner(), preview_x=preview_x,
                                preview_every=max(1, cfg.optim.epochs // 25) if preview_x is not None else 0)
     except LimitError as exc:
         st.error(str(exc), icon=":material/block:")
         return
-    st.session_state["job_id"] = job.id
+    st.session_state["job_id"], st.session_state["ui_live"] = job.id, (job.id, bases)
     st.rerun()
 
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -113,7 +115,8 @@ def set_data(spec: DataSpec, csv_bytes: bytes | None = None) -> Dataset | None:
 
 def current_job() -> Job | None:
     """This session's latest job (``None`` if none, or forgotten by the pool)."""
-    return pool().get(st.session_state.get("job_id"), owner())
+    job_id = st.session_state.get("job_id")
+    return pool().get(job_id, owner()) if job_id else None  # no pool (nor torch) before the first run
 
 
 def sync_job() -> Job | None:
@@ -121,8 +124,9 @@ def sync_job() -> Job | None:
 
     Sets ``run`` and ``run_dataset`` exactly once per finished or stopped job.
     """
-    pool().touch(owner())
     job = current_job()
+    if job is not None:
+        pool().touch(owner())
     if job is not None and not job.active and job.result is not None \
             and st.session_state.get("ui_collected") != job.id:
         st.session_state["run"], st.session_state["run_dataset"] = job.result, job.dataset
@@ -310,52 +314,142 @@ def job_status(job: Job) -> None:
                    f"A smaller learning rate usually helps.\n{lines}", icon=":material/warning:")
 
 
-def _cached(slot: str, signature: tuple, build: Callable[[], go.Figure | None]) -> go.Figure | None:
-    """The figure for ``slot``, rebuilt only when its inputs' ``signature`` changed.
+class _Prebuilt(go.Figure):
+    """A figure whose plain-dict spec is already built: ``st.plotly_chart`` uses it as is.
 
-    Building a Plotly figure costs tens of milliseconds of Python (holding the
-    GIL the training thread also needs), so the live views rebuild only what changed.
+    Plotly validates every property of a ``go.Figure`` in pure Python (tens of
+    milliseconds for a chart, holding the GIL the training thread needs); the
+    live charts patch the data of specs that ``ensemble_core.viz`` built once.
+    """
+
+    def __init__(self, spec: dict) -> None:
+        super().__init__()
+        self._spec = spec
+
+    def to_dict(self) -> dict:
+        return self._spec
+
+
+def _budgeted(slot: str, signature: tuple, build: Callable[[], go.Figure | None], *, force: bool) -> go.Figure | None:
+    """The figure for ``slot``, rebuilt when its inputs changed, but at most ~10% of the time.
+
+    A rebuild that took ``b`` seconds is not repeated for ``10 b`` seconds (the
+    old figure is shown meanwhile) unless ``force`` (the run has ended).
     """
     cache = st.session_state.setdefault("ui_figs", {})
     hit = cache.get(slot)
+    now = time.monotonic()
     if hit is not None and hit[0] == signature:
+        return hit[1]
+    if hit is not None and not force and hit[0][0] == signature[0] and now - hit[2] < max(CHART_S, 10 * hit[3]):
         return hit[1]
     fig = build()
     if fig is not None:
         fig.update_layout(uirevision=slot)
-    cache[slot] = (signature, fig)
+    cache[slot] = (signature, fig, now, time.monotonic() - now)
     return fig
 
 
+def live_bases(cfg: RunConfig, ds: Dataset) -> dict[str, dict]:
+    """Specs of the live charts built once, before a job starts (their data are filled in live)."""
+    n, out = cfg.optim.epochs, {}
+    for slot, name, kwargs in (("train_loss_fig", "loss_figure", {"metric": "loss", "height": 340}),
+                               ("train_acc_fig", "loss_figure", {"metric": "accuracy", "height": 300}),
+                               ("train_val_fig", "val_figure", {"height": 280})):
+        if slot == "train_acc_fig" and ds.task != "classification":
+            continue
+        args = ([], n, ds.task) if name == "val_figure" else ([], n)
+        extra = {} if name == "val_figure" else {"n_members": cfg.strategy.members}
+        fig = figure(name, *args, **kwargs, **extra)
+        if fig is not None:
+            out[slot] = fig.update_layout(uirevision=slot).to_dict()
+    fig = lr_figure(cfg, ds.n_train, 1)
+    if fig is not None:
+        out["train_lr_live"] = fig.update_layout(uirevision="train_lr_live").to_dict()
+    return out
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if v is not None and np.isfinite(v) else None
+
+
+def _series_spec(base: dict, rows: list, values: Callable[[Any], list]) -> dict | None:
+    """``base`` with trace ``j``'s ``x`` = epochs and ``y`` = ``values(row)[j]`` (None when missing)."""
+    data = [dict(t) for t in base["data"]]
+    x = [int(e.epoch) for e in rows]
+    for j, trace in enumerate(data):
+        trace["x"] = x
+        trace["y"] = [_finite(v[j]) if v is not None and j < len(v) else None for v in map(values, rows)]
+    layout = dict(base["layout"])
+    layout["annotations"] = [a for a in layout.get("annotations", ()) if "Waiting" not in str(a.get("text", ""))]
+    return {"data": data, "layout": layout}
+
+
+def _lr_spec(base: dict, cfg: RunConfig, n_train: int, steps: int) -> dict | None:
+    """``base`` (built with a 'now' line) with the line moved to ``steps`` and the snapshots split."""
+    from ensemble_core import schedules
+
+    spe = schedules.steps_per_epoch(cfg.optim.batch_size, n_train)
+    lrs = schedules.lr_schedule(cfg, n_train)
+    snaps = np.asarray([s - 1 for s in schedules.snapshot_steps(cfg, n_train)], dtype=int)
+    layout = dict(base["layout"])
+    shapes, notes = [dict(x) for x in layout.get("shapes", ())], [dict(x) for x in layout.get("annotations", ())]
+    now = [a for a in notes if a.get("text") == "now"]
+    if len(shapes) != 1 or len(now) != 1:
+        return None
+    xn = (min(steps, len(lrs)) or 1) / spe
+    shapes[0]["x0"] = shapes[0]["x1"] = now[0]["x"] = xn
+    layout["shapes"], layout["annotations"] = shapes, notes
+    data = [dict(t) for t in base["data"]]
+    for trace in data:
+        name = trace.get("name", "")
+        if name.startswith("Snapshot"):
+            sel = snaps[(snaps <= steps - 1) == (name == "Snapshot taken")]
+            trace["x"], trace["y"] = ((sel + 1) / spe).tolist(), lrs[sel].tolist()
+    return {"data": data, "layout": layout}
+
+
 def job_charts(job: Job) -> None:
-    """The live charts of a job, drawn from its event history (rebuilt only when it changed)."""
+    """The live charts of a job, drawn from its event history.
+
+    Loss, accuracy, validation and LR charts patch the data into specs built
+    before the job started (:func:`live_bases`); the live prediction and any
+    chart without a base are rebuilt by ``viz`` within a time budget.
+    """
     events, cfg, ds = job.events, job.config, job.dataset
     epochs = [e for e in events if e.kind == "epoch"]
-    n_div = sum(1 for e in events if e.kind == "diverged")
-    sig = (job.id, len(epochs), n_div)
+    diverged = any(e.kind == "diverged" for e in events)
+    sig, force = (job.id, len(epochs), diverged), not job.active
     n, task, members = cfg.optim.epochs, ds.task, cfg.strategy.members
+    saved = st.session_state.get("ui_live")
+    bases = saved[1] if saved and saved[0] == job.id else {}
+    steps = sum(len(e.lrs) for e in epochs)
+
+    def chart(slot: str, fast: Callable[[dict], dict | None], slow: Callable[[], go.Figure | None]) -> None:
+        spec = fast(bases[slot]) if slot in bases and not diverged else None
+        show(_Prebuilt(spec) if spec is not None else _budgeted(slot, sig, slow, force=force), key=slot)
+
     preview = next((e for e in reversed(events) if e.kind == "preview"), None)
     grid = preview_grid(ds)
     top = st.columns([3, 2] if grid is not None else [1])
     with top[0]:
-        show(_cached("train_loss_fig", sig, lambda: figure("loss_figure", events, n, metric="loss",
-                                                             n_members=members, height=340)), key="train_loss_fig")
+        chart("train_loss_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_loss),
+              lambda: figure("loss_figure", events, n, metric="loss", n_members=members, height=340))
     if grid is not None:
         with top[1]:
             if preview is None:
                 st.caption("The live prediction appears after the first few epochs.")
             else:
                 builder = "bands_figure" if task == "regression" else "class_maps"
-                show(_cached("train_preview", (job.id, preview.epoch),
-                             lambda: figure(builder, ds, grid, preview.prediction, compact=True)), key="train_preview")
-                st.caption(f"Live prediction at epoch {preview.epoch}.")
+                show(_budgeted("train_preview", (job.id, preview.epoch),
+                               lambda: figure(builder, ds, grid, preview.prediction, compact=True), force=force),
+                     key="train_preview")
+                st.caption("Live prediction of the ensemble so far.")
     if task == "classification":
-        show(_cached("train_acc_fig", sig, lambda: figure("loss_figure", events, n, metric="accuracy",
-                                                            n_members=members, height=300)), key="train_acc_fig")
-    bottom = st.columns(2)
-    with bottom[0]:
-        steps = sum(len(e.lrs) for e in epochs)
-        show(_cached("train_lr_live", (job.id, steps), lambda: lr_figure(cfg, ds.n_train, steps)), key="train_lr_live")
-    with bottom[1]:
-        show(_cached("train_val_fig", sig, lambda: figure("val_figure", events, n, task, height=260)),
-             key="train_val_fig")
+        chart("train_acc_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_acc),
+              lambda: figure("loss_figure", events, n, metric="accuracy", n_members=members, height=300))
+    second = "rmse" if task == "regression" else "accuracy"
+    chart("train_val_fig", lambda b: _series_spec(b, epochs, lambda e: [e.val.get("nll"), e.val.get(second)])
+          if all(e.val for e in epochs) else None, lambda: figure("val_figure", events, n, task, height=280))
+    chart("train_lr_live", lambda b: _lr_spec(b, cfg, ds.n_train, steps) if steps else None,
+          lambda: lr_figure(cfg, ds.n_train, steps))

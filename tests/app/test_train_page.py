@@ -136,8 +136,42 @@ def test_sessions_are_isolated(app, train_page):
     next(b for b in a.button if b.label == "Train").click().run()
     b = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     open_page(b, "train")
-    assert b.session_state["ui_owner"] != a.session_state["ui_owner"]
+    assert b.session_state.get("ui_owner") != a.session_state["ui_owner"]
     assert b.session_state["job_id"] is None and "Idle" in sidebar_text(b)
     run_until(a, lambda s: "Done" in sidebar_text(s))
     b.run()
     assert b.session_state["run"] is None and "Idle" in sidebar_text(b)
+
+
+def test_live_chart_fast_path_matches_the_viz_figures():
+    """The live charts patch data into specs built once; the result must equal a full viz rebuild."""
+    import numpy as np
+
+    from ensemble_core import viz
+    from ensemble_core.data import load_dataset
+    from ensemble_core.training import EpochEnd
+    from pages import ui
+    from pages.ui import _lr_spec, _series_spec, live_bases, lr_figure
+
+    cfg = ui.default_config().replace(**{"optim.epochs": 30, "strategy.kind": "snapshot", "strategy.members": 2,
+                                         "strategy.snapshots": 3, "optim.optimizer": "sgd", "optim.schedule": "cyclic",
+                                         "optim.lr": 0.1})
+    ds = load_dataset(cfg.data)
+    bases = live_bases(cfg, ds)
+    events = [EpochEnd(k, 30, [1.0 / k, float("nan") if k == 3 else 2.0 / k], None,
+                       {"nll": 3.0 - k / 10, "rmse": 9.0 - k / 5}, [0.1], 0.01 * k) for k in range(1, 13)]
+    fast = _series_spec(bases["train_loss_fig"], events, lambda e: e.train_loss)
+    full = viz.loss_figure(events, 30, metric="loss", n_members=2, height=340).to_dict()
+    for f, g in zip(fast["data"], full["data"], strict=True):
+        assert f["name"] == g["name"] and values(f) == values(g)
+        assert [None if v is None else round(v, 12) for v in f["y"]] == \
+            [None if v is None or v != v else round(v, 12) for v in values(g, "y")]
+    assert not [a for a in fast["layout"].get("annotations", ()) if "Waiting" in a.get("text", "")]
+    val_fast = _series_spec(bases["train_val_fig"], events, lambda e: [e.val.get("nll"), e.val.get("rmse")])
+    val_full = viz.val_figure(events, 30, "regression", height=280).to_dict()
+    assert [values(t, "y") for t in val_fast["data"]] == [values(t, "y") for t in val_full["data"]]
+    lr_fast = _lr_spec(bases["train_lr_live"], cfg, ds.n_train, 12)
+    lr_full = lr_figure(cfg, ds.n_train, 12).to_dict()
+    assert lr_fast["layout"]["shapes"][0]["x0"] == lr_full["layout"]["shapes"][0]["x0"]
+    for f, g in zip(lr_fast["data"][1:], lr_full["data"][1:], strict=True):
+        assert f["name"] == g["name"] and np.allclose(values(f), values(g)) and np.allclose(values(f, "y"), values(g, "y"))

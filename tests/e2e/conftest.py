@@ -75,7 +75,7 @@ def page(browser, server, request):
 
 
 def shot(page, name: str) -> Path:
-    """Save a full-page screenshot as ``artifacts/<name>.png``."""
-    path = ARTIFACTS / f"{name}.png"
+    """Save a full-page screenshot as ``artifacts/e2e_<name>.png``."""
+    path = ARTIFACTS / f"e2e_{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
