@@ -99,6 +99,12 @@ class StackedMLP(nn.Module):
 
     def __init__(self, n_members: int, in_features: int, out_features: int, spec: ModelSpec) -> None:
         super().__init__()
+        self._allocate(n_members, in_features, out_features, spec)
+        with torch.no_grad():
+            for i in range(n_members):
+                self.set_member(i, init_member(i, in_features, out_features, spec))
+
+    def _allocate(self, n_members: int, in_features: int, out_features: int, spec: ModelSpec) -> None:
         if n_members < 1:
             raise ValueError(f"n_members must be at least 1, got {n_members}")
         if in_features < 1 or out_features < 1:
@@ -112,19 +118,28 @@ class StackedMLP(nn.Module):
             [nn.Parameter(torch.empty(n_members, fi, fo)) for fi, fo in sizes])
         self.biases = nn.ParameterList(
             [nn.Parameter(torch.empty(n_members, 1, fo)) for _, fo in sizes])
-        with torch.no_grad():
-            for i in range(n_members):
-                self.set_member(i, init_member(i, in_features, out_features, spec))
 
     # ----------------------------------------------------------- construction
     @classmethod
     def from_members(cls, members: Sequence[nn.Sequential], in_features: int, out_features: int,
                      spec: ModelSpec) -> StackedMLP:
         """Stack plain members built by :func:`build_member` (their weights are copied)."""
-        model = cls(len(members), in_features, out_features, spec)
+        model = cls.__new__(cls)
+        nn.Module.__init__(model)
+        model._allocate(len(members), in_features, out_features, spec)
         with torch.no_grad():
             for i, member in enumerate(members):
                 model.set_member(i, member)
+        return model
+
+    @classmethod
+    def from_flat(cls, flat: Tensor, in_features: int, out_features: int, spec: ModelSpec) -> StackedMLP:
+        """A stack whose members are the rows of a ``[M, P]`` tensor (see :meth:`flat_parameters`)."""
+        model = cls.__new__(cls)
+        nn.Module.__init__(model)
+        model._allocate(flat.shape[0], in_features, out_features, spec)
+        model.to(flat.device)
+        model.load_flat(flat)
         return model
 
     @classmethod

@@ -559,8 +559,7 @@ class _Engine:
                 infos.append(MemberInfo(index=k, trajectory=k, snapshot=0, seed=self.seeds[k], epoch=cur_epoch,
                                         status=st, reason=why))  # type: ignore[arg-type]
                 rows.append(cur[k])
-        model = StackedMLP(len(rows), data.n_features, self.n_out, self.config.model)
-        model.load_flat(torch.stack(rows).cpu())
+        model = StackedMLP.from_flat(torch.stack(rows).cpu(), data.n_features, self.n_out, self.config.model)
         model.eval()
         return Run(config=self.config, task=self.task, model=model, members=infos, history=self.history,
                    lr_trace=self.lrs[: self.step].copy(), epochs_done=self.epochs_done, stopped=stopped,

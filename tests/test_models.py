@@ -86,6 +86,8 @@ def test_flat_parameters_roundtrip() -> None:
     other = StackedMLP(2, 3, 2, SPEC)
     other.load_flat(flat)
     assert torch.equal(other(x), model(x))
+    rebuilt = StackedMLP.from_flat(flat, 3, 2, SPEC)
+    assert torch.equal(rebuilt(x), model(x)) and rebuilt.n_members == 2
 
 
 def test_bad_shapes_raise() -> None:
