@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Seconds between redraws of the live views while a job is active.
-POLL_S = 0.4
+POLL_S = 0.5
 #: Seconds between redraws of the live charts (building Plotly figures is the costly part).
 CHART_S = 1.0
 #: Seconds between refreshes of the sidebar's run status while a job is active.
