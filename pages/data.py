@@ -22,7 +22,7 @@ from ensemble_core.data import DataError
 from pages import ui
 
 PRETTY = core_data._PRETTY
-SOURCES = {"synthetic": "Synthetic", "bundled": "Real (bundled)", "csv": "Upload a CSV"}
+SOURCES = {"synthetic": "Synthetic", "bundled": "Real", "csv": "Your CSV"}
 TASKS = {"auto": "Infer from the target", "regression": "Regression", "classification": "Classification"}
 
 
@@ -125,10 +125,10 @@ def split_controls(source: str) -> dict:
 st.title("Data")
 st.caption("Choose what the ensemble learns from. Everything below updates as you change it.")
 _init_widgets(st.session_state["data_spec"])
-controls, view = st.columns([1, 2], gap="large")
+controls, view = st.columns([1.15, 2], gap="large")
 with controls:
     source = st.segmented_control("Source", list(SOURCES), format_func=SOURCES.get, key="data_source",
-                                  help="Synthetic toys show the ideas best; real sets show they work on real data.")
+                                  help="Synthetic toys show the ideas best; real sets (bundled with scikit-learn) show they work on real data; or upload your own CSV.")
     source = source or "synthetic"
     csv_bytes = None
     fields = synthetic_controls() if source == "synthetic" else bundled_controls() if source == "bundled" else None

@@ -111,7 +111,7 @@ def test_upload_a_csv(page, tmp_path):
     path = tmp_path / "flats.csv"
     path.write_text(CSV)
     nav(page, "Data")
-    page.get_by_text("Upload a CSV").click()
+    page.get_by_text("Your CSV", exact=True).click()
     wait_app_idle(page)
     page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(path))
     page.get_by_text("flats.csv").first.wait_for()
