@@ -314,7 +314,8 @@ def _lr_of(run: Any) -> go.Figure:
 
     lrs = np.asarray(run.lr_trace, dtype=np.float64)
     steps = max(1, len(lrs) // max(1, run.epochs_done))
-    snaps = [e.step for e in run.history if getattr(e, "kind", None) == "snapshot"]
+    # SnapshotTaken.step is 1-based (the step just taken); lr_figure indexes steps from 0.
+    snaps = [e.step - 1 for e in run.history if getattr(e, "kind", None) == "snapshot"]
     return viz.lr_figure(lrs, steps_per_epoch=steps, snapshot_steps=snaps, now_step=len(lrs) - 1, height=300)
 
 
