@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from server import CHROMIUM, CHROMIUM_ARGS, Server, wait_app_idle  # noqa: E402
+from e2e_server import CHROMIUM, CHROMIUM_ARGS, Server, wait_app_idle  # noqa: E402
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 

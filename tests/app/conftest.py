@@ -1,84 +1,45 @@
-"""Fixtures for the AppTest suites: a fresh app session per test, helpers to wait for jobs."""
+"""Fixtures for the AppTest suites: a fresh app session per test.
+
+Helpers live in ``apphelpers.py``.  Bridge: some suites write ``from conftest
+import ...``; pytest leaves the *last* imported conftest.py under that name, and
+this one is imported after ``tests/conftest.py``.  So this module re-exports the
+AppTest helpers (for the page suites here) and the public helpers of
+``tests/conftest.py`` (for the core suites collected after this folder).  Import
+helpers from a named module instead (``apphelpers``) and this bridge can go.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
-import time
-from pathlib import Path
+import importlib.util
 
-import numpy as np
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
+from apphelpers import ROOT, RouterPagesManager, chart_specs, open_page, run_until, sidebar_text, values  # noqa: F401 - bridge
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as _app_test
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _reexport_core_helpers() -> None:
+    path = ROOT / "tests" / "conftest.py"
+    if not path.exists():
+        return
+    spec = importlib.util.spec_from_file_location("_tests_root_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name in dir(module):
+        obj = getattr(module, name)
+        if not name.startswith("_") and name not in globals() and not hasattr(obj, "_fixture_function_marker") \
+                and not hasattr(obj, "_pytestfixturefunction") and callable(obj) and getattr(obj, "__module__", "") == module.__name__:
+            globals()[name] = obj
+
+
+_reexport_core_helpers()
 
 
 @pytest.fixture
 def app(monkeypatch) -> AppTest:
     """A new browser session of the whole app (router + chrome), already run once (Home)."""
-    monkeypatch.setattr(_app_test, "PagesManager", _RouterPagesManager)
+    monkeypatch.setattr(_app_test, "PagesManager", RouterPagesManager)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
     assert not at.exception, at.exception
     return at
-
-
-def open_page(at: AppTest, page: str) -> AppTest:
-    """Switch to ``pages/<page>.py`` and run it; fail on any exception shown."""
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def chart_specs(at: AppTest) -> dict[str, dict]:
-    """Every Plotly chart on screen as ``{element key suffix: figure JSON}``."""
-    out = {}
-    for chart in at.get("plotly_chart"):
-        key = chart.proto.id.rsplit("-", 1)[-1] if chart.proto.id else str(len(out))
-        out[key] = json.loads(chart.proto.spec)
-    return out
-
-
-def sidebar_text(at: AppTest) -> str:
-    """All Markdown in the sidebar, joined."""
-    return " | ".join(m.value for m in at.sidebar.markdown)
-
-
-def run_until(at: AppTest, cond, timeout: float = 120.0, pause: float = 0.1) -> AppTest:
-    """Rerun the app (as the live poller would) until ``cond(at)`` holds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        at.run()
-        assert not at.exception, [e.message for e in at.exception]
-        if cond(at):
-            return at
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met in {timeout} s; sidebar: {sidebar_text(at)}")
-        time.sleep(pause)
-
-
-class _RouterPagesManager(PagesManager):
-    """AppTest resets Streamlit's legacy ``pages/``-directory flag before *every* run.
-
-    A real server clears it for good on the first run (``st.navigation`` and
-    ``pages/ui.py`` both do), so every later run goes straight through
-    ``app.py``'s router.  This keeps AppTest in that same, steady state.
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-
-def values(trace: dict, axis: str = "x") -> list:
-    """A trace's ``x``/``y`` values as a list, decoding Plotly's base64 typed arrays (``bdata``)."""
-    v = trace.get(axis)
-    if v is None:
-        return []
-    if isinstance(v, dict) and "bdata" in v:
-        arr = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
-        return arr.reshape(v["shape"]).tolist() if "shape" in v and isinstance(v["shape"], list) else arr.tolist()
-    return list(v)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import chart_specs, open_page, sidebar_text
+from apphelpers import chart_specs, open_page, sidebar_text
 
 GOOD_CSV = b"size,rooms,city,price\n" + b"".join(
     f"{50 + i},{1 + i % 4},{'AB'[i % 2]},{100 + 3 * i + (i % 5)}\n".encode() for i in range(40)

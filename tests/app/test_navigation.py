@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, open_page, sidebar_text
+from apphelpers import ROOT, open_page, sidebar_text
 
 MY_PAGES = ["home", "data", "train"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, chart_specs, open_page, run_until, sidebar_text, values
+from apphelpers import ROOT, chart_specs, open_page, run_until, sidebar_text, values
 from streamlit.testing.v1 import AppTest
 
 from ensemble_core import schedules

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 
-from conftest import shot
-from server import wait_app_idle
+import pytest
+from e2e_fixtures import app_page, browser, chromium_path, server  # noqa: F401 - fixtures
+from e2e_server import shot, wait_app_idle
+
+pytestmark = pytest.mark.e2e
 
 CSV = "area,rooms,district,price\n" + "".join(
     f"{40 + i},{1 + i % 4},{'NS'[i % 2]},{90 + 2.5 * i + (i % 7)}\n" for i in range(60))
@@ -48,14 +51,16 @@ def start_training(page, epochs: int, members: int | None = None) -> None:
                            ".innerText.match(/Training|Queued|Done/)", timeout=60_000)
 
 
-def test_open_the_app(page):
+def test_open_the_app(app_page):  # noqa: F811 - the fixture imported above
+    page = app_page
     assert page.get_by_role("heading", name="Deep Ensemble Lab").is_visible()
     assert "Cubic toy" in sidebar_status(page) and "Idle" in sidebar_status(page)
     assert page.locator("[data-testid='stException']").count() == 0
     shot(page, "home")
 
 
-def test_train_cubic_live_then_see_the_bands(page):
+def test_train_cubic_live_then_see_the_bands(app_page):  # noqa: F811 - the fixture imported above
+    page = app_page
     nav(page, "Data")
     page.get_by_role("combobox", name="Generator").click()
     page.get_by_role("option", name="Cubic toy (regression)").click()
@@ -92,7 +97,8 @@ def test_train_cubic_live_then_see_the_bands(page):
     shot(page, "uncertainty")
 
 
-def test_stop_keeps_the_partial_run(page):
+def test_stop_keeps_the_partial_run(app_page):  # noqa: F811 - the fixture imported above
+    page = app_page
     start_training(page, epochs=3000)
     page.wait_for_function("() => (document.querySelector('.st-key-train_loss_fig .js-plotly-plot')"
                            "?.data?.[0]?.x?.length || 0) >= 3", timeout=120_000)
@@ -107,7 +113,8 @@ def test_stop_keeps_the_partial_run(page):
     assert page.locator(".js-plotly-plot").count() > 0  # the partial run is explorable
 
 
-def test_upload_a_csv(page, tmp_path):
+def test_upload_a_csv(app_page, tmp_path):  # noqa: F811 - the fixture imported above
+    page = app_page
     path = tmp_path / "flats.csv"
     path.write_text(CSV)
     nav(page, "Data")

@@ -1,7 +1,8 @@
-"""Fixtures for the browser tests: one ``streamlit run app.py`` and one Chromium for the module.
+"""Fixtures of the browser tests (a named module, not conftest.py: see tests/app/conftest.py).
 
-Without ``/usr/bin/chromium`` the tests skip with that reason, unless the
-``CI`` environment variable is set, where they fail instead.
+One ``streamlit run app.py`` and one Chromium per session.  Without
+``/usr/bin/chromium`` the tests skip with that reason, unless the ``CI``
+environment variable is set, where they fail instead.
 """
 
 from __future__ import annotations
@@ -10,15 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from server import CHROMIUM, CHROMIUM_ARGS, ROOT, Server, wait_app_idle
-
-ARTIFACTS = ROOT / "artifacts"
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "tests/e2e" in str(item.fspath):
-            item.add_marker(pytest.mark.e2e)
+from e2e_server import CHROMIUM, CHROMIUM_ARGS, ROOT, Server, shot, wait_app_idle
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +25,7 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="session")
 def server(chromium_path):
-    ARTIFACTS.mkdir(exist_ok=True)
+    (ROOT / "artifacts").mkdir(exist_ok=True)
     srv = Server()
     try:
         srv.wait_healthy()
@@ -52,30 +45,16 @@ def browser(chromium_path):
         b.close()
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    if report.when == "call":
-        item.e2e_failed = report.failed
-    return report
-
-
 @pytest.fixture
-def page(browser, server, request):
+def app_page(browser, server, request):
     """A fresh browser session (its own Streamlit session) on the home page, fully rendered."""
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     pg.goto(server.url)
     wait_app_idle(pg)
+    failed_before = request.session.testsfailed
     yield pg
-    if getattr(request.node, "e2e_failed", False):
+    if request.session.testsfailed > failed_before:
         shot(pg, f"FAILED_{request.node.name}")
     context.close()
-
-
-def shot(page, name: str) -> Path:
-    """Save a full-page screenshot as ``artifacts/e2e_<name>.png``."""
-    path = ARTIFACTS / f"e2e_{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path

@@ -73,3 +73,10 @@ def wait_app_idle(page, timeout_ms: int = 60_000) -> None:
                 && !document.querySelector("[data-testid='stSkeleton']")
                 && document.querySelector("[data-testid='stMainBlockContainer'] [data-testid='stElementContainer']");
         }""", timeout=timeout_ms)
+
+
+def shot(page, name: str) -> Path:
+    """Save a full-page screenshot as ``artifacts/e2e_<name>.png``."""
+    path = ROOT / "artifacts" / f"e2e_{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
