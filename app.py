@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from ensemble_core import share
 from pages import ui
 
 ROOT = Path(__file__).parent
@@ -23,13 +24,20 @@ PAGES = [
     ("pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
 ]
 
-st.set_page_config(page_title="Deep Ensemble Lab", page_icon=":material/hub:", layout="wide",
-                   initial_sidebar_state="expanded")
 ui.init_state()
+ui.open_link()  # once per session: a shared link restores its setup (and a classroom link hides controls)
+st.set_page_config(page_title="Deep Ensemble Lab", page_icon=":material/hub:", layout="wide",
+                   initial_sidebar_state="collapsed" if ui.presenting() else "expanded")
 st.html("<style>.block-container { padding-top: 2.2rem; } h1 { padding-top: 0.5rem; }</style>")
+if ui.presenting():
+    st.html(share.presentation_css(ui.link_state()))
 page = st.navigation([
     st.Page(script, title=title, icon=icon, url_path=url, default=(i == 0))
     for i, (script, title, icon, url) in enumerate(PAGES) if (ROOT / script).exists()
 ])
+st.session_state["ui_page"] = page.url_path or "home"
 ui.sidebar()
+ui.link_warning()
+ui.sync_link(st.session_state["ui_page"])  # the URL follows page switches at once
 page.run()
+ui.finish_page()  # after the page, so the URL and the Share box carry what the page just set

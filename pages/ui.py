@@ -26,6 +26,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from ensemble_core import share
 from ensemble_core.config import DataSpec, RunConfig
 from ensemble_core.data import DataError, Dataset, describe, load_dataset
 from ensemble_core.jobs import Job, JobPool
@@ -214,14 +215,25 @@ def _placeholder(name: str) -> go.Figure:
     return fig
 
 
-def show(fig: go.Figure | None, key: str, *, height: int | None = None) -> None:
-    """Draw a Plotly figure with a stable key (zoom survives live updates)."""
+def plotly_config(key: str) -> dict[str, Any]:
+    """Plotly options for a chart: its camera button downloads it as PNG or SVG (the Share box's choice)."""
+    from ensemble_core.report import image_config
+
+    return image_config(st.session_state.get("ui_img_fmt") or "png", f"deep-ensemble-lab-{key}")
+
+
+def show(fig: go.Figure | None, key: str, *, height: int | None = None, on_select: str | None = None) -> Any:
+    """Draw a Plotly figure with a stable key (zoom survives live updates) and a PNG/SVG download button.
+
+    With ``on_select="rerun"`` a click selects a point and the selection event is returned.
+    """
     if fig is None:
         st.caption(":material/info: This chart could not be drawn for the current data.")
-        return
+        return None
     if height:
         fig.update_layout(height=height)
-    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
+    select = {"on_select": on_select, "selection_mode": "points"} if on_select else {}
+    return st.plotly_chart(fig, key=key, config=plotly_config(key), width="stretch", **select)
 
 
 def link(page: str, label: str, icon: str | None = None) -> None:
@@ -453,3 +465,129 @@ def job_charts(job: Job) -> None:
           if all(e.val for e in epochs) else None, lambda: figure("val_figure", events, n, task, height=280))
     chart("train_lr_live", lambda b: _lr_spec(b, cfg, ds.n_train, steps) if steps else None,
           lambda: lr_figure(cfg, ds.n_train, steps))
+
+
+# ------------------------------------------------------------------ shareable and classroom links
+#: What the Share box offers to hide: whole sections, then single controls (those with a widget).
+HIDEABLE = tuple(share.SECTIONS) + tuple(c for c in share.CONTROLS if c not in ("device", "strategy.adversarial_eps"))
+_SECTION_LABELS = {"data": "data", "model": "network", "loss": "loss", "strategy": "ensemble strategy",
+                   "optim": "optimiser"}
+
+
+def open_link() -> None:
+    """Once per session: restore the setup that the URL's query parameters describe.
+
+    The link's :class:`~ensemble_core.share.ShareState` (hidden controls,
+    presentation mode) is kept in ``ui_share``.  A link with config keys makes
+    its config and its data current.  A bad link keeps the defaults and leaves
+    a message in ``ui_share_msg`` (shown by :func:`link_warning`).
+    """
+    ss = st.session_state
+    if "ui_share" in ss:
+        return
+    state, msg = share.apply_query(st.query_params)
+    ss["ui_share"], ss["ui_share_msg"] = state, msg
+    if msg is not None or not any(k in share.CONTROLS for k in st.query_params):
+        return
+    spec = state.config.data
+    if spec.source == "csv":  # a link cannot carry the file: keep the current data, restore the rest
+        ss["ui_share_msg"] = ("This link was made with an uploaded CSV file, which a link cannot carry; the "
+                              "training settings were restored. Upload the file on the Data page.")
+        ss["config"] = state.config.replace(data=ss["data_spec"])
+        return
+    ss["config"] = state.config
+    if spec != ss["data_spec"]:
+        set_data(spec)  # reruns once the link's data are loaded; returns only on a data problem
+        ss["config"] = state.config.replace(data=ss["data_spec"])
+        ss["ui_share_msg"] = "The data this link describes could not be made; the current data were kept."
+
+
+def link_warning() -> None:
+    """Show why a link could not be fully restored (until dismissed)."""
+    msg = st.session_state.get("ui_share_msg")
+    if msg:
+        st.warning(esc(msg), icon=":material/link_off:")
+        if st.button("Dismiss", key="ui_share_dismiss", type="tertiary"):
+            st.session_state["ui_share_msg"] = None
+            st.rerun()
+
+
+def link_state() -> share.ShareState:
+    """This session's link options (hidden controls, presentation), as opened from its link."""
+    return st.session_state.get("ui_share") or share.ShareState()
+
+
+def visible(control: str) -> bool:
+    """Whether a control (``"optim.lr"``) is shown: a classroom link may hide it (it keeps the link's value)."""
+    return share.visible(control, link_state())
+
+
+def presenting() -> bool:
+    """Presentation mode: larger type, the configuration tucked away."""
+    return link_state().presentation
+
+
+def current_link_state(page: str) -> share.ShareState | None:
+    """The state a link to ``page`` (url path) should carry now; ``None`` for a page links do not know."""
+    page = page or "home"
+    if page not in share.PAGES:
+        return None
+    ss, state = st.session_state, link_state()
+    lesson = ss.get("lessons_pick", state.lesson) if page == "lessons" else None
+    try:
+        return state.replace(config=ss["config"], page=page, lesson=lesson)
+    except Exception:  # noqa: BLE001 - e.g. a malformed lesson id: leave it out
+        return state.replace(config=ss["config"], page=page, lesson=None)
+
+
+def sync_link(page: str) -> None:
+    """Keep the browser's URL equal to the current setup (reload or copy the address bar: same setup)."""
+    state = current_link_state(page)
+    if state is not None:
+        share.sync_query_params(st.query_params, state)
+
+
+def _hide_label(name: str) -> str:
+    return f"All {_SECTION_LABELS[name]} settings" if name in _SECTION_LABELS else name
+
+
+def share_box(page: str) -> None:
+    """The sidebar's Share popover: the link to this exact setup, optionally a classroom link.
+
+    Choosing controls to hide changes only the link (this session keeps them);
+    the presentation toggle applies here at once and goes into the link.
+    """
+    state = current_link_state(page)
+    if state is None:
+        return
+    ss = st.session_state
+    with st.sidebar.popover("Share this setup", icon=":material/share:", width="stretch"):
+        st.markdown("**A link that opens exactly this setup** (data, every training setting, this page).")
+        hide = st.multiselect("Hide these controls (classroom link)", HIDEABLE, default=sorted(state.hidden),
+                              format_func=_hide_label, key="ui_share_hide",
+                              help="Students who open the link see only the other controls; hidden ones keep "
+                                   "the values they have now. Pick a section to hide all of its controls.")
+        present = st.toggle("Presentation mode", value=state.presentation, key="ui_share_present",
+                            help="Larger type and the settings tucked away, for a projector. Applies here too.")
+        if present != state.presentation:
+            ss["ui_share"] = link_state().replace(presentation=present)
+            st.rerun()
+        st.code(share.make_link(st.context.url or "", state.replace(hidden=frozenset(hide))), language=None,
+                wrap_lines=True)
+        st.caption("Copy it with the button at the top right of the box." +
+                   (f" Students will not see {len(hide)} hidden item(s)." if hide else ""))
+        st.segmented_control("Chart downloads", ["png", "svg"], format_func=str.upper, key="ui_img_fmt",
+                             default="png", help="The camera icon above each chart saves it in this format.")
+
+
+def finish_page() -> None:
+    """The chrome drawn after the page: URL sync and the Share box (pages that end early call :func:`stop`)."""
+    page = st.session_state.get("ui_page", "home")
+    sync_link(page)
+    share_box(page)
+
+
+def stop() -> None:
+    """``st.stop()`` for pages, drawing the chrome that follows the page first."""
+    finish_page()
+    st.stop()

@@ -22,7 +22,7 @@ if run is None or ds is None:
         st.page_link("pages/train.py", label="Go to Train", icon=":material/arrow_forward:")
     except Exception:  # noqa: BLE001 - the page runs outside the app's router (tests)
         st.markdown("Open **Train** in the sidebar.")
-    st.stop()
+    ui.stop()
 
 
 def chart(fig: go.Figure, key: str) -> None:
@@ -44,7 +44,7 @@ reg = run.task == "regression"
 if not healthy:
     st.error("Every member of this run diverged, so there is nothing to predict with. "
              "Try a smaller learning rate on the Train page.", icon=":material/error:")
-    st.stop()
+    ui.stop()
 
 x_eval, y_eval, split_name = eval_split()
 status = "stopped early" if run.stopped else "finished"
