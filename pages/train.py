@@ -38,7 +38,25 @@ def _get(cfg: RunConfig, dotted: str):
 
 
 def _on_kind() -> None:
-    st.session_state.update(PER_STRATEGY[st.session_state["train_kind"]])
+    """A new strategy brings its defaults, except to controls a classroom link hid (they keep the link's value)."""
+    defaults = PER_STRATEGY[st.session_state["train_kind"]]
+    st.session_state.update({k: v for k, v in defaults.items() if ui.visible(KEYS[k]) or k == "train_schedule"})
+
+
+TABS = {"Ensemble": ("strategy", "seed"), "Network": ("model",), "Loss": ("loss",), "Optimiser": ("optim",)}
+
+
+def _tabs() -> dict:
+    """The settings tabs that have a visible control (a classroom link may hide whole sections)."""
+    shown = [t for t, prefixes in TABS.items()
+             if any(ui.visible(d) for d in KEYS.values() if d.split(".")[0] in prefixes)]
+    return dict(zip(shown, st.tabs(shown))) if shown else {}
+
+
+def _w(control: str, widget, *args, **kwargs) -> None:
+    """Draw a widget unless a classroom link hid its control (it then keeps the link's value)."""
+    if ui.visible(control):
+        widget(*args, **kwargs)
 
 
 def controls(task: str) -> None:
@@ -46,59 +64,64 @@ def controls(task: str) -> None:
     for key, dotted in KEYS.items():
         ss.setdefault(key, _get(ss["config"], dotted))
     snap = ss["train_kind"] == "snapshot"
-    ens, net, loss, opt = st.tabs(["Ensemble", "Network", "Loss", "Optimiser"])
-    with ens:
-        st.selectbox("Strategy", list(KINDS), format_func=KINDS.get, key="train_kind", on_change=_on_kind,
-                     help="Independent: different seeds. Bootstrap: each member also gets its own resample of the "
-                          "data. Snapshot: one cyclic-LR run, a snapshot per cycle (switches to SGD, cyclic, lr 0.1).")
-        st.slider("Trajectories K" if snap else "Members M", 1, 20, key="train_members",
-                  help="Independently seeded networks. For snapshots, each trajectory gives S snapshots (K × S members).")
+    tabs = _tabs()
+    if not tabs:
+        st.caption(":material/lock: The training settings are fixed by this link.")
+    with tabs.get("Ensemble", st.empty()):
+        _w("strategy.kind", st.selectbox, "Strategy", list(KINDS), format_func=KINDS.get, key="train_kind",
+           on_change=_on_kind, help="Independent: different seeds. Bootstrap: each member also gets its own "
+           "resample of the data. Snapshot: one cyclic-LR run, a snapshot per cycle (switches to SGD, cyclic, lr 0.1).")
+        _w("strategy.members", st.slider, "Trajectories K" if snap else "Members M", 1, 20, key="train_members",
+           help="Independently seeded networks. For snapshots, each trajectory gives S snapshots (K × S members).")
         if snap:
-            st.slider("Snapshots per trajectory S", 1, 20, key="train_snapshots",
-                      help="Cycles of the cyclic schedule; a snapshot of the weights is kept at the end of each.")
-        st.toggle("Adversarial training", key="train_adv",
-                  help="Also train on x' = x + ε·sign(∇ₓloss), ε = 1% of each input's range (the paper's option).")
-        st.number_input("Seed", 0, 2**31 - 1, key="train_seed", help="Same seed and settings, same result.")
-    with net:
-        st.slider("Hidden layers", 0, 8, key="train_layers", help="0 gives a linear model.")
-        st.select_slider("Width (units per layer)", [8, 16, 32, 50, 64, 100, 128, 256, 512], key="train_width",
-                         help="Wider networks fit more complex functions but train more slowly.")
-        st.selectbox("Activation", ["relu", "tanh", "gelu", "silu"], key="train_act",
-                     help="The hidden non-linearity. ReLU extrapolates linearly, tanh flattens out.")
-    with loss:
+            _w("strategy.snapshots", st.slider, "Snapshots per trajectory S", 1, 20, key="train_snapshots",
+               help="Cycles of the cyclic schedule; a snapshot of the weights is kept at the end of each.")
+        _w("strategy.adversarial", st.toggle, "Adversarial training", key="train_adv",
+           help="Also train on x' = x + ε·sign(∇ₓloss), ε = 1% of each input's range (the paper's option).")
+        _w("seed", st.number_input, "Seed", 0, 2**31 - 1, key="train_seed", help="Same seed and settings, same result.")
+    with tabs.get("Network", st.empty()):
+        _w("model.hidden_layers", st.slider, "Hidden layers", 0, 8, key="train_layers", help="0 gives a linear model.")
+        _w("model.width", st.select_slider, "Width (units per layer)", [8, 16, 32, 50, 64, 100, 128, 256, 512],
+           key="train_width", help="Wider networks fit more complex functions but train more slowly.")
+        _w("model.activation", st.selectbox, "Activation", ["relu", "tanh", "gelu", "silu"], key="train_act",
+           help="The hidden non-linearity. ReLU extrapolates linearly, tanh flattens out.")
+    with tabs.get("Loss", st.empty()):
         if task != "regression":
-            st.info("Classification members are trained with cross-entropy.", icon=":material/info:")
+            if "Loss" in tabs:
+                st.info("Classification members are trained with cross-entropy.", icon=":material/info:")
         else:
-            st.selectbox("Regression loss", list(LOSSES), format_func=LOSSES.get, key="train_loss",
-                         help="NLL members predict a variance too (aleatoric uncertainty). The MSE baseline predicts "
-                              "only a mean; its uncertainty is the members' disagreement alone.")
+            _w("loss.kind", st.selectbox, "Regression loss", list(LOSSES), format_func=LOSSES.get, key="train_loss",
+               help="NLL members predict a variance too (aleatoric uncertainty). The MSE baseline predicts "
+                    "only a mean; its uncertainty is the members' disagreement alone.")
             if ss["train_loss"] == "beta_nll":
-                st.slider("β", 0.0, 1.0, step=0.05, key="train_beta",
-                          help="Weights each point's NLL by σ²ᵝ; β = 0 is plain NLL, β = 1 behaves like MSE for the mean.")
+                _w("loss.beta", st.slider, "β", 0.0, 1.0, step=0.05, key="train_beta",
+                   help="Weights each point's NLL by σ²ᵝ; β = 0 is plain NLL, β = 1 behaves like MSE for the mean.")
             if ss["train_loss"] != "mse":
-                st.radio("Variance head", ["softplus", "logvar"], key="train_var", horizontal=True,
-                         help="softplus(raw) + 1e-6 (the paper; gradients stay tame) or exp(log-variance) "
-                              "(the seed code; can explode for large raw outputs).")
-    with opt:
-        st.selectbox("Optimiser", ["adam", "sgd"], key="train_opt", format_func=str.upper,
-                     help="Adam adapts each step; SGD with momentum is what snapshot ensembles use.")
-        lrs = sorted(set(LRS) | {ss["train_lr"]})
-        st.select_slider("Learning rate", lrs, key="train_lr", help="Initial (maximum) learning rate.")
-        st.selectbox("Schedule", ["constant", "cosine", "cyclic"], key="train_schedule",
-                     help="Cosine anneals once over the run; cyclic restarts once per snapshot (required for snapshots).")
+                _w("loss.variance", st.radio, "Variance head", ["softplus", "logvar"], key="train_var",
+                   horizontal=True, help="softplus(raw) + 1e-6 (the paper; gradients stay tame) or "
+                   "exp(log-variance) (the seed code; can explode for large raw outputs).")
+    with tabs.get("Optimiser", st.empty()):
+        _w("optim.optimizer", st.selectbox, "Optimiser", ["adam", "sgd"], key="train_opt", format_func=str.upper,
+           help="Adam adapts each step; SGD with momentum is what snapshot ensembles use.")
+        _w("optim.lr", st.select_slider, "Learning rate", sorted(set(LRS) | {ss["train_lr"]}), key="train_lr",
+           help="Initial (maximum) learning rate.")
+        _w("optim.schedule", st.selectbox, "Schedule", ["constant", "cosine", "cyclic"], key="train_schedule",
+           help="Cosine anneals once over the run; cyclic restarts once per snapshot (required for snapshots).")
         if ss["train_schedule"] != "constant":
-            st.number_input("Minimum learning rate", 0.0, 100.0, format="%g", key="train_lr_min",
-                            help="Where the cosine ends (Huang et al. use 0; the seed code 1e-4).")
-            st.radio("Step the schedule per", ["iteration", "epoch"], key="train_gran", horizontal=True,
-                     help="Per mini-batch (Huang et al.) or once per epoch (the seed code).")
+            _w("optim.lr_min", st.number_input, "Minimum learning rate", 0.0, 100.0, format="%g", key="train_lr_min",
+               help="Where the cosine ends (Huang et al. use 0; the seed code 1e-4).")
+            _w("optim.granularity", st.radio, "Step the schedule per", ["iteration", "epoch"], key="train_gran",
+               horizontal=True, help="Per mini-batch (Huang et al.) or once per epoch (the seed code).")
         c1, c2 = st.columns(2)
-        c1.number_input("Epochs", 1, 5000, key="train_epochs", help="Passes over the training data (all cycles).")
-        c2.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512, 1024], key="train_batch",
-                         help="Rows per step; capped at the number of training rows.")
-        st.select_slider("Weight decay", [0.0, 1e-5, 1e-4, 1e-3, 1e-2], key="train_wd",
-                         help="L2 penalty on the weights.")
+        _w("optim.epochs", c1.number_input, "Epochs", 1, 5000, key="train_epochs",
+           help="Passes over the training data (all cycles).")
+        _w("optim.batch_size", c2.select_slider, "Batch size", [8, 16, 32, 64, 128, 256, 512, 1024],
+           key="train_batch", help="Rows per step; capped at the number of training rows.")
+        _w("optim.weight_decay", st.select_slider, "Weight decay", [0.0, 1e-5, 1e-4, 1e-3, 1e-2], key="train_wd",
+           help="L2 penalty on the weights.")
         if ss["train_opt"] == "sgd":
-            st.slider("Momentum", 0.0, 0.99, step=0.01, key="train_momentum", help="SGD momentum (0.9 is standard).")
+            _w("optim.momentum", st.slider, "Momentum", 0.0, 0.99, step=0.01, key="train_momentum",
+               help="SGD momentum (0.9 is standard).")
 
 
 def build_config() -> RunConfig:
@@ -133,7 +156,10 @@ def start(cfg: RunConfig, ds) -> None:
 st.title("Train")
 ds = st.session_state["dataset"]
 st.caption(f"On **{ui.esc(ds.name)}** ({ds.task}, {ds.n_train} training rows) — change it on the Data page.")
-left, right = st.columns([1, 2.2], gap="large")
+if ui.presenting():  # the settings tucked away, the charts full width
+    left, right = st.expander("Settings", icon=":material/tune:"), st.container()
+else:
+    left, right = st.columns([1, 2.2], gap="large")
 with left:
     controls(ds.task)
     try:

@@ -22,12 +22,14 @@ if run is None or ds is None:
         st.page_link("pages/train.py", label="Go to Train", icon=":material/arrow_forward:")
     except Exception:  # noqa: BLE001 - the page runs outside the app's router (tests)
         st.markdown("Open **Train** in the sidebar.")
+    with st.expander("Or import a run you exported earlier", icon=":material/upload:"):
+        ui.run_import()
     ui.stop()
 
 
 def chart(fig: go.Figure, key: str) -> None:
-    """Draw a viz figure with a stable key and the lab's own template (not Streamlit's theme)."""
-    st.plotly_chart(fig, key=key, theme=None, width="stretch", config=ui.PLOTLY_CONFIG)
+    """Draw a viz figure with a stable key, the lab's own template (not Streamlit's theme), PNG/SVG download."""
+    st.plotly_chart(fig, key=key, theme=None, width="stretch", config=ui.plotly_config(key))
 
 
 def eval_split() -> tuple[np.ndarray, np.ndarray, str]:
@@ -175,3 +177,13 @@ best = min(curve, key=lambda c: c[1])
 st.caption(f"NLL of the ensemble of the first M members (coloured dots: each member alone). Here it goes from "
            f"{curve[0][1]:.3g} with one member to {curve[-1][1]:.3g} with {curve[-1][0]} (best: M = {best[0]}); "
            "typically most of the gain comes from the first few members.")
+
+# ------------------------------------------------------------- take it away
+st.subheader("Export and share", anchor=False)
+st.caption("The run as one zip (settings, history, metrics, weights), or a standalone HTML report for people "
+           "without the lab. Every chart above also has a camera icon (PNG or SVG, chosen in the Share box).")
+ui.run_exports(run, ds)
+with st.expander("Import a run", icon=":material/upload:"):
+    st.caption("A run exported from this lab. Its data are remade from its settings (an uploaded CSV must be "
+               "loaded on the Data page first); it then replaces the run shown here.")
+    ui.run_import()
