@@ -36,6 +36,9 @@ page = st.navigation([
     for i, (script, title, icon, url) in enumerate(PAGES) if (ROOT / script).exists()
 ])
 st.session_state["ui_page"] = page.url_path or "home"
+goto = st.session_state.pop("ui_share_goto", None)
+if goto not in (None, "home") and st.session_state["ui_page"] == "home":  # a link whose path was dropped
+    st.switch_page(next(script for script, _, _, url in PAGES if url == goto))
 ui.sidebar()
 ui.link_warning()
 ui.sync_link(st.session_state["ui_page"])  # the URL follows page switches at once

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from ensemble_core import data as core_data
+from ensemble_core import share
 from ensemble_core.config import (
     BUNDLED_CLASSIFICATION,
     BUNDLED_REGRESSION,
@@ -52,35 +53,41 @@ def _init_widgets(spec: DataSpec) -> None:
         st.session_state.setdefault(key, value)
 
 
+def _v(control: str, key: str, widget, *args, **kwargs):
+    """A widget's value; a control hidden by a classroom link is not drawn and keeps the link's value."""
+    return widget(*args, key=key, **kwargs) if ui.visible(control) else st.session_state[key]
+
+
 def synthetic_controls() -> dict:
     names = list(SYNTHETIC_REGRESSION + SYNTHETIC_CLASSIFICATION)
-    name = st.selectbox("Generator", names, key="data_synth",
+    name = _v("data.name", "data_synth", st.selectbox, "Generator", names,
                         format_func=lambda n: f"{PRETTY[n]} ({'regression' if n in SYNTHETIC_REGRESSION else 'classification'})",
                         help="Regression toys: the paper's cubic y = x³ + ε, a sine whose noise grows with |x|, "
                              "and a curve with a hole in the inputs. Classification toys are 2-D.")
     c1, c2 = st.columns(2)
-    n = c1.number_input("Training points", 4, 10_000, step=10, key="data_n",
+    n = _v("data.n", "data_n", c1.number_input, "Training points", 4, 10_000, step=10,
                         help="How many points to train on. The paper's toy uses 20.")
-    seed = c2.number_input("Seed", 0, 2**31 - 1, key="data_seed", help="Same seed, same points.")
-    noise = st.slider("Noise", 0.0, 10.0, step=0.5, key="data_noise",
+    seed = _v("data.seed", "data_seed", c2.number_input, "Seed", 0, 2**31 - 1, help="Same seed, same points.")
+    noise = _v("data.noise", "data_noise", st.slider, "Noise", 0.0, 10.0, step=0.5,
                       help="3 is each generator's intended look (the cubic's σ = 3); 0 is noise-free, 6 doubles it.")
     spec = {"source": "synthetic", "name": name, "n": int(n), "noise": float(noise), "seed": int(seed)}
     if name in ("cubic", "sine"):
-        spec["gap"] = st.toggle("Leave a gap in the inputs", key="data_gap",
+        spec["gap"] = _v("data.gap", "data_gap", st.toggle, "Leave a gap in the inputs",
                                 help="Remove a band of x values from the training data, to see the "
                                      "ensemble become unsure *between* data.")
     if name in ("spirals", "blobs"):
-        spec["n_classes"] = st.slider("Classes", 2, 10, key="data_classes", help="Number of classes.")
+        spec["n_classes"] = _v("data.n_classes", "data_classes", st.slider, "Classes", 2, 10, help="Number of classes.")
     return spec
 
 
 def bundled_controls() -> dict:
     names = list(BUNDLED_REGRESSION + BUNDLED_CLASSIFICATION)
     st.session_state.setdefault("data_bundled", names[0])
-    name = st.selectbox("Data set", names, key="data_bundled",
+    name = _v("data.name", "data_bundled", st.selectbox, "Data set", names,
                         format_func=lambda n: f"{PRETTY[n]} ({'regression' if n in BUNDLED_REGRESSION else 'classification'})",
                         help="Small real data sets that ship with scikit-learn (no download).")
-    seed = st.number_input("Split seed", 0, 2**31 - 1, key="data_seed", help="Seed of the shuffle before splitting.")
+    seed = _v("data.seed", "data_seed", st.number_input, "Split seed", 0, 2**31 - 1,
+              help="Seed of the shuffle before splitting.")
     return {"source": "bundled", "name": name, "seed": int(seed)}
 
 
@@ -115,11 +122,37 @@ def split_controls(source: str) -> dict:
     with st.expander("Train / validation / test split", icon=":material/splitscreen:"):
         if source == "synthetic":
             st.caption("Synthetic sets draw fresh validation and test points; 0 switches a set off.")
-        val = st.slider("Validation fraction", 0.0, 0.5, step=0.05, key="data_val",
+        val = _v("data.val_fraction", "data_val", st.slider, "Validation fraction", 0.0, 0.5, step=0.05,
                         help="Held out to track the ensemble's validation metric while training.")
-        test = st.slider("Test fraction", 0.0, 0.5, step=0.05, key="data_test",
+        test = _v("data.test_fraction", "data_test", st.slider, "Test fraction", 0.0, 0.5, step=0.05,
                          help="Held out to score the final ensemble (never used for training).")
     return {"val_fraction": float(val), "test_fraction": float(test)}
+
+
+def click_to_add(ds) -> None:
+    """The 1-D regression plot, where a click anywhere adds a training point; Reset remakes the generated data."""
+    ss = st.session_state
+    fig = ui.figure("data_figure", ds)
+    if fig is None:
+        ui.show(None, key="data_fig")
+        return
+    ys = np.concatenate([ds.y_train, ds.y_val, ds.y_test])
+    pad = 0.2 * float(np.ptp(ys)) or 1.0
+    y_range = (float(ys.min()) - pad, float(ys.max()) + pad)
+    fig.update_yaxes(range=list(y_range))
+    curve = share.add_click_grid(fig, x_range=tuple(fig.layout.xaxis.range), y_range=y_range)
+    point = share.point_from_selection(ui.show(fig, key="data_fig", on_select="rerun"), curve)
+    if point is not None and point != ss.get("data_click_last"):  # the selection survives reruns: add it once
+        ss["data_click_last"] = point
+        ss["dataset"] = share.add_training_point(ds, *point)
+        st.rerun()
+    added = sum("by clicking" in note for note in ds.notes)
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1.caption(":material/touch_app: **Click anywhere on the plot to add a training point**, then retrain and watch "
+               "the epistemic band shrink there." + (f" {added} point(s) added so far." if added else ""))
+    if added and c2.button("Reset", icon=":material/restart_alt:", key="data_click_reset",
+                           help="Remove the clicked points: back to the generated data."):
+        ui.set_data(ss["data_spec"], ss["csv_bytes"])
 
 
 st.title("Data")
@@ -127,8 +160,9 @@ st.caption("Choose what the ensemble learns from. Everything below updates as yo
 _init_widgets(st.session_state["data_spec"])
 controls, view = st.columns([1.15, 2], gap="large")
 with controls:
-    source = st.segmented_control("Source", list(SOURCES), format_func=SOURCES.get, key="data_source",
-                                  help="Synthetic toys show the ideas best; real sets (bundled with scikit-learn) show they work on real data; or upload your own CSV.")
+    source = _v("data.source", "data_source", st.segmented_control, "Source", list(SOURCES),
+                format_func=SOURCES.get, help="Synthetic toys show the ideas best; real sets (bundled with "
+                "scikit-learn) show they work on real data; or upload your own CSV.")
     source = source or "synthetic"
     csv_bytes = None
     fields = synthetic_controls() if source == "synthetic" else bundled_controls() if source == "bundled" else None
@@ -154,7 +188,9 @@ with view:
     m[1].metric("Validation rows", len(ds.x_val))
     m[2].metric("Test rows", len(ds.x_test))
     m[3].metric("Features", ds.n_features)
-    if ds.n_features <= 2:
+    if ds.task == "regression" and ds.n_features == 1:
+        click_to_add(ds)
+    elif ds.n_features <= 2:
         ui.show(ui.figure("data_figure", ds), key="data_fig")
     else:
         ui.show(ui.figure("feature_histograms", ds), key="data_hist")

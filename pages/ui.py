@@ -470,7 +470,7 @@ def job_charts(job: Job) -> None:
 
 # ------------------------------------------------------------------ shareable and classroom links
 #: What the Share box offers to hide: whole sections, then single controls (those with a widget).
-HIDEABLE = tuple(share.SECTIONS) + tuple(c for c in share.CONTROLS if c not in ("device", "strategy.adversarial_eps"))
+HIDEABLE = tuple(share.SECTIONS) + tuple(share.CONTROLS)
 _SECTION_LABELS = {"data": "data", "model": "network", "loss": "loss", "strategy": "ensemble strategy",
                    "optim": "optimiser"}
 
@@ -488,6 +488,7 @@ def open_link() -> None:
         return
     state, msg = share.apply_query(st.query_params)
     ss["ui_share"], ss["ui_share_msg"] = state, msg
+    ss["ui_share_goto"] = state.page  # the router opens the link's path; the page key covers a bare address
     if msg is not None or not any(k in share.CONTROLS for k in st.query_params):
         return
     spec = state.config.data
@@ -564,7 +565,7 @@ def share_box(page: str) -> None:
     ss = st.session_state
     with st.sidebar.popover("Share this setup", icon=":material/share:", width="stretch"):
         st.markdown("**A link that opens exactly this setup** (data, every training setting, this page).")
-        hide = st.multiselect("Hide these controls (classroom link)", HIDEABLE, default=sorted(state.hidden),
+        hide = st.multiselect("Hide these controls (classroom link)", HIDEABLE, default=[h for h in HIDEABLE if h in state.hidden],
                               format_func=_hide_label, key="ui_share_hide",
                               help="Students who open the link see only the other controls; hidden ones keep "
                                    "the values they have now. Pick a section to hide all of its controls.")
