@@ -86,13 +86,20 @@ async def _measure(n: int, epochs: int | None, timeout: float, server: AppServer
             single = await train_session(browser, server.url, "single", seed=0, epochs=epochs, timeout_s=timeout)
             tracker = Tracker()
             t0 = time.monotonic()
-            tasks = [asyncio.create_task(train_session(browser, server.url, f"s{i + 1:02d}", seed=i + 1,
-                                                       epochs=epochs, timeout_s=timeout, on_poll=tracker))
-                     for i in range(n)]
-            done, pending = await asyncio.wait(tasks, timeout=timeout + 60)
-            for t in pending:
-                t.cancel()
-            results = [t.result() for t in tasks if t in done and not t.cancelled()]
+            names = [f"s{i + 1:02d}" for i in range(n)]
+            tasks = {name: asyncio.create_task(train_session(browser, server.url, name, seed=i + 1, epochs=epochs,
+                                                             timeout_s=timeout, on_poll=tracker))
+                     for i, name in enumerate(names)}
+            await asyncio.wait(tasks.values(), timeout=timeout + 60)
+            results = []
+            for i, (name, task) in enumerate(tasks.items()):
+                if task.done() and not task.cancelled() and task.exception() is None:
+                    results.append(task.result())
+                else:  # keep the session in the report: it did not finish within the bound
+                    task.cancel()
+                    results.append(SessionResult(name=name, seed=i + 1, error=(
+                        f"unfinished at the {timeout + 60:.0f} s bound (last state: "
+                        f"{tracker.state.get(name, 'not started')})")))
             wall = time.monotonic() - t0
         finally:
             await browser.close()
