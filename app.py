@@ -30,7 +30,8 @@ st.set_page_config(page_title="Deep Ensemble Lab", page_icon=":material/hub:", l
                    initial_sidebar_state="collapsed" if ui.presenting() else "expanded")
 st.html("<style>.block-container { padding-top: 2.2rem; } h1 { padding-top: 0.5rem; }</style>")
 if ui.presenting():
-    st.html(share.presentation_css(ui.link_state()))
+    st.html(share.presentation_css(ui.link_state()))  # then room for its larger title (it was clipped)
+    st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 3.5rem; } h1 { line-height: 1.3; }</style>")
 page = st.navigation([
     st.Page(script, title=title, icon=icon, url_path=url, default=(i == 0))
     for i, (script, title, icon, url) in enumerate(PAGES) if (ROOT / script).exists()

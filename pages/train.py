@@ -209,7 +209,7 @@ def charts() -> None:
         ui.job_charts(job)
         return
     st.markdown("#### Learning-rate schedule")
-    st.caption("Every optimiser step's learning rate for the settings on the left (stars: snapshots).")
+    st.caption("Every optimiser step's learning rate for these settings (stars: snapshots).")
     if cfg is not None:
         ui.show(ui.lr_figure(cfg, ds.n_train), key="train_lr_plan")
     st.info("Press **Train** to start. Every member's loss will appear here as it learns.", icon=":material/info:")

@@ -475,19 +475,29 @@ _SECTION_LABELS = {"data": "data", "model": "network", "loss": "loss", "strategy
                    "optim": "optimiser"}
 
 
+def _our_params() -> dict[str, str]:
+    """The URL's query parameters that a link sets (others' parameters are left alone)."""
+    ours = set(share.CONTROLS) | {"page", "hide", "present", "lesson"}
+    return {k: str(v) for k, v in st.query_params.items() if k in ours}
+
+
 def open_link() -> None:
-    """Once per session: restore the setup that the URL's query parameters describe.
+    """Restore the setup that the URL's query parameters describe: on a session's first run, and again
+    whenever the URL holds parameters this app did not write (browser back/forward, a link opened in place).
 
     The link's :class:`~ensemble_core.share.ShareState` (hidden controls,
     presentation mode) is kept in ``ui_share``.  A link with config keys makes
     its config and its data current.  A bad link keeps the defaults and leaves
-    a message in ``ui_share_msg`` (shown by :func:`link_warning`).
+    a message in ``ui_share_msg`` (shown by :func:`link_warning`).  A URL
+    without our parameters (the router drops them between pages) changes nothing.
     """
     ss = st.session_state
-    if "ui_share" in ss:
+    params = _our_params()
+    if "ui_share" in ss and (not params or params == ss.get("ui_share_written")):
         return
+    ss["ui_share_written"] = params  # applied: the rerun that loading data may cause must not apply it again
     state, msg = share.apply_query(st.query_params)
-    ss["ui_share"], ss["ui_share_msg"] = state, msg
+    ss["ui_share"], ss["ui_share_msg"], ss["ui_share_present"] = state, msg, state.presentation
     ss["ui_share_goto"] = state.page  # the router opens the link's path; the page key covers a bare address
     if msg is not None or not any(k in share.CONTROLS for k in st.query_params):
         return
@@ -535,7 +545,7 @@ def current_link_state(page: str) -> share.ShareState | None:
     if page not in share.PAGES or "config" not in st.session_state:  # e.g. a page script run on its own
         return None
     ss, state = st.session_state, link_state()
-    lesson = ss.get("lessons_pick", state.lesson) if page == "lessons" else None
+    lesson = ss.get("lessons_pick", st.query_params.get("lesson", state.lesson)) if page == "lessons" else None
     try:
         return state.replace(config=ss["config"], page=page, lesson=lesson)
     except Exception:  # noqa: BLE001 - e.g. a malformed lesson id: leave it out
@@ -547,10 +557,16 @@ def sync_link(page: str) -> None:
     state = current_link_state(page)
     if state is not None:
         share.sync_query_params(st.query_params, state)
+        st.session_state["ui_share_written"] = _our_params()
 
 
 def _hide_label(name: str) -> str:
     return f"All {_SECTION_LABELS[name]} settings" if name in _SECTION_LABELS else name
+
+
+def _toggle_presentation() -> None:
+    ss = st.session_state
+    ss["ui_share"] = link_state().replace(presentation=bool(ss["ui_share_present"]))
 
 
 def share_box(page: str) -> None:
@@ -562,18 +578,16 @@ def share_box(page: str) -> None:
     state = current_link_state(page)
     if state is None:
         return
-    ss = st.session_state
     with st.sidebar.popover("Share this setup", icon=":material/share:", width="stretch"):
         st.markdown("**A link that opens exactly this setup** (data, every training setting, this page).")
-        hide = st.multiselect("Hide these controls (classroom link)", HIDEABLE, default=[h for h in HIDEABLE if h in state.hidden],
-                              format_func=_hide_label, key="ui_share_hide",
-                              help="Students who open the link see only the other controls; hidden ones keep "
-                                   "the values they have now. Pick a section to hide all of its controls.")
-        present = st.toggle("Presentation mode", value=state.presentation, key="ui_share_present",
-                            help="Larger type and the settings tucked away, for a projector. Applies here too.")
-        if present != state.presentation:
-            ss["ui_share"] = link_state().replace(presentation=present)
-            st.rerun()
+        hide = sorted(state.hidden)
+        if not state.classroom:  # students of a classroom link share it as they got it
+            hide = st.multiselect("Hide these controls (classroom link)", HIDEABLE, format_func=_hide_label,
+                                  key="ui_share_hide", help="Students who open the link see only the other "
+                                  "controls; hidden ones keep the values they have now. Pick a section to hide "
+                                  "all of its controls.")
+        st.toggle("Presentation mode", key="ui_share_present", on_change=_toggle_presentation,
+                  help="Larger type and the settings tucked away, for a projector. Applies here too.")
         st.code(share.make_link(st.context.url or "", state.replace(hidden=frozenset(hide))), language=None,
                 wrap_lines=True)
         st.caption("Copy it with the button at the top right of the box." +
