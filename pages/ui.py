@@ -508,6 +508,8 @@ def open_link() -> None:
         ss["config"] = state.config.replace(data=ss["data_spec"])
         return
     ss["config"] = state.config
+    for key in [k for k in ss if k.startswith(("train_", "data_")) and k not in ("data_spec", "data_click_last")]:
+        del ss[key]  # the pages' widgets start again from the link's config, not from what they showed before
     if spec != ss["data_spec"]:
         set_data(spec)  # reruns once the link's data are loaded; returns only on a data problem
         ss["config"] = state.config.replace(data=ss["data_spec"])
@@ -560,6 +562,16 @@ def sync_link(page: str) -> None:
         st.session_state["ui_share_written"] = _our_params()
 
 
+def _compact(hidden: frozenset[str] | list[str]) -> frozenset[str]:
+    """The same hidden controls, a whole section named once when all of its controls are hidden (shorter links)."""
+    out = set(hidden)
+    for sec in share.SECTIONS:
+        members = {c for c in share.CONTROLS if c.startswith(sec + ".")}
+        if sec in out or members <= out:
+            out = (out - members) | {sec}
+    return frozenset(out)
+
+
 def _hide_label(name: str) -> str:
     return f"All {_SECTION_LABELS[name]} settings" if name in _SECTION_LABELS else name
 
@@ -588,7 +600,7 @@ def share_box(page: str) -> None:
                                   "all of its controls.")
         st.toggle("Presentation mode", key="ui_share_present", on_change=_toggle_presentation,
                   help="Larger type and the settings tucked away, for a projector. Applies here too.")
-        st.code(share.make_link(st.context.url or "", state.replace(hidden=frozenset(hide))), language=None,
+        st.code(share.make_link(st.context.url or "", state.replace(hidden=_compact(hide))), language=None,
                 wrap_lines=True)
         st.caption("Copy it with the button at the top right of the box." +
                    (f" Students will not see {len(hide)} hidden item(s)." if hide else ""))

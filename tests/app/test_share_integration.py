@@ -103,8 +103,30 @@ def test_a_classroom_link_draws_only_the_chosen_controls(fresh):
     # the Data page hides its controls too
     open_page(at, "data")
     assert widget(at, "data_n") is None and widget(at, "data_synth") is None and widget(at, "data_noise") is None
-    # the share box keeps the classroom flags for a re-shared link
-    assert set(link_params(at)["hide"].split(",")) == hidden
+    # students share it as they got it: the same hidden controls, and no way to unhide them
+    shared = share.from_query(link_params(at))
+    assert {c for c in share.CONTROLS if not share.visible(c, shared)} == hidden
+    assert "optim" in shared.hidden  # whole sections are named once (shorter links)
+    assert widget(at, "ui_share_hide") is None and not at.multiselect
+
+
+def test_the_share_box_makes_a_classroom_link_and_switches_presentation_on(fresh):
+    at = fresh(page="train")
+    at.multiselect(key="ui_share_hide").set_value(["optim", "model.width"]).run()
+    link = share.from_query(link_params(at))
+    assert link.hidden == {"optim", "model.width"} and link.page == "train"
+    assert share.visible("optim.lr", share.from_query(at.query_params))  # the teacher keeps every control
+    at.toggle(key="ui_share_present").set_value(True).run()
+    assert any("font-size: 21px" in h.proto.body for h in at.get("html"))
+    assert share.from_query(at.query_params).presentation and share.from_query(link_params(at)).presentation
+
+
+def test_a_url_changed_in_place_is_applied(fresh):
+    """Browser back/forward changes the URL without a new session: the setup follows it."""
+    at = fresh(page="train")
+    at.query_params.update({"strategy.members": "7", "page": "train"})
+    at.run()
+    assert widget(at, "train_members").value == 7 and at.session_state["config"].strategy.members == 7
 
 
 def test_every_control_set_in_the_ui_survives_a_reload_from_the_link(fresh):
