@@ -59,7 +59,7 @@ async def _upload(page, name: str, blob: bytes, mime: str = "text/csv", expect_a
 
 async def _open_csv_source(browser, url: str):
     context, page = await open_app(browser, url, "data", TIMEOUT)
-    await page.locator("button").filter(has_text="Upload a CSV").first.click(timeout=TIMEOUT * 1000)
+    await page.locator("button[data-variant='segmented_control']").filter(has_text="CSV").first.click(timeout=TIMEOUT * 1000)
     await asyncio.sleep(0.3)
     await wait_idle(page, TIMEOUT)
     return context, page
