@@ -1205,6 +1205,9 @@ def parse_csv(
         what = "a field is too long" if "larger than field limit" in str(exc) else "the quoting is broken"
         raise MalformedCsvError(f"the file could not be read as a table near line {reader.line_num}: {what}") from None
 
+    if not rows:
+        raise EmptyFileError("the file has no values: only separators and blank cells")
+
     decimal = "."
     if delimiter != ",":
         cells = [f.strip() for r in rows[:200] for f in r]

@@ -193,3 +193,10 @@ def test_adversarial_large_inputs_finish_quickly(payload: bytes) -> None:
     except DataError:
         pass
     assert time.perf_counter() - start < 20.0
+
+
+@pytest.mark.parametrize("text", [";", ";;;\n;;", "|||\n|||"])
+def test_separators_only_is_a_clear_empty_file_error(text: str) -> None:
+    """Found by hypothesis: a file of separators alone once crashed with IndexError."""
+    with pytest.raises(DataError, match="no values|empty"):
+        parse_csv(text)
