@@ -15,6 +15,7 @@ initialised by seeding torch and building that very ``nn.Sequential``
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import torch
@@ -22,6 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import ModelSpec
+
+_RNG_LOCK = threading.Lock()
 
 __all__ = ["ACTIVATIONS", "layer_sizes", "build_member", "init_member", "StackedMLP"]
 
@@ -71,7 +74,9 @@ def init_member(seed: int, in_features: int, out_features: int, spec: ModelSpec)
     (the layers are created on the CPU); only the CPU generator is seeded, so no
     CUDA seed is queued behind the caller's back.
     """
-    with torch.random.fork_rng(devices=[]):
+    # torch's CPU generator is process-global: hold a lock so members initialised at the
+    # same time in other threads (parallel jobs) cannot interleave their draws.
+    with _RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
         return build_member(in_features, out_features, spec)
 

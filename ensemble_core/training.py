@@ -455,20 +455,42 @@ class _Engine:
     # ----------------------------------------------------------- epoch end
     def sync_divergence(self, epoch: int) -> None:
         """Read the divergence flags once; emit :class:`MemberDiverged` for newly frozen trajectories."""
-        weights_ok = torch.isfinite(self.current_rows()).all(1)
-        self.healthy &= weights_ok
-        healthy, bad, w_ok = torch.stack([self.healthy.float(), self.bad_loss, weights_ok.float()]).cpu().tolist()
+        rows = self.current_rows()
+        weights_ok = torch.isfinite(rows).all(1)
+        # Finite weights can still predict inf (e.g. SGD at lr 10): check the outputs on held-out
+        # inputs (or the first training rows) so such a member is flagged instead of poisoning the
+        # ensemble's metrics.
+        outputs_ok = self._outputs_finite(torch.where(weights_ok[:, None], rows, torch.zeros_like(rows)))
+        before = self.healthy.clone()
+        self.healthy &= weights_ok & outputs_ok
+        if bool((before & ~self.healthy).any()):
+            self.masked = True  # from now on every step freezes the flagged trajectories
+        healthy, bad, w_ok, o_ok = torch.stack(
+            [self.healthy.float(), self.bad_loss, weights_ok.float(), outputs_ok.float()]).cpu().tolist()
         for k in range(self.K):
             if self.healthy_host[k] and not healthy[k]:
                 self.healthy_host[k] = False
                 what = ("the loss became NaN" if math.isnan(bad[k]) else
                         "the loss became infinite" if math.isinf(bad[k]) else
                         "the weights became non-finite" if not w_ok[k] else
+                        "its predictions became non-finite" if not o_ok[k] else
                         "the gradients became non-finite")
                 reason = f"{what} at epoch {epoch} (learning rate too high?)"
                 self.diverged_reason[k] = reason
                 self.diverged_epoch[k] = epoch
                 self.emit(MemberDiverged(trajectory=k, epoch=epoch, reason=reason))
+
+    def _outputs_finite(self, rows: torch.Tensor) -> torch.Tensor:
+        """Per trajectory: are the predicted means/variances (or logits) all finite?"""
+        x = self.x_val if self.x_val is not None and len(self.x_val) else self.x[:256]
+        with torch.no_grad():
+            w, b = self.model.unflatten(rows)
+            out = self.model.forward_with(x, w, b)
+            ok = torch.isfinite(out).flatten(1).all(1)
+            if self.task == "regression" and self.n_out == 2:
+                var = to_variance(out[..., 1].double(), self.config.loss.variance)
+                ok &= (torch.isfinite(var) & (var > 0)).flatten(1).all(1)
+        return ok
 
     def end_epoch(self, epoch: int) -> None:
         """Synchronise once: divergence, epoch losses/accuracy, validation metrics, events."""

@@ -98,12 +98,6 @@ def test_some_members_diverge_run_completes_with_the_healthy_ones(cubic) -> None
     assert np.isfinite(last.val["nll"]) and np.isfinite(last.val["rmse"])
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "BUG ensemble_core/training.py _Engine.val_metrics/end_epoch: with SGD lr=10 a member whose loss and "
-    "weights are still finite predicts inf on the validation inputs, metrics.gaussian_nll raises a bare "
-    "ValueError('mean: contains NaN or infinite values') and the job shows GENERIC_FAILURE. Fix: in "
-    "end_epoch mark trajectories whose validation outputs are non-finite as diverged (MemberDiverged, "
-    "reason 'the predictions became non-finite ...') before computing val metrics."))
 def test_lr_10_with_sgd_either_completes_or_raises_training_error(cubic) -> None:
     events: list = []
     cfg = RunConfig(optim=OptimSpec(optimizer="sgd", lr=10.0, epochs=300))
@@ -116,8 +110,6 @@ def test_lr_10_with_sgd_either_completes_or_raises_training_error(cubic) -> None
     assert any(isinstance(e, MemberDiverged) for e in events)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="same bug as test_lr_10_with_sgd_...: the pool turns "
-                   "the bare ValueError into GENERIC_FAILURE ('internal error') instead of 'members diverged'")
 def test_lr_10_job_tells_the_user_members_diverged_not_internal_error(cubic) -> None:
     pool = JobPool(max_running=1, heartbeat_timeout=None)
     try:
@@ -450,12 +442,6 @@ def test_data_errors_are_all_data_error_subclasses() -> None:
 
 
 # ------------------------------------------------------------------ concurrent jobs
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG ensemble_core/models.py init_member: seeds the process-global torch.default_generator inside "
-    "fork_rng without a lock, so jobs initialising in parallel threads (JobPool workers) interleave and "
-    "get other weights: the same config no longer gives the same result (seen in the classroom load "
-    "test: 2 of 3 sessions showed numbers differing from their seed's run). Fix: a module-level "
-    "threading.Lock around the fork_rng block, or build the layers with an explicit torch.Generator."))
 def test_members_initialised_in_parallel_threads_get_their_own_seeded_weights() -> None:
     import sys
 
