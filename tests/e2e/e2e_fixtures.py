@@ -23,26 +23,44 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
+#: Each test module imports these fixtures, so pytest holds one definition per module; the first
+#: module to start the server and Chromium shares them with the others (two sync Playwright
+#: instances cannot run in one thread).
+_SHARED: dict[str, object] = {}
+
+
 @pytest.fixture(scope="session")
 def server(chromium_path):
+    if "server" in _SHARED:
+        yield _SHARED["server"]
+        return
     (ROOT / "artifacts").mkdir(exist_ok=True)
     srv = Server()
     try:
         srv.wait_healthy()
+        _SHARED["server"] = srv
         yield srv
     finally:
+        _SHARED.pop("server", None)
         srv.stop()
 
 
 @pytest.fixture(scope="session")
 def browser(chromium_path):
+    if "browser" in _SHARED:
+        yield _SHARED["browser"]
+        return
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+        _SHARED["browser"] = b
+        try:
+            yield b
+        finally:
+            _SHARED.pop("browser", None)
+            b.close()
 
 
 @pytest.fixture
