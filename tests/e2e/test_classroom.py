@@ -9,7 +9,7 @@ import pytest
 from e2e_fixtures import app_page, browser, chromium_path, server  # noqa: F401 - fixtures
 from e2e_server import shot, wait_app_idle
 
-from ensemble_core import share
+from ensemble_core import persistence, share
 from ensemble_core.config import RunConfig
 
 pytestmark = pytest.mark.e2e
@@ -88,3 +88,26 @@ def test_a_click_on_the_regression_plot_adds_a_training_point(app_page):  # noqa
     app_page.get_by_role("button", name="Reset", exact=True).click()
     app_page.wait_for_function("() => document.querySelector(\"[data-testid='stSidebarUserContent']\")"
                                ".innerText.includes('20 training rows')", timeout=30_000)
+
+
+def test_the_run_and_its_report_download_from_the_uncertainty_page(app_page, server, tmp_path):  # noqa: F811 - the fixtures imported above
+    cfg = RunConfig().replace(**{"strategy.members": 2, "optim.epochs": 15, "model.width": 16})
+    open_link(app_page, share.make_link(server.url, share.ShareState(config=cfg, page="train")))
+    app_page.get_by_role("button", name="Train", exact=True).click()
+    app_page.wait_for_function("() => document.querySelector(\"[data-testid='stSidebarUserContent']\")"
+                               ".innerText.includes('Done')", timeout=120_000)
+    app_page.locator("[data-testid='stSidebarNav'] a", has_text="Uncertainty").first.click()
+    time.sleep(0.3)
+    wait_app_idle(app_page)
+    with app_page.expect_download() as dl:
+        app_page.get_by_role("button", name="Download the run (.zip)").click()
+    dl.value.save_as(tmp_path / "run.zip")
+    run = persistence.import_zip((tmp_path / "run.zip").read_bytes())
+    assert run.config == cfg.replace(data=run.config.data) and len(run.members) == 2
+    with app_page.expect_download() as dl:
+        app_page.get_by_role("button", name="HTML report").click()
+    dl.value.save_as(tmp_path / "report.html")
+    html = (tmp_path / "report.html").read_text()
+    assert html.lstrip().lower().startswith("<!doctype html") and "<script src" not in html
+    app_page.get_by_role("heading", name="Export and share").scroll_into_view_if_needed()
+    shot(app_page, "uncertainty_exports")
