@@ -2,8 +2,8 @@
 
 The dashboard never trains in its script thread.  A page submits a
 :class:`~ensemble_core.config.RunConfig` and a dataset to a :class:`JobPool`;
-a worker thread runs :func:`ensemble_core.training.train`, recording every
-event, and the page redraws from that history a few times a second.  Stop sets
+a worker process runs :func:`ensemble_core.training.train` (see "Processes,
+not threads" below), the job records every event, and the page redraws from that history a few times a second.  Stop sets
 the job's stop flag; the engine honours it between batches and returns a
 valid, smaller run, which the job keeps.
 
@@ -21,10 +21,19 @@ Fair sharing (one server, a classroom of users):
 
 Isolation: :meth:`JobPool.get` only returns a job to its owner.
 
-Threads, not processes: the engine releases the GIL inside torch kernels, the
-events and the :class:`~ensemble_core.training.Run` (with its model) stay
-in-process without pickling, and the interface (submit, events, stop, result)
-is the seam where a process or cluster executor can plug in later.
+Processes, not threads (``executor="process"``, the default): the engine
+issues many small torch ops, each releasing and re-acquiring the GIL, so in a
+server whose other threads are CPU-busy (script reruns, Plotly figures) a
+training *thread* waits for the GIL switch interval at every op and runs 10 to
+100x slower.  The pool therefore keeps ``max_running`` long-lived worker
+processes (:class:`~ensemble_core.worker.ProcessWorker`, started with the pool
+and warm); each job's dispatch thread sends the job to a free worker and
+forwards the worker's events, result or error into the :class:`Job` (its
+blocking reads release the GIL, so it costs the server nothing).  A worker that
+dies fails its job with a human message and is restarted.  The interface
+(submit, events, stop, result) is the same for ``executor="thread"``, which
+runs ``train`` in the dispatch thread itself (tests inject a fake ``train_fn``,
+which implies threads).
 
 This module never imports Streamlit.
 """
@@ -46,6 +55,7 @@ import numpy as np
 
 from .config import ConfigError, RunConfig
 from .data import DataError, Dataset
+from .worker import ProcessWorker, WorkerDied, WorkerFailure
 
 __all__ = [
     "GENERIC_FAILURE",
@@ -273,19 +283,24 @@ class JobPool:
         retain_s: forget finished jobs this many seconds after they end.
         reap_interval: seconds between reaper sweeps.
         train_fn: the training function (default :func:`ensemble_core.training.train`,
-            looked up at call time); tests may inject a fake.
+            looked up at call time); tests may inject a fake (thread executor only).
+        executor: ``"process"`` (default when ``train_fn`` is None): train in
+            ``max_running`` persistent worker processes; ``"thread"`` (default
+            with a ``train_fn``): train in the pool's dispatch threads.
         torch_threads: intra-op threads for torch.  torch's thread pool is
             process-wide, so with several jobs in parallel each extra thread
             only oversubscribes the cores; the default gives every running job
             an equal share, ``max(1, cores // max_running)`` (1 on a small
             server: the members are small MLPs, where one thread per job is
-            also the fastest).  ``0`` leaves torch's setting alone.
+            also the fastest).  ``0`` leaves torch's setting alone.  With the
+            process executor it is also each worker's thread count.
     """
 
     def __init__(self, max_running: int | None = None, *, limits: Limits | None = None,
                  max_active_per_owner: int = 1, heartbeat_timeout: float | None = 60.0,
                  retain_s: float = 3600.0, reap_interval: float = 5.0,
-                 train_fn: Callable[..., Any] | None = None, torch_threads: int | None = None) -> None:
+                 train_fn: Callable[..., Any] | None = None, torch_threads: int | None = None,
+                 executor: Literal["process", "thread"] | None = None) -> None:
         self.max_running = max(1, int(max_running if max_running is not None else default_max_running()))
         self.limits = limits or Limits()
         self.max_active_per_owner = max_active_per_owner
@@ -304,6 +319,19 @@ class JobPool:
             import torch
 
             torch.set_num_threads(threads)
+        if executor is None:
+            executor = "thread" if train_fn is not None else "process"
+        if executor not in ("process", "thread"):
+            raise ValueError(f"executor must be 'process' or 'thread', got {executor!r}")
+        if executor == "process" and train_fn is not None:
+            raise ValueError("a custom train_fn runs only with executor='thread'")
+        self.executor = executor
+        self._workers: list[ProcessWorker] = []
+        self._idle: list[ProcessWorker] = []
+        if executor == "process":
+            self._workers = [ProcessWorker(torch_threads=threads if threads > 0 else None,
+                                           name=f"ensemble-worker-{i}") for i in range(self.max_running)]
+            self._idle = list(self._workers)
         self._reaper: threading.Thread | None = None
         if heartbeat_timeout is not None:
             self._reaper = threading.Thread(target=self._reap_loop, args=(reap_interval,),
@@ -404,6 +432,10 @@ class JobPool:
         deadline = time.monotonic() + timeout
         for t in list(self._threads) + ([self._reaper] if self._reaper else []):
             t.join(max(0.0, deadline - time.monotonic()))
+        for worker in self._workers:
+            worker.request_exit()
+        for worker in self._workers:
+            worker.close(timeout=max(0.5, deadline - time.monotonic()))
 
     # ------------------------------------------------------------- internals
     def _position(self, job: Job) -> int | None:
@@ -426,21 +458,30 @@ class JobPool:
             job.status = "running"
             job.started_at = time.monotonic()
             self._running.add(job)
-            thread = threading.Thread(target=self._work, args=(job,), name=f"job-{job.id}", daemon=True)
+            worker = self._idle.pop(0) if self._workers else None
+            thread = threading.Thread(target=self._work, args=(job, worker), name=f"job-{job.id}", daemon=True)
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
             thread.start()
 
-    def _work(self, job: Job) -> None:
+    def _work(self, job: Job, worker: ProcessWorker | None) -> None:
         from . import training
 
-        train_fn = self._train_fn or training.train
         try:
-            run = train_fn(job.config, job.dataset, job._on_event, job._stop.is_set,
-                           preview_x=job.preview_x, preview_every=job.preview_every)
+            if worker is not None:
+                run = worker.run(job.id, job.config, job.dataset, job._on_event, job._stop.is_set,
+                                 preview_x=job.preview_x, preview_every=job.preview_every)
+            else:
+                train_fn = self._train_fn or training.train
+                run = train_fn(job.config, job.dataset, job._on_event, job._stop.is_set,
+                               preview_x=job.preview_x, preview_every=job.preview_every)
             job.result = run
             job.status = "stopped" if (getattr(run, "stopped", False) or job.stop_requested) else "done"
-        except (training.TrainingError, DataError, ConfigError, LimitError) as exc:
+        except (training.TrainingError, DataError, ConfigError, LimitError, WorkerDied) as exc:
             job.error = str(exc) or type(exc).__name__
+            job.status = "failed"
+        except WorkerFailure as exc:  # an unexpected exception inside the worker process
+            log.error("job %s (owner %s) failed in its worker process:\n%s", job.id, job.owner, exc)
+            job.error = GENERIC_FAILURE
             job.status = "failed"
         except Exception:  # noqa: BLE001 - never let a traceback reach a user
             log.exception("job %s (owner %s) failed", job.id, job.owner)
@@ -450,6 +491,8 @@ class JobPool:
             job.finished_at = time.monotonic()
             with self._lock:
                 self._running.discard(job)
+                if worker is not None:
+                    self._idle.append(worker)
                 if not self._closed.is_set():
                     self._dispatch_locked()
 

@@ -1,0 +1,297 @@
+"""Training in a long-lived worker *process*, so a busy server cannot starve it.
+
+The engine issues many small torch ops, each releasing and re-acquiring the
+GIL.  Inside the Streamlit server any other CPU-busy Python thread (script
+reruns, Plotly figures) makes every re-acquire wait for the GIL switch
+interval, so a run that takes 0.17 s alone took 20 s there.  A
+:class:`ProcessWorker` is one persistent child process (``spawn`` context:
+never fork a threaded server) with its own interpreter and GIL.  It imports
+torch and :mod:`ensemble_core.training` once, when it starts, and then trains
+one job at a time:
+
+* parent -> child: ``(job_id, config, dataset, preview_x, preview_every)``
+  (the dataset without its ``true_fn``/``noise_fn`` callables, which may not
+  pickle and which training does not use), or ``None`` to exit;
+* child -> parent: ``("event", job_id, event)`` for every engine event, then
+  ``("done", job_id, run)`` or ``("error", job_id, kind, message)`` where
+  ``kind`` is ``"user"`` (a TrainingError/DataError/ConfigError message for
+  the user) or ``"internal"`` (a traceback for the log).
+
+Stop is a per-worker :class:`multiprocessing.Event`, cleared before each job
+and polled by the engine between batches.
+
+Messages are pickled with the standard :mod:`pickle` (``send_bytes`` /
+``recv_bytes``).  This is internal IPC between our own processes, never user
+files.  Plain pickle (instead of ``Connection.send``) also keeps torch's
+shared-memory tensor reductions out of the way: the returned
+:class:`~ensemble_core.training.Run` is copied in full.
+
+This module never imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import logging
+import multiprocessing as mp
+import pickle
+import signal
+import threading
+import traceback
+import weakref
+from collections.abc import Callable
+from multiprocessing.connection import wait
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ProcessWorker", "WorkerDied", "WorkerFailure", "strip_callables"]
+
+#: Seconds between checks of the parent's stop flag while a job trains.
+POLL_S = 0.05
+
+#: What a user sees when the worker process died under their run (crash, out of memory, killed).
+WORKER_DIED = (
+    "Training stopped because the training process ended unexpectedly (it may have run out of "
+    "memory or been stopped by the server). Try again, or choose a smaller run."
+)
+
+
+class WorkerDied(RuntimeError):
+    """The worker process ended while it trained a job (its message is for users)."""
+
+
+class WorkerFailure(RuntimeError):
+    """Training raised an unexpected exception in the worker; the message is its traceback (for the log)."""
+
+
+def strip_callables(dataset: Any) -> Any:
+    """The dataset without ``true_fn``/``noise_fn`` (plotting helpers that may not pickle)."""
+    if getattr(dataset, "true_fn", None) is None and getattr(dataset, "noise_fn", None) is None:
+        return dataset
+    return dataclasses.replace(dataset, true_fn=None, noise_fn=None)
+
+
+def _dumps(obj: Any) -> bytes:
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+# ------------------------------------------------------------------ the child
+def _child_main(conn: Any, stop: Any, torch_threads: int | None) -> None:
+    """Body of the worker process: warm up, then train jobs until told to exit."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C of the server: the parent ends us
+    import torch
+
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    from .config import ConfigError
+    from .data import DataError
+    from .training import TrainingError, train
+
+    _warm_up(train)
+    while True:
+        try:
+            msg = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return  # the parent went away
+        if msg is None:
+            return
+        job_id, config, dataset, preview_x, preview_every = msg
+
+        def on_event(event: Any, job_id: str = job_id) -> None:
+            conn.send_bytes(_dumps(("event", job_id, event)))
+
+        try:
+            run = train(config, dataset, on_event, stop.is_set, preview_x=preview_x, preview_every=preview_every)
+            reply = _dumps(("done", job_id, run))
+        except (TrainingError, DataError, ConfigError) as exc:
+            reply = _dumps(("error", job_id, "user", str(exc) or type(exc).__name__))
+        except Exception:  # noqa: BLE001 - reported to the parent, which logs it
+            reply = _dumps(("error", job_id, "internal", traceback.format_exc()))
+        try:
+            conn.send_bytes(reply)
+        except (EOFError, OSError):
+            return
+
+
+def _warm_up(train: Callable[..., Any]) -> None:
+    """Train a tiny run once: torch's first calls cost seconds, which a user's first job should not pay."""
+    try:
+        import numpy as np
+
+        from .config import RunConfig
+        from .data import Dataset
+
+        x = np.linspace(-1.0, 1.0, 16)[:, None]
+        y = x[:, 0] ** 3
+        ds = Dataset(name="warm-up", task="regression", feature_names=["x"], target_name="y",
+                     x_train=x, y_train=y, x_val=x[:4], y_val=y[:4], x_test=x[:4], y_test=y[:4],
+                     x_mean=x.mean(0), x_std=x.std(0), y_mean=float(y.mean()), y_std=float(y.std()))
+        cfg = RunConfig().replace(**{"optim.epochs": 2, "strategy.members": 2})
+        train(cfg, ds, preview_x=x, preview_every=1)
+    except Exception:  # noqa: BLE001 - only an optimisation
+        pass
+
+
+# ----------------------------------------------------------------- the parent
+_live: weakref.WeakSet[ProcessWorker] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    workers = list(_live)
+    for worker in workers:
+        worker.request_exit()
+    for worker in workers:
+        worker.close(timeout=1.0)
+
+
+class ProcessWorker:
+    """One persistent training process.  :meth:`run` one job at a time (from one thread).
+
+    Args:
+        torch_threads: intra-op threads of the child's torch (``None``/0: torch's default).
+        name: process name (for ``ps`` and logs).
+    """
+
+    def __init__(self, torch_threads: int | None = 1, name: str = "ensemble-worker") -> None:
+        self._ctx = mp.get_context("spawn")
+        self._threads = torch_threads
+        self._name = name
+        self._lock = threading.Lock()
+        self._closed = False
+        self._exit_requested = False
+        self._stop = self._ctx.Event()
+        self._proc: Any = None
+        self._conn: Any = None
+        self._start()
+        _live.add(self)
+
+    def _start(self) -> None:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=_child_main, args=(child, self._stop, self._threads),
+                                 name=self._name, daemon=True)
+        proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id."""
+        return self._proc.pid if self._proc is not None else None
+
+    def is_alive(self) -> bool:
+        """Whether the child process is running."""
+        return self._proc is not None and self._proc.is_alive()
+
+    def restart(self) -> None:
+        """Replace a dead (or wedged) child with a fresh one."""
+        with self._lock:
+            if self._closed:
+                return
+            self._kill()
+            self._exit_requested = False
+            self._stop = self._ctx.Event()
+            self._start()
+
+    def run(self, job_id: str, config: Any, dataset: Any, on_event: Callable[[Any], None],
+            should_stop: Callable[[], bool], *, preview_x: Any = None, preview_every: int = 0) -> Any:
+        """Train one job in the child; forward its events; return its :class:`Run`.
+
+        Blocks the calling thread (waiting on the pipe releases the GIL).
+        ``should_stop`` is polled every :data:`POLL_S` seconds and forwarded to the child.
+
+        Raises:
+            TrainingError: the child's user-facing error (TrainingError, DataError or
+                ConfigError there; the message is for the user).
+            WorkerFailure: an unexpected exception in the child (message: its traceback).
+            WorkerDied: the child process ended; it is restarted before this is raised.
+        """
+        if not self.is_alive():
+            self.restart()
+        self._stop.clear()
+        conn, proc, stop = self._conn, self._proc, self._stop
+        try:
+            conn.send_bytes(_dumps((job_id, config, strip_callables(dataset), preview_x, preview_every)))
+        except (OSError, EOFError) as exc:
+            self.restart()
+            raise WorkerDied(WORKER_DIED) from exc
+        stop_sent = False
+        while True:
+            if not stop_sent and should_stop():
+                stop.set()
+                stop_sent = True
+            try:
+                ready = wait([conn, proc.sentinel], timeout=POLL_S)
+                if not ready:
+                    continue
+                if conn not in ready and not conn.poll():
+                    self._died(job_id)
+                msg = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError, ValueError):  # pipe closed: the child (or close()) ended it
+                self._died(job_id)
+            if msg[1] != job_id:  # a stale message (cannot happen: one job at a time)
+                continue
+            if msg[0] == "event":
+                on_event(msg[2])
+            elif msg[0] == "done":
+                return msg[2]
+            else:
+                _, _, kind, text = msg
+                if kind == "user":
+                    from .training import TrainingError
+
+                    raise TrainingError(text)
+                raise WorkerFailure(text)
+
+    def _died(self, job_id: str) -> None:
+        code = self._proc.exitcode if self._proc is not None else None
+        if not self._closed:
+            log.error("training worker %s (pid %s) died during job %s (exit code %s); restarting",
+                      self._name, self.pid, job_id, code)
+            self.restart()
+        raise WorkerDied(WORKER_DIED)
+
+    def _kill(self) -> None:
+        proc, conn = self._proc, self._conn
+        if conn is not None:
+            conn.close()
+        if proc is not None:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(2.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(2.0)
+            if not proc.is_alive():
+                proc.close()
+
+    def request_exit(self) -> None:
+        """Ask the child to end its job and exit (returns at once; :meth:`close` waits)."""
+        with self._lock:
+            if self._closed or self._exit_requested or self._proc is None:
+                return
+            self._exit_requested = True
+            self._stop.set()  # ends a job still training
+            try:
+                self._conn.send_bytes(_dumps(None))
+            except (OSError, EOFError, ValueError):
+                pass
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Ask the child to exit, terminate it if it does not; idempotent."""
+        self.request_exit()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            proc = self._proc
+            if proc is not None and proc.is_alive():
+                proc.join(min(timeout, 1.0))  # a child still warming up is simply terminated
+            self._kill()
+            self._proc = self._conn = None
+        _live.discard(self)
+
+    def __repr__(self) -> str:
+        return f"ProcessWorker(name={self._name!r}, pid={self.pid}, alive={self.is_alive()})"
