@@ -1,7 +1,8 @@
 """Tests of ensemble_core.jobs: the bounded, fair, isolated training pool.
 
 Most tests inject a controllable fake ``train`` (so they are fast and
-deterministic); the last ones run the real engine on a tiny problem.
+deterministic; an injected ``train_fn`` runs in the thread executor).  The
+process executor, with the real engine, is tested in ``tests/test_worker.py``.
 """
 
 from __future__ import annotations
@@ -272,3 +273,16 @@ def test_torch_threads_share_the_cores(monkeypatch):
     finally:
         pool.shutdown()
         torch.set_num_threads(before)
+
+
+def test_executor_choice():
+    fake = FakeTrainer()
+    pool = JobPool(1, heartbeat_timeout=None, torch_threads=0, train_fn=fake)
+    try:
+        assert pool.executor == "thread" and pool._workers == []  # an injected train_fn runs in threads
+    finally:
+        pool.shutdown()
+    with pytest.raises(ValueError, match="executor='thread'"):
+        JobPool(1, heartbeat_timeout=None, torch_threads=0, train_fn=fake, executor="process")
+    with pytest.raises(ValueError, match="executor must be"):
+        JobPool(1, heartbeat_timeout=None, torch_threads=0, executor="cluster")  # type: ignore[arg-type]
