@@ -43,5 +43,5 @@ if goto not in (None, "home") and st.session_state["ui_page"] == "home":  # a li
 ui.sidebar()
 ui.link_warning()
 ui.sync_link(st.session_state["ui_page"])  # the URL follows page switches at once
-page.run()
+ui.run_page(page)
 ui.finish_page()  # after the page, so the URL and the Share box carry what the page just set

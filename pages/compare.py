@@ -22,6 +22,8 @@ from ensemble_core.report import image_config
 from ensemble_core.share import apply_query, visible
 from pages import ui
 
+ui.route_through_app()  # a deep link on a fresh server goes through app.py
+
 log = logging.getLogger(__name__)
 ss = st.session_state
 SEQ = "compare_seq"

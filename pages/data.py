@@ -22,6 +22,8 @@ from ensemble_core.config import (
 from ensemble_core.data import DataError
 from pages import ui
 
+ui.route_through_app()  # a deep link on a fresh server goes through app.py
+
 PRETTY = core_data._PRETTY
 SOURCES = {"synthetic": "Synthetic", "bundled": "Real", "csv": "Your CSV"}
 TASKS = {"auto": "Infer from the target", "regression": "Regression", "classification": "Classification"}

@@ -4,6 +4,8 @@ import streamlit as st
 
 from pages import ui
 
+ui.route_through_app()  # a deep link on a fresh server goes through app.py
+
 st.title("Deep Ensemble Lab")
 st.markdown(
     "##### Train several neural networks, combine them, and watch them tell you *when they do not know*."

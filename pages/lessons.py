@@ -12,6 +12,8 @@ from ensemble_core.race import RunSequence, describe_budget, losses_figure, race
 from ensemble_core.report import html_report, image_config
 from pages import ui
 
+ui.route_through_app()  # a deep link on a fresh server goes through app.py
+
 log = logging.getLogger(__name__)
 ss = st.session_state
 SEQ, LID = "lessons_seq", "lessons_seq_id"  # the lesson run in progress / last finished, and its lesson id

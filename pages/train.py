@@ -9,6 +9,8 @@ from ensemble_core.config import ConfigError, LossSpec, ModelSpec, OptimSpec, Ru
 from ensemble_core.jobs import LimitError, check_limits
 from pages import ui
 
+ui.route_through_app()  # a deep link on a fresh server goes through app.py
+
 KINDS = {"independent": "Independent seeds", "bootstrap": "Bootstrap resamples", "snapshot": "Snapshot ensemble"}
 LOSSES = {"nll": "Gaussian NLL (mean + variance)", "beta_nll": "β-NLL (Seitzer et al. 2022)",
           "mse": "MSE baseline (mean only)"}

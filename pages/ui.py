@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -47,23 +48,46 @@ SIDEBAR_POLL_S = 1.0
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
-def _leave_legacy_pages_mode() -> None:
-    """Make the router in ``app.py`` handle the very first script run of the process too.
+def route_through_app() -> None:
+    """Make the router in ``app.py`` handle the very first script runs of the process too.
 
     Because the pages live in ``pages/``, Streamlit starts in its legacy
     multipage mode (every file of ``pages/`` routed directly, ``app.py``
     bypassed on a deep link such as ``/data``) until ``st.navigation`` runs
-    once.  Leaving that mode here and rerunning sends even the first visitor
-    through ``app.py``'s router and chrome.
+    once.  Each page calls this first.  Outside the router, the first visitor
+    leaves that mode and reruns through ``app.py``; a visitor racing with them
+    (the mode already left), or a page run on its own (AppTest), gets the shared
+    state filled in so the page still works.  It must not run at import time: a
+    rerun raised mid-import leaves ``pages.ui`` half-imported for others.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
+    if getattr(_ROUTED, "active", False):
+        return
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+    init_state()
 
 
-_leave_legacy_pages_mode()
+class _Routed(threading.local):
+    """Per script thread: is ``app.py``'s router running the current page?"""
+
+    active = False
+
+
+_ROUTED = _Routed()
+
+
+def run_page(page: Any) -> None:
+    """Run the page ``st.navigation`` picked, marked as routed (see :func:`route_through_app`)."""
+    _ROUTED.active = True
+    try:
+        page.run()
+    finally:
+        _ROUTED.active = False
+
+
 
 
 @st.cache_resource(show_spinner=False)

@@ -11,6 +11,8 @@ from ensemble_core import metrics, viz
 from ensemble_core.predict import ensemble_size_curve, member_metrics, predict
 from pages import ui
 
+ui.route_through_app()  # a deep link on a fresh server goes through app.py
+
 run = st.session_state.get("run")
 ds = st.session_state.get("run_dataset")
 

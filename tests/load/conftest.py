@@ -6,12 +6,11 @@ driven with Playwright's async API (many contexts at once); each test runs its o
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
 
-from .harness import AppServer, chromium_available, launch, warm_up
+from .harness import AppServer, chromium_available, launch, run_async, warm_up
 
 
 @pytest.fixture(scope="package")
@@ -38,7 +37,7 @@ def server() -> Iterator[AppServer]:
                 finally:
                     await browser.close()
 
-        asyncio.run(_warm())
+        run_async(_warm())
         yield srv
     finally:
         srv.stop()

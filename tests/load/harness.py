@@ -422,3 +422,25 @@ async def warm_up(browser: Any, url: str, timeout_s: float = 90.0) -> None:
     """
     context, _ = await open_app(browser, url, "", timeout_s)
     await context.close()
+
+
+def run_async(coro: Any) -> Any:
+    """``asyncio.run(coro)`` in a fresh thread.
+
+    The e2e suite's session-scoped sync Playwright keeps an event loop running in the
+    main thread, where ``asyncio.run`` refuses to start; a thread of our own has none.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="load-test-asyncio")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")

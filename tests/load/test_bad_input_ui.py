@@ -12,7 +12,7 @@ import pytest
 from ensemble_core.config import DataSpec
 from ensemble_core.data import DataError, load_csv, parse_csv
 
-from .harness import AppServer, launch, open_app, page_state, wait_idle
+from .harness import AppServer, launch, open_app, page_state, run_async, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -86,7 +86,7 @@ async def _bad_uploads(url: str) -> dict:
 
 @pytest.mark.timeout(400)
 def test_bad_csv_uploads_get_specific_messages_never_a_traceback(server: AppServer) -> None:
-    seen = asyncio.run(_bad_uploads(server.url))
+    seen = run_async(_bad_uploads(server.url))
     for name, blob in BAD_FILES.items():
         st = seen[name]
         assert st["exceptions"] == 0, f"{name}: a traceback is shown"
@@ -126,7 +126,7 @@ async def _html_columns(url: str) -> dict:
 
 @pytest.mark.timeout(200)
 def test_column_names_with_html_are_shown_escaped(server: AppServer) -> None:
-    st = asyncio.run(_html_columns(server.url))
+    st = run_async(_html_columns(server.url))
     assert st["exceptions"] == 0 and GENERIC not in st["main"]
     assert st["errors"] == [], st["errors"]
     assert "x" not in st["bold"], "a column name was rendered as bold HTML"
@@ -162,12 +162,8 @@ async def _diverging_lr(url: str) -> dict:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG ensemble_core/training.py (see tests/test_faults.py::test_lr_10_with_sgd_...): with SGD at lr 10 a "
-    "member with finite weights predicts inf on the validation set, val_metrics raises ValueError and the "
-    "page says 'Training failed because of an internal error' instead of naming the diverged members."))
 def test_learning_rate_10_tells_the_user_members_diverged(server: AppServer) -> None:
-    st = asyncio.run(_diverging_lr(server.url))
+    st = run_async(_diverging_lr(server.url))
     assert st["exceptions"] == 0 and GENERIC not in st["main"]
     assert "Learning rate\n\n10.0" in st["main"] or "10.0" in st["main"]
     assert not any("internal error" in e for e in st["errors"]), st["errors"]

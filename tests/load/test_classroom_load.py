@@ -12,7 +12,7 @@ import asyncio
 
 import pytest
 
-from .harness import AppServer, expected_result, launch, train_session
+from .harness import AppServer, expected_result, launch, run_async, train_session
 
 N = 3
 EPOCHS = 15
@@ -34,7 +34,7 @@ async def _classroom(url: str) -> list:
 
 
 def test_three_students_train_at_once_and_each_gets_their_own_result(server: AppServer) -> None:
-    results = asyncio.run(_classroom(server.url))
+    results = run_async(_classroom(server.url))
     expected = {r.seed: expected_result(r.seed, EPOCHS) for r in results}
     assert len({(e["nll"], e["rmse"]) for e in expected.values()}) == N, "seeds must give different results"
     for r in results:

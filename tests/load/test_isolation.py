@@ -22,6 +22,7 @@ from .harness import (
     launch,
     open_app,
     page_state,
+    run_async,
     set_number,
     train_and_wait,
     wait_idle,
@@ -96,7 +97,7 @@ async def _two_sessions(url: str) -> dict:
 @pytest.mark.slow
 @pytest.mark.timeout(360)
 def test_two_sessions_see_only_their_own_data_and_runs(server: AppServer) -> None:
-    seen = asyncio.run(_two_sessions(server.url))
+    seen = run_async(_two_sessions(server.url))
     a, b = seen["a"], seen["b"]
     assert a.ok, a.error
     assert b.ok, b.error
@@ -141,18 +142,11 @@ async def _first_visits(url: str, n: int) -> list[dict]:
 @pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG app.py + pages/: the page scripts live in a folder named 'pages', so Streamlit starts in its v1 "
-    "multipage mode (PagesManager.uses_pages_directory) until the first session has run app.py's "
-    "st.navigation; sessions that open a deep link (/train) on a fresh server before that run "
-    "pages/train.py directly and crash ('This app has encountered an error'; log: ImportError cannot "
-    "import name 'ui' from 'pages'). A classroom opening a shared link right after a restart hits it. "
-    "Fix: rename the folder (e.g. views/) and update app.py PAGES and the imports."))
 def test_concurrent_first_visits_of_a_deep_link_on_a_fresh_server_work() -> None:
     srv = AppServer()  # a fresh server: nobody has run app.py yet
     try:
         srv.wait_healthy(timeout=90)
-        states = asyncio.run(_first_visits(srv.url, 5))
+        states = run_async(_first_visits(srv.url, 5))
     finally:
         srv.stop()
     broken = [s["main"][:120] for s in states if s["exceptions"] or "Train" not in s["main"]
