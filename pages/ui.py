@@ -505,9 +505,25 @@ def _our_params() -> dict[str, str]:
     return {k: str(v) for k, v in st.query_params.items() if k in ours}
 
 
+def _key(params: dict[str, str]) -> frozenset[tuple[str, str]]:
+    return frozenset(params.items())
+
+
+def _remember(params: dict[str, str], keep: int = 200) -> None:
+    """Record a URL state this session wrote (bounded), so a stale copy of it is never re-applied."""
+    ss = st.session_state
+    history: list = ss.setdefault("ui_share_history", [])
+    key = _key(params)
+    if key in history:
+        history.remove(key)
+    history.append(key)
+    del history[:-keep]
+    ss["ui_share_written"] = params
+
+
 def open_link() -> None:
     """Restore the setup that the URL's query parameters describe: on a session's first run, and again
-    whenever the URL holds parameters this app did not write (browser back/forward, a link opened in place).
+    whenever the URL holds parameters this session never wrote (a link opened in place).
 
     The link's :class:`~ensemble_core.share.ShareState` (hidden controls,
     presentation mode) is kept in ``ui_share``.  A link with config keys makes
@@ -517,9 +533,12 @@ def open_link() -> None:
     """
     ss = st.session_state
     params = _our_params()
-    if "ui_share" in ss and (not params or params == ss.get("ui_share_written")):
+    if "ui_share" in ss and (not params or _key(params) in ss.get("ui_share_history", ())):
+        # A URL this session wrote itself.  A rerun that a widget sent before the browser had
+        # received the newest URL still carries an older one of ours: applying it would undo
+        # the user's latest edits, so only URLs that came from outside are applied.
         return
-    ss["ui_share_written"] = params  # applied: the rerun that loading data may cause must not apply it again
+    _remember(params)  # applied: the rerun that loading data may cause must not apply it again
     state, msg = share.apply_query(st.query_params)
     ss["ui_share"], ss["ui_share_msg"], ss["ui_share_present"] = state, msg, state.presentation
     ss["ui_share_goto"] = state.page  # the router opens the link's path; the page key covers a bare address
@@ -583,7 +602,7 @@ def sync_link(page: str) -> None:
     state = current_link_state(page)
     if state is not None:
         share.sync_query_params(st.query_params, state)
-        st.session_state["ui_share_written"] = _our_params()
+        _remember(_our_params())
 
 
 def _compact(hidden: frozenset[str] | list[str]) -> frozenset[str]:

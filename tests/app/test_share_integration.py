@@ -122,7 +122,7 @@ def test_the_share_box_makes_a_classroom_link_and_switches_presentation_on(fresh
 
 
 def test_a_url_changed_in_place_is_applied(fresh):
-    """Browser back/forward changes the URL without a new session: the setup follows it."""
+    """A link opened in place (same session, parameters this session never wrote): the setup follows it."""
     at = fresh(page="train")
     at.query_params.update({"strategy.members": "7", "page": "train"})
     at.run()
