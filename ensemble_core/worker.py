@@ -32,15 +32,18 @@ This module never imports Streamlit.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import logging
 import multiprocessing as mp
 import pickle
 import signal
+import sys
 import threading
 import traceback
+import types
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -147,6 +150,29 @@ def _close_all() -> None:
         worker.close(timeout=1.0)
 
 
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _neutral_main() -> Iterator[None]:
+    """Start a spawned child without re-running the parent's ``__main__`` in it.
+
+    "spawn" re-imports the parent's main module in the child.  Inside a
+    Streamlit server (and under AppTest) ``__main__`` is the app script being
+    run, so the child would execute the dashboard in bare mode.  While the child
+    is being started, ``__main__`` is a bare module with no file, so the child
+    imports only what :func:`_child_main` needs.
+    """
+    with _MAIN_LOCK:
+        saved = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if saved is not None:
+                sys.modules["__main__"] = saved
+
+
 class ProcessWorker:
     """One persistent training process.  :meth:`run` one job at a time (from one thread).
 
@@ -172,7 +198,8 @@ class ProcessWorker:
         parent, child = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(target=_child_main, args=(child, self._stop, self._threads),
                                  name=self._name, daemon=True)
-        proc.start()
+        with _neutral_main():
+            proc.start()
         child.close()
         self._proc, self._conn = proc, parent
 

@@ -142,3 +142,27 @@ def test_shutdown_leaves_no_child_processes(pool):
             os.kill(pid, 0)
     with pytest.raises(RuntimeError, match="shut down"):
         pool.submit(TINY, make_cubic(), owner="s2")
+
+
+def test_the_child_never_runs_the_parents_main_script(tmp_path, monkeypatch):
+    """Inside Streamlit (and AppTest) ``__main__`` is the app script: a spawned worker must not re-run it."""
+    import sys
+    import types
+
+    from ensemble_core.worker import ProcessWorker
+
+    marker = tmp_path / "ran"
+    script = tmp_path / "fake_app.py"
+    script.write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    fake = types.ModuleType("__main__")
+    fake.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", fake)
+    worker = ProcessWorker()
+    try:
+        cfg = RunConfig().replace(**{"optim.epochs": 2})
+        worker.run("job", cfg, make_cubic(), lambda e: None, lambda: False)
+        assert worker.is_alive()
+    finally:
+        worker.close()
+    assert not marker.exists(), "the worker process executed the parent's __main__ script"
+    assert sys.modules["__main__"] is fake
