@@ -136,7 +136,8 @@ def test_shutdown_leaves_no_child_processes(pool):
     pids = [w.pid for w in pool._workers]
     pool.shutdown()
     assert not job.active
-    assert multiprocessing.active_children() == []
+    # other pools of this test process (e.g. the dashboard's cached one) may have children of their own
+    assert not {c.pid for c in multiprocessing.active_children()} & set(pids)
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
