@@ -13,11 +13,17 @@ Fair sharing (one server, a classroom of users):
   and each knows its 1-based :attr:`Job.queue_position`;
 * :func:`check_limits` refuses runs that would hog the server, naming the
   limit (members x parameters x epochs x rows);
-* each owner (a browser session) may have only ``max_active_per_owner``
-  queued-or-running jobs;
-* the UI calls :meth:`JobPool.touch` while a session is alive; a reaper stops
-  the jobs of owners that have not been seen for ``heartbeat_timeout`` seconds
-  and forgets finished jobs after ``retain_s`` seconds.
+* each owner may have only ``max_active_per_owner`` queued-or-running jobs,
+  and each user ``max_active_per_user`` (an owner ``"<user>:<part>"`` belongs
+  to ``<user>``: a browser session's Train page, lesson and race each have
+  their own owner);
+* a reaper stops the jobs of owners that have gone away and forgets finished
+  jobs after ``retain_s`` seconds.  "Gone" is asked of ``alive(owner)`` when
+  given (the dashboard asks Streamlit whether the browser session is still
+  connected: a connected session whose polling is starved on a busy server
+  keeps its place in the queue); when it is not given or cannot tell, an owner
+  is gone when :meth:`JobPool.touch` was not called for ``heartbeat_timeout``
+  seconds.
 
 Isolation: :meth:`JobPool.get` only returns a job to its owner.
 
@@ -67,6 +73,7 @@ __all__ = [
     "check_limits",
     "count_parameters",
     "default_max_running",
+    "user_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -160,8 +167,16 @@ def check_limits(config: RunConfig, dataset: Dataset, limits: Limits | None = No
 
 
 def default_max_running() -> int:
-    """Concurrent trainings the machine holds: one per CPU core (at least 1)."""
-    return max(1, os.cpu_count() or 1)
+    """Concurrent trainings the machine holds: one per CPU core this process may use (at least 1)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def user_of(owner: str) -> str:
+    """The user an owner belongs to: ``"<user>:<part>"`` -> ``"<user>"``."""
+    return owner.split(":", 1)[0]
 
 
 # ----------------------------------------------------------------------- jobs
@@ -278,8 +293,13 @@ class JobPool:
         max_running: most jobs training at once (default: one per CPU core).
         limits: per-run limits checked by :meth:`submit` (``None`` = defaults).
         max_active_per_owner: most queued-or-running jobs one owner may have.
-        heartbeat_timeout: stop an owner's jobs when :meth:`touch` was not called
-            for this many seconds (``None`` disables the reaper).
+        max_active_per_user: most queued-or-running jobs of all owners of one user
+            (see :func:`user_of`); at least ``max_active_per_owner``.
+        heartbeat_timeout: stop an owner's jobs when it has gone away: ``alive(owner)``
+            returned ``False``, or (``alive`` absent or ``None``) :meth:`touch` was not
+            called, for this many seconds (``None`` disables the reaper).
+        alive: optional ``owner -> True | False | None``: whether the owner's client is
+            still connected (``None``: cannot tell, fall back to the heartbeat).
         retain_s: forget finished jobs this many seconds after they end.
         reap_interval: seconds between reaper sweeps.
         train_fn: the training function (default :func:`ensemble_core.training.train`,
@@ -297,13 +317,16 @@ class JobPool:
     """
 
     def __init__(self, max_running: int | None = None, *, limits: Limits | None = None,
-                 max_active_per_owner: int = 1, heartbeat_timeout: float | None = 60.0,
+                 max_active_per_owner: int = 1, max_active_per_user: int = 2,
+                 heartbeat_timeout: float | None = 60.0, alive: Callable[[str], bool | None] | None = None,
                  retain_s: float = 3600.0, reap_interval: float = 5.0,
                  train_fn: Callable[..., Any] | None = None, torch_threads: int | None = None,
                  executor: Literal["process", "thread"] | None = None) -> None:
         self.max_running = max(1, int(max_running if max_running is not None else default_max_running()))
         self.limits = limits or Limits()
         self.max_active_per_owner = max_active_per_owner
+        self.max_active_per_user = max(max_active_per_user, max_active_per_owner)
+        self._alive = alive
         self.heartbeat_timeout = heartbeat_timeout
         self.retain_s = retain_s
         self._train_fn = train_fn
@@ -312,6 +335,7 @@ class JobPool:
         self._running: set[Job] = set()
         self._jobs: dict[str, Job] = {}
         self._seen: dict[str, float] = {}
+        self._durations: deque[float] = deque(maxlen=20)  # seconds of the latest finished runs
         self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
         threads = torch_threads if torch_threads is not None else max(1, default_max_running() // self.max_running)
@@ -356,8 +380,16 @@ class JobPool:
             active = sum(1 for j in self._jobs.values() if j.owner == owner and j.active)
             if active >= self.max_active_per_owner:
                 raise LimitError(
-                    f"You already have {active} run{'s' if active != 1 else ''} queued or training "
-                    f"(the limit is {self.max_active_per_owner} per user); stop it or wait for it to finish."
+                    f"You already have {active} run{'s' if active != 1 else ''} queued or training here "
+                    f"(the limit is {self.max_active_per_owner}); stop it or wait for it to finish."
+                )
+            user = user_of(owner)
+            mine = sum(1 for j in self._jobs.values() if user_of(j.owner) == user and j.active)
+            if mine >= self.max_active_per_user:
+                raise LimitError(
+                    f"You already have {mine} runs queued or training (Train, Lessons and Compare together; "
+                    f"the limit is {self.max_active_per_user} per user so that everyone gets a turn). "
+                    "Stop one or wait for it to finish."
                 )
             self._jobs[job.id] = job
             self._seen[owner] = time.monotonic()
@@ -390,13 +422,30 @@ class JobPool:
         with self._lock:
             self._seen[owner] = time.monotonic()
 
+    def expected_wait(self, job: Job) -> float | None:
+        """Seconds until a queued ``job`` is likely to start (``None`` if not queued or no run finished yet).
+
+        Its queue position times the mean duration of the latest finished runs,
+        divided by the number of parallel slots.
+        """
+        position = job.queue_position
+        with self._lock:
+            durations = list(self._durations)
+        if position is None or not durations:
+            return None
+        return position * (sum(durations) / len(durations)) / self.max_running
+
     def stats(self) -> dict[str, int]:
         """Counts of running and queued jobs and the cap (for a status line)."""
         with self._lock:
             return {"running": len(self._running), "queued": len(self._queue), "max_running": self.max_running}
 
     def reap(self, now: float | None = None) -> int:
-        """Stop jobs of owners silent for ``heartbeat_timeout`` s; forget old finished jobs.
+        """Stop jobs of owners gone for ``heartbeat_timeout`` s; forget old finished jobs.
+
+        An owner that ``alive`` reports connected counts as seen now, whether or
+        not it polled; one reported disconnected (or unknown) is judged by the
+        last :meth:`touch`.
 
         Returns:
             the number of jobs asked to stop.
@@ -405,12 +454,23 @@ class JobPool:
         stopped = 0
         with self._lock:
             jobs = list(self._jobs.values())
+        if self._alive is not None:
+            for owner in {j.owner for j in jobs if j.active}:
+                try:
+                    connected = self._alive(owner)
+                except Exception:  # noqa: BLE001 - an unanswerable question: fall back to the heartbeat
+                    log.exception("liveness check of owner %s failed", owner)
+                    connected = None
+                if connected:
+                    with self._lock:
+                        self._seen[owner] = max(now, self._seen.get(owner, now))
+        with self._lock:
             seen = dict(self._seen)
         if self.heartbeat_timeout is not None:
             for job in jobs:
                 last = seen.get(job.owner, job.submitted_at)
                 if job.active and not job.stop_requested and now - last > self.heartbeat_timeout:
-                    log.info("stopping job %s: owner %s silent for %.0f s", job.id, job.owner, now - last)
+                    log.warning("stopping job %s: owner %s gone for %.0f s", job.id, job.owner, now - last)
                     job.stop()
                     stopped += 1
         with self._lock:
@@ -438,6 +498,16 @@ class JobPool:
             worker.close(timeout=max(0.5, deadline - time.monotonic()))
 
     # ------------------------------------------------------------- internals
+    def _trace(self) -> None:
+        """One log line with every active job's state (``ENSEMBLE_POOL_TRACE=1``, for load debugging)."""
+        now = time.monotonic()
+        with self._lock:
+            jobs = [j for j in self._jobs.values() if j.active]
+            seen = dict(self._seen)
+            head = f"running {len(self._running)} queued {len(self._queue)} idle workers {len(self._idle)}"
+        parts = [f"{j.id[:6]}:{j.status}:e{j._epoch}:seen{now - seen.get(j.owner, j.submitted_at):.0f}s" for j in jobs]
+        log.warning("pool trace: %s | %s", head, " ".join(parts))
+
     def _position(self, job: Job) -> int | None:
         with self._lock:
             for i, queued in enumerate(self._queue):
@@ -490,6 +560,8 @@ class JobPool:
         finally:
             job.finished_at = time.monotonic()
             with self._lock:
+                if job.status == "done" and job.started_at is not None:
+                    self._durations.append(job.finished_at - job.started_at)
                 self._running.discard(job)
                 if worker is not None:
                     self._idle.append(worker)
@@ -497,8 +569,11 @@ class JobPool:
                     self._dispatch_locked()
 
     def _reap_loop(self, interval: float) -> None:
+        trace = bool(os.environ.get("ENSEMBLE_POOL_TRACE"))
         while not self._closed.wait(interval):
             try:
+                if trace:
+                    self._trace()
                 self.reap()
             except Exception:  # noqa: BLE001 - the reaper must survive anything
                 log.exception("job reaper sweep failed")

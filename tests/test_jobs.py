@@ -16,7 +16,15 @@ import pytest
 
 from ensemble_core.config import RunConfig
 from ensemble_core.data import DataError, Dataset
-from ensemble_core.jobs import GENERIC_FAILURE, JobPool, LimitError, Limits, check_limits, count_parameters
+from ensemble_core.jobs import (
+    GENERIC_FAILURE,
+    JobPool,
+    LimitError,
+    Limits,
+    check_limits,
+    count_parameters,
+    user_of,
+)
 from ensemble_core.training import Done, EpochEnd, TrainingError
 
 
@@ -125,6 +133,26 @@ def test_queue_is_fifo_with_positions_and_cap(make_pool):
     assert all(j.queue_position is None for j in jobs)
 
 
+def test_expected_wait_uses_the_latest_run_times(make_pool):
+    fake = FakeTrainer(gated=True)
+    pool = make_pool(2, train_fn=fake)
+    first = [pool.submit(CFG, tiny_dataset(), owner=f"a{i}") for i in range(2)]
+    queued = [pool.submit(CFG, tiny_dataset(), owner=f"b{i}") for i in range(3)]
+    assert pool.expected_wait(queued[0]) is None  # nothing finished yet: no estimate
+    fake.gate.set()
+    wait_for(lambda: all(j.status == "done" for j in first + queued))
+    fake.gate.clear()
+    durations = [j.finished_at - j.started_at for j in first + queued]
+    assert sorted(pool._durations) == pytest.approx(sorted(durations))
+    blockers = [pool.submit(CFG, tiny_dataset(), owner=f"c{i}") for i in range(2)]
+    waiting = [pool.submit(CFG, tiny_dataset(), owner=f"d{i}") for i in range(2)]
+    mean = sum(durations) / len(durations)
+    assert pool.expected_wait(waiting[0]) == pytest.approx(1 * mean / 2)
+    assert pool.expected_wait(waiting[1]) == pytest.approx(2 * mean / 2)
+    assert pool.expected_wait(blockers[0]) is None  # running, not queued
+    fake.gate.set()
+
+
 def test_positions_move_up_when_a_queued_job_is_cancelled(make_pool):
     fake = FakeTrainer(gated=True)
     pool = make_pool(1, train_fn=fake)
@@ -220,6 +248,47 @@ def test_reaper_stops_jobs_of_silent_owners(make_pool):
     wait_for(lambda: not gone.active)
     assert gone.status == "stopped" and queued.status == "stopped"
     assert alive.active
+
+
+def test_one_user_holds_at_most_two_jobs_across_pages(make_pool):
+    pool = make_pool(4, train_fn=FakeTrainer(gated=True))
+    pool.submit(CFG, tiny_dataset(), owner="u")
+    pool.submit(CFG, tiny_dataset(), owner="u:lessons")  # a lesson beside the Train page's run
+    with pytest.raises(LimitError, match="already have 2 runs .* limit is 2 per user"):
+        pool.submit(CFG, tiny_dataset(), owner="u:compare")
+    pool.submit(CFG, tiny_dataset(), owner="v:compare")  # another user is not affected
+    assert user_of("u:lessons") == "u" and user_of("u") == "u"
+
+
+def test_reaper_keeps_connected_owners_and_frees_disconnected_ones(make_pool):
+    connected = {"starved": True, "closed": False}
+    pool = make_pool(1, train_fn=FakeTrainer(gated=True), heartbeat_timeout=30.0, reap_interval=3600,
+                     alive=lambda owner: connected.get(owner.split(":")[0]))
+    running = pool.submit(CFG, tiny_dataset(), owner="starved")
+    queued = pool.submit(CFG, tiny_dataset(), owner="starved:lessons")
+    closed = pool.submit(CFG, tiny_dataset(), owner="closed")
+    unknown = pool.submit(CFG, tiny_dataset(), owner="unknown")
+    t0 = time.monotonic()
+    # nobody polled for 100 s: a connected session keeps its place, the others are judged by the heartbeat
+    assert pool.reap(now=t0 + 100) == 2
+    assert closed.status == "stopped" and unknown.status == "stopped"
+    assert running.active and queued.status == "queued"
+    connected["starved"] = False  # the tab was closed: freed once the heartbeat times out
+    assert pool.reap(now=t0 + 110) == 0
+    assert pool.reap(now=t0 + 140) == 2
+    wait_for(lambda: not running.active)
+
+
+def test_a_failing_liveness_check_falls_back_to_the_heartbeat(make_pool):
+    def broken(owner):
+        raise RuntimeError("no runtime")
+
+    pool = make_pool(1, train_fn=FakeTrainer(gated=True), heartbeat_timeout=30.0, reap_interval=3600, alive=broken)
+    job = pool.submit(CFG, tiny_dataset(), owner="u")
+    t0 = time.monotonic()
+    assert pool.reap(now=t0 + 10) == 0
+    assert pool.reap(now=t0 + 40) == 1
+    wait_for(lambda: not job.active)
 
 
 def test_reaper_thread_runs_by_itself(make_pool):
