@@ -45,3 +45,4 @@ ui.link_warning()
 ui.sync_link(st.session_state["ui_page"])  # the URL follows page switches at once
 ui.run_page(page)
 ui.finish_page()  # after the page, so the URL and the Share box carry what the page just set
+ui.prewarm()  # once per server, in the background: warm training workers before the first Train click

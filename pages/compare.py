@@ -80,7 +80,7 @@ def plan() -> tuple[list, list[str]] | None:
     return configs, picked
 
 
-@st.fragment(run_every=ui.POLL_S)
+@st.fragment(run_every=ui.live_every(ui.CHART_S))
 def live() -> None:
     seq: RunSequence = ss[SEQ]
     seq.step(ui.pool(), owner())

@@ -75,7 +75,7 @@ def progress(seq: RunSequence) -> None:
     chart(losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels), "lessons_live")
 
 
-@st.fragment(run_every=ui.POLL_S)
+@st.fragment(run_every=ui.live_every(ui.CHART_S))
 def live() -> None:
     seq: RunSequence = ss[SEQ]
     seq.step(ui.pool(), owner())

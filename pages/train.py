@@ -177,13 +177,22 @@ with left:
 
 job = ui.current_job()
 polling = job is not None and job.active
+st.session_state.pop("ui_chart_upto", None)  # a full run draws the charts' newest data; polls are throttled
 
 
-@st.fragment(run_every=ui.POLL_S if polling else None)
-def status() -> None:
+@st.fragment(run_every=ui.live_every(ui.POLL_S) if polling else None)
+def live() -> None:
+    """Buttons, run status and charts in one fragment: one poller per page.
+
+    (Two fragments refreshing on their own timers raced with the full reruns in
+    Streamlit's frontend under a classroom's load and could blank the page; so
+    there is one timer, and one full rerun per run, when it ends.)
+    The charts' data refresh at most every ``ui.live_every(ui.CHART_S)``
+    seconds; between refreshes they are sent unchanged.
+    """
     job = ui.sync_job()
     if polling and (job is None or not job.active):
-        st.rerun()  # finished: one full rerun shows the results and switches polling off
+        st.rerun()  # finished: one full rerun shows the results everywhere and ends the polling
     active = job is not None and job.active
     b1, b2, _ = st.columns([1, 1, 2])
     limit = None
@@ -202,12 +211,6 @@ def status() -> None:
         st.warning(limit, icon=":material/block:")
     if job is not None:
         ui.job_status(job)
-
-
-@st.fragment(run_every=ui.CHART_S if polling else None)
-def charts() -> None:
-    job = ui.current_job()
-    if job is not None:
         ui.job_charts(job)
         return
     st.markdown("#### Learning-rate schedule")
@@ -218,5 +221,4 @@ def charts() -> None:
 
 
 with right:
-    status()
-    charts()
+    live()

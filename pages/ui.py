@@ -38,12 +38,14 @@ log = logging.getLogger(__name__)
 #: The app's root folder (page paths are relative to it).
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Seconds between redraws of the live views while a job is active.
+#: Seconds between redraws of the live views while a job is active (on an idle server).
 POLL_S = 0.5
 #: Seconds between redraws of the live charts (building Plotly figures is the costly part).
 CHART_S = 1.0
 #: Seconds between refreshes of the sidebar's run status while a job is active.
 SIDEBAR_POLL_S = 1.0
+#: The slowest any live view refreshes, however busy the server is.
+SLOWEST_S = 5.0
 #: Plotly options: no logo, a small toolbar, PNG export for slides.
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
@@ -90,17 +92,81 @@ def run_page(page: Any) -> None:
 
 
 
+#: owner -> Streamlit session id, so the pool can ask whether a user's browser is still connected.
+_SESSIONS: dict[str, str] = {}
+
+
+def _connected(owner_key: str) -> bool | None:
+    """Whether the browser session of ``owner_key`` is connected (``None``: unknown, use the heartbeat)."""
+    from streamlit import runtime
+
+    session_id = _SESSIONS.get(owner_key.split(":", 1)[0])
+    if session_id is None or not runtime.exists():
+        return None
+    return runtime.get_instance().is_active_session(session_id)
+
+
 @st.cache_resource(show_spinner=False)
 def pool() -> JobPool:
-    """The process-wide training pool, shared by every browser session."""
-    return JobPool()
+    """The process-wide training pool, shared by every browser session.
+
+    Its reaper frees the jobs of sessions that disconnected (a closed tab) a
+    minute ago; a connected session keeps its jobs even when its polling is
+    starved by a busy server.
+    """
+    return JobPool(alive=_connected)
+
+
+_PREWARM = threading.Event()
+
+
+def prewarm() -> None:
+    """Create the job pool (and so start its worker processes) in the background, once per server.
+
+    Called after the first page has been sent, so a server's first visitor does
+    not wait for it, and the first **Train** click finds warm workers instead of
+    paying for their start (a few seconds of importing torch).
+    """
+    if _PREWARM.is_set():
+        return
+    _PREWARM.set()
+
+    def work() -> None:
+        time.sleep(1.0)  # let the first page reach the browser first
+        try:
+            pool()
+            from ensemble_core import metrics, predict, viz  # noqa: F401 - the first run's charts and scores
+        except Exception:  # noqa: BLE001 - only an optimisation: the first run creates it otherwise
+            log.exception("pre-warming the job pool failed")
+
+    threading.Thread(target=work, name="jobpool-prewarm", daemon=True).start()
+
+
+def live_every(base: float, slowest: float = SLOWEST_S) -> float:
+    """Refresh interval of a live view: ``base`` seconds, slower when the server is busy.
+
+    Every refresh of every open browser costs the shared server (a script run)
+    and the browser (a redraw).  With up to two active runs per core the views
+    refresh at ``base``; beyond that the interval grows with the load (a class
+    of 20 on 2 cores: 5 x), never beyond ``slowest``.  The page picks its
+    interval on each full run (at Train, when the run starts, when it ends).
+    """
+    stats = pool().stats()
+    per_core = (stats["running"] + stats["queued"]) / max(1, stats["max_running"])
+    return round(min(max(base, slowest), base * max(1.0, per_core / 2)), 2)
 
 
 def owner() -> str:
     """A random id for this browser session (the pool's owner key)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
     if "ui_owner" not in st.session_state:
         st.session_state["ui_owner"] = uuid.uuid4().hex
-    return st.session_state["ui_owner"]
+    key = st.session_state["ui_owner"]
+    ctx = get_script_run_ctx()
+    if ctx is not None and _SESSIONS.get(key) != ctx.session_id:
+        _SESSIONS[key] = ctx.session_id
+    return key
 
 
 def default_config(data: DataSpec | None = None) -> RunConfig:
@@ -185,7 +251,8 @@ def _status_body(was_active: bool) -> None:
         st.rerun()  # the run ended: a full rerun shows the results and stops this polling
 
 
-_status_live = st.fragment(run_every=SIDEBAR_POLL_S)(_status_body)
+def _status_live() -> None:
+    _status_body(True)
 
 
 def sidebar() -> None:
@@ -198,8 +265,12 @@ def sidebar() -> None:
         st.caption(f"{ds.task} · {ds.n_features} feature{'s' if ds.n_features > 1 else ''} · "
                    f"{ds.n_train} training rows")
         st.caption("CURRENT RUN")
-        if job is not None and job.active:
-            _status_live(True)
+        if job is not None and job.active and st.session_state.get("ui_page") == "train":
+            # the Train page shows the live progress in its main area; one poller per page is enough
+            st.markdown(":material/hourglass_top: Queued — see the Train page" if job.status == "queued"
+                        else ":material/model_training: Training — progress on this page")
+        elif job is not None and job.active:
+            st.fragment(run_every=live_every(SIDEBAR_POLL_S))(_status_live)()
         else:
             _status_body(False)
 
@@ -320,8 +391,10 @@ def job_status(job: Job) -> None:
     p = job.progress()
     if job.status == "queued":
         stats = pool().stats()
+        wait = pool().expected_wait(job)
+        eta = f" Expected start in about {wait:.0f} s." if wait is not None and wait >= 1 else ""
         st.info(f"**Waiting for a free slot — you are number {job.queue_position or 1} in the queue.** "
-                f"{stats['running']} run(s) are training on this server (at most {stats['max_running']} at once).",
+                f"{stats['running']} run(s) are training on this server (at most {stats['max_running']} at once).{eta}",
                 icon=":material/hourglass_top:")
     elif job.status == "running":
         eta = f" · about {p.eta:.0f} s left" if p.eta is not None else ""
@@ -410,8 +483,18 @@ def _finite(v: Any) -> float | None:
     return float(v) if v is not None and np.isfinite(v) else None
 
 
-def _series_spec(base: dict, rows: list, values: Callable[[Any], list]) -> dict | None:
-    """``base`` with trace ``j``'s ``x`` = epochs and ``y`` = ``values(row)[j]`` (None when missing)."""
+#: Most points per trace of a live curve (longer histories are thinned evenly, the last epoch kept):
+#: redrawing thousands of points a second costs the viewer's browser more than the run costs the server.
+LIVE_POINTS = 400
+
+
+def _series_spec(base: dict, rows: list, values: Callable[[Any], list], most: int | None = LIVE_POINTS) -> dict | None:
+    """``base`` with trace ``j``'s ``x`` = epochs and ``y`` = ``values(row)[j]`` (None when missing).
+
+    At most ``most`` points per trace (``None``: every row, for a finished run).
+    """
+    if most is not None and len(rows) > most:
+        rows = [rows[i] for i in np.unique(np.linspace(0, len(rows) - 1, most).astype(int))]
     data = [dict(t) for t in base["data"]]
     x = [int(e.epoch) for e in rows]
     for j, trace in enumerate(data):
@@ -454,9 +537,15 @@ def job_charts(job: Job) -> None:
     chart without a base are rebuilt by ``viz`` within a time budget.
     """
     events, cfg, ds = job.events, job.config, job.dataset
+    shown = st.session_state.get("ui_chart_upto")  # (job id, events shown, when)
+    now = time.monotonic()
+    if shown is None or shown[0] != job.id or not job.active or now - shown[2] >= live_every(CHART_S):
+        shown = st.session_state["ui_chart_upto"] = (job.id, len(events), now)
+    events = events[:shown[1]]  # between refreshes the charts get the same data again (no redraw)
     epochs = [e for e in events if e.kind == "epoch"]
     diverged = any(e.kind == "diverged" for e in events)
     sig, force = (job.id, len(epochs), diverged), not job.active
+    most = LIVE_POINTS if job.active else None  # live curves are thinned; a finished run shows every epoch
     n, task, members = cfg.optim.epochs, ds.task, cfg.strategy.members
     saved = st.session_state.get("ui_live")
     bases = saved[1] if saved and saved[0] == job.id else {}
@@ -470,7 +559,7 @@ def job_charts(job: Job) -> None:
     grid = preview_grid(ds)
     top = st.columns([3, 2] if grid is not None else [1])
     with top[0]:
-        chart("train_loss_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_loss),
+        chart("train_loss_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_loss, most),
               lambda: figure("loss_figure", events, n, metric="loss", n_members=members, height=340))
     if grid is not None:
         with top[1]:
@@ -483,10 +572,10 @@ def job_charts(job: Job) -> None:
                      key="train_preview")
                 st.caption("Live prediction of the ensemble so far.")
     if task == "classification":
-        chart("train_acc_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_acc),
+        chart("train_acc_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_acc, most),
               lambda: figure("loss_figure", events, n, metric="accuracy", n_members=members, height=300))
     second = "rmse" if task == "regression" else "accuracy"
-    chart("train_val_fig", lambda b: _series_spec(b, epochs, lambda e: [e.val.get("nll"), e.val.get(second)])
+    chart("train_val_fig", lambda b: _series_spec(b, epochs, lambda e: [e.val.get("nll"), e.val.get(second)], most)
           if all(e.val for e in epochs) else None, lambda: figure("val_figure", events, n, task, height=280))
     chart("train_lr_live", lambda b: _lr_spec(b, cfg, ds.n_train, steps) if steps else None,
           lambda: lr_figure(cfg, ds.n_train, steps))

@@ -143,6 +143,28 @@ def test_sessions_are_isolated(app, train_page):
     assert b.session_state["run"] is None and "Idle" in sidebar_text(b)
 
 
+def test_long_live_curves_are_thinned_evenly_and_keep_the_last_epoch():
+    from ensemble_core.data import load_dataset
+    from ensemble_core.training import EpochEnd
+    from pages import ui
+
+    cfg = ui.default_config().replace(**{"optim.epochs": 3000, "strategy.members": 2})
+    bases = ui.live_bases(cfg, load_dataset(cfg.data))
+    events = [EpochEnd(k, 3000, [1.0 / k, 2.0 / k], None, {}, [0.01], 0.0) for k in range(1, 2501)]
+    spec = ui._series_spec(bases["train_loss_fig"], events, lambda e: e.train_loss)
+    for trace, scale in zip(spec["data"], (1.0, 2.0), strict=True):
+        assert len(trace["x"]) == ui.LIVE_POINTS
+        assert trace["x"][0] == 1 and trace["x"][-1] == 2500  # the whole range, up to the newest epoch
+        assert all(b > a for a, b in zip(trace["x"], trace["x"][1:]))
+        gaps = {b - a for a, b in zip(trace["x"], trace["x"][1:])}
+        assert max(gaps) - min(gaps) <= 1  # evenly spaced
+        assert trace["y"] == [scale / x for x in trace["x"]]  # each point is its own epoch's value
+    short = ui._series_spec(bases["train_loss_fig"], events[:50], lambda e: e.train_loss)
+    assert short["data"][0]["x"] == list(range(1, 51))  # short histories are not thinned
+    done = ui._series_spec(bases["train_loss_fig"], events, lambda e: e.train_loss, None)
+    assert done["data"][0]["x"] == list(range(1, 2501))  # a finished run shows every epoch
+
+
 def test_live_chart_fast_path_matches_the_viz_figures():
     """The live charts patch data into specs built once; the result must equal a full viz rebuild."""
     import numpy as np
