@@ -165,18 +165,22 @@ class AppServer:
 
 
 # ------------------------------------------------------------------------------ browser side
-#: One round trip that tells the poller everything it needs about a page.
+#: One round trip that tells the poller everything it needs about a page.  ``textContent``, not
+#: ``innerText``: the latter forces a layout, and 20 pages polled a few times a second then cost the
+#: shared 2 cores more than the app itself.  (Text of elements hidden by CSS is included.)
 _PAGE_STATE_JS = """() => {
   const q = (s) => document.querySelector(s);
+  const text = (e) => e ? e.textContent.replace(/\\s+/g, " ") : "";
   const app = q("[data-testid='stApp']");
   return {
     script: app ? app.getAttribute("data-test-script-state") : null,
-    main: (q("[data-testid='stMain']") || {}).innerText || "",
-    side: (q("[data-testid='stSidebar']") || {}).innerText || "",
-    metrics: [...document.querySelectorAll("[data-testid='stMetric']")].map(m => m.innerText),
+    main: text(q("[data-testid='stMain']")),
+    side: text(q("[data-testid='stSidebar']")),
+    metrics: [...document.querySelectorAll("[data-testid='stMetric']")].map(m =>
+      [...m.querySelectorAll("[data-testid='stMetricLabel'], [data-testid='stMetricValue']")].map(text).join("\\n")),
     exceptions: document.querySelectorAll("[data-testid='stException'], .stException").length,
-    errors: [...document.querySelectorAll("[data-testid='stAlertContentError']")].map(e => e.innerText),
-    warnings: [...document.querySelectorAll("[data-testid='stAlertContentWarning']")].map(e => e.innerText),
+    errors: [...document.querySelectorAll("[data-testid='stAlertContentError']")].map(text),
+    warnings: [...document.querySelectorAll("[data-testid='stAlertContentWarning']")].map(text),
   };
 }"""
 
@@ -199,7 +203,7 @@ async def wait_idle(page: Any, timeout_s: float = 60.0) -> None:
             return app && app.getAttribute("data-test-script-state") === "notRunning"
                 && !document.querySelector("[data-testid='stSkeleton']")
                 && document.querySelector("[data-testid='stMainBlockContainer'] [data-testid='stElementContainer']");
-        }""", timeout=timeout_s * 1000)
+        }""", timeout=timeout_s * 1000, polling=100)  # not every animation frame: 20 pages share 2 cores
 
 
 async def set_number(page: Any, label: str, value: int | float, timeout_s: float = 30.0) -> None:
@@ -256,6 +260,8 @@ class SessionResult:
     main: str = ""
     timeline: list[tuple[float, str]] = field(default_factory=list)
     exceptions: int = 0
+    script_state: str = ""
+    browser_log: list[str] = field(default_factory=list)
     clicked_at: float = float("nan")
     done_at: float = float("nan")
 
@@ -266,6 +272,20 @@ def _metric(metrics: list[str], label: str) -> str:
         if lines and lines[0] == label and len(lines) > 1:
             return lines[1]
     return ""
+
+
+def watch_page(page: Any, log: list[str], keep: int = 30) -> None:
+    """Record the page's console errors, uncaught exceptions, crashes and navigations in ``log``."""
+    t0 = time.monotonic()
+
+    def add(text: str) -> None:
+        log.append(f"{time.monotonic() - t0:7.1f}s {text[:300]}")
+        del log[:-keep]
+
+    page.on("console", lambda m: add(f"console.{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    page.on("pageerror", lambda e: add(f"pageerror: {e}"))
+    page.on("crash", lambda _: add("renderer crashed"))
+    page.on("framenavigated", lambda f: add(f"navigated: {f.url}") if f == page.main_frame else None)
 
 
 async def open_app(browser: Any, url: str, path: str = "train", timeout_s: float = 90.0) -> tuple[Any, Any]:
@@ -292,10 +312,11 @@ async def configure(page: Any, *, seed: int | None = None, epochs: int | None = 
 
 
 async def train_and_wait(page: Any, result: SessionResult, timeout_s: float,
-                         on_poll: Any = None, poll_s: float = 0.25) -> SessionResult:
+                         on_poll: Any = None, poll_s: float = 0.5) -> SessionResult:
     """Click **Train** and poll until the result's metrics are on screen, a failure, or ``timeout_s``.
 
     ``on_poll(result, state)`` (optional) is called with each poll's state (for shared bookkeeping).
+    On a timeout the page's script state is recorded and a screenshot saved (``load-stuck-<name>.png``).
     """
     await page.get_by_role("button", name="Train", exact=True).click(timeout=30_000)
     t0 = time.monotonic()
@@ -305,6 +326,12 @@ async def train_and_wait(page: Any, result: SessionResult, timeout_s: float,
         now = time.monotonic() - t0
         if now > timeout_s:
             result.error = f"no result after {timeout_s:.0f} s (last state: {last or 'none'})"
+            try:
+                result.script_state = (await page_state(page))["script"] or ""
+                result.error += f"; script {result.script_state}"
+                await page.screenshot(path=str(ROOT / "artifacts" / f"load-stuck-{result.name}.png"), timeout=10_000)
+            except Exception:  # noqa: BLE001, S110 - best effort
+                pass
             break
         try:
             st = await page_state(page)
@@ -350,20 +377,49 @@ async def train_and_wait(page: Any, result: SessionResult, timeout_s: float,
     return result
 
 
+class StartSignal:
+    """The teacher's "now press Train": sessions get ready on their own, then all click together.
+
+    Args:
+        n: sessions that will call :meth:`ready` (a session that failed to get ready calls it too).
+    """
+
+    def __init__(self, n: int) -> None:
+        self._n, self._ready, self._go = n, 0, asyncio.Event()
+
+    async def ready(self) -> None:
+        """Count this session ready and wait until every session is."""
+        self._ready += 1
+        if self._ready >= self._n:
+            self._go.set()
+        await self._go.wait()
+
+
 async def train_session(browser: Any, url: str, name: str, seed: int, *, epochs: int | None = None,
-                        timeout_s: float = 300.0, on_poll: Any = None) -> SessionResult:
-    """One student: open Train in a new context, set ``seed`` (and ``epochs``), train, wait for the result."""
+                        timeout_s: float = 300.0, on_poll: Any = None,
+                        start: StartSignal | None = None) -> SessionResult:
+    """One student: open Train in a new context, set ``seed`` (and ``epochs``), train, wait for the result.
+
+    With ``start``, the session waits after configuring until every session of ``start`` is ready.
+    """
     result = SessionResult(name=name, seed=seed)
     context = page = None
     step = "open"
+    signalled = False
     try:
         context, page = await open_app(browser, url, "train", timeout_s)
+        watch_page(page, result.browser_log)
         step = "configure"
         await configure(page, seed=seed, epochs=epochs, timeout_s=timeout_s)
+        if start is not None:
+            signalled = True
+            await start.ready()
         step = "train"
         await train_and_wait(page, result, timeout_s, on_poll)
     except Exception as exc:  # noqa: BLE001 - reported per session, the others go on
         result.error = result.error or f"{step}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        if start is not None and not signalled:
+            await start.ready()  # do not hold the others back
         if page is not None:
             try:
                 await page.screenshot(path=str(ROOT / "artifacts" / f"load-fail-{name}.png"), timeout=10_000)
