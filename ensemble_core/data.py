@@ -52,10 +52,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where CSVs are parsed: the dashboard's first page does not need it
+    import pandas as pd
 
 from .config import (
     BUNDLED_CLASSIFICATION,
@@ -1107,6 +1109,8 @@ _NUM_DOT = re.compile(r"^[+-]?\d*\.\d+(?:[eE][+-]?\d+)?$")
 
 
 def _to_numbers(values: list[str], decimal: str) -> np.ndarray:
+    import pandas as pd
+
     s = pd.Series(values, dtype=object)
     if decimal == ",":
         s = s.str.replace(",", ".", regex=False)
@@ -1171,6 +1175,8 @@ def parse_csv(
         DataError: a subclass naming the problem (empty file, header only, one
             column, binary data, duplicate names, limits ...).
     """
+    import pandas as pd
+
     raw = _read_input(data, max_bytes)
     notes: list[str] = []
     if isinstance(raw, bytes):
