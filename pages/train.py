@@ -180,7 +180,7 @@ polling = job is not None and job.active
 st.session_state.pop("ui_chart_upto", None)  # a full run draws the charts' newest data; polls are throttled
 
 
-@st.fragment(run_every=ui.live_every(ui.POLL_S) if polling else None)
+@st.fragment(run_every=ui.poll_every(job) if polling else None)
 def live() -> None:
     """Buttons, run status and charts in one fragment: one poller per page.
 
@@ -211,7 +211,10 @@ def live() -> None:
         st.warning(limit, icon=":material/block:")
     if job is not None:
         ui.job_status(job)
-        ui.job_charts(job)
+        if job.status == "queued":  # nothing to chart yet; a queued page's polls stay cheap
+            st.caption("The live charts appear here as soon as your run starts.")
+        else:
+            ui.job_charts(job)
         return
     st.markdown("#### Learning-rate schedule")
     st.caption("Every optimiser step's learning rate for these settings (stars: snapshots).")

@@ -156,6 +156,19 @@ def live_every(base: float, slowest: float = SLOWEST_S) -> float:
     return round(min(max(base, slowest), base * max(1.0, per_core / 2)), 2)
 
 
+def poll_every(job: Job) -> float:
+    """Refresh interval of the Train page's live view for ``job``, chosen when the page runs in full.
+
+    :func:`live_every` of :data:`POLL_S`; for a job at the back of a queue, a
+    quarter of its expected wait (at most :data:`SLOWEST_S`): a class waiting in
+    line has nothing to animate, and its polls would take CPU from the runs in
+    front of it.  The page keeps this interval until the run ends.
+    """
+    every = live_every(POLL_S)
+    wait = pool().expected_wait(job) if job.status == "queued" else None
+    return round(min(SLOWEST_S, max(every, (wait or 0.0) / 4)), 2)
+
+
 def owner() -> str:
     """A random id for this browser session (the pool's owner key)."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx

@@ -197,3 +197,40 @@ def test_live_chart_fast_path_matches_the_viz_figures():
     assert lr_fast["layout"]["shapes"][0]["x0"] == lr_full["layout"]["shapes"][0]["x0"]
     for f, g in zip(lr_fast["data"][1:], lr_full["data"][1:], strict=True):
         assert f["name"] == g["name"] and np.allclose(values(f), values(g)) and np.allclose(values(f, "y"), values(g, "y"))
+
+
+def test_refresh_intervals_grow_with_the_servers_load(monkeypatch):
+    from types import SimpleNamespace
+
+    from pages import ui
+
+    class FakePool:
+        max_running = 2
+
+        def __init__(self, active: int, wait: float | None) -> None:
+            self.active, self.wait = active, wait
+
+        def stats(self):
+            return {"running": min(self.active, 2), "queued": max(0, self.active - 2), "max_running": 2}
+
+        def expected_wait(self, job):
+            return self.wait
+
+    def with_pool(active: int, wait: float | None = None) -> None:
+        monkeypatch.setattr(ui, "pool", lambda: FakePool(active, wait))
+
+    with_pool(1)
+    assert ui.live_every(ui.POLL_S) == ui.POLL_S and ui.live_every(ui.CHART_S) == ui.CHART_S  # alone: full speed
+    with_pool(4)
+    assert ui.live_every(ui.POLL_S) == ui.POLL_S  # two runs per core: still full speed
+    with_pool(20)
+    assert ui.live_every(ui.POLL_S) == 2.5 and ui.live_every(ui.CHART_S) == ui.SLOWEST_S  # a class: 5x, capped
+    with_pool(200)
+    assert ui.live_every(ui.POLL_S) == ui.SLOWEST_S
+    running, queued = SimpleNamespace(status="running"), SimpleNamespace(status="queued")
+    with_pool(20, wait=8.0)
+    assert ui.poll_every(running) == 2.5 and ui.poll_every(queued) == 2.5  # a short wait: the load decides
+    with_pool(20, wait=60.0)
+    assert ui.poll_every(queued) == ui.SLOWEST_S  # far back in the line: slow polls
+    with_pool(1, wait=None)
+    assert ui.poll_every(queued) == ui.POLL_S  # no estimate yet
