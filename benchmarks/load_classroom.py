@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         ("p95 / limit", f"{p95 / limit:.2f}"),
         ("max queue position seen", f"{tracker.max_queue_position}"),
         ("max sessions queued at once", f"{tracker.max_queued}"),
-        ("max sessions training at once", f"{tracker.max_running}"),
+        ("max pages showing 'training' at once", f"{tracker.max_running} (pool cap {cores}; pages lag a poll)"),
         ("tracebacks (page + server log)", f"{tracebacks}"),
         ("server peak RSS (sampled VmRSS)", f"{peak_rss_mib:.0f} MiB"),
         ("server peak VmHWM", f"{peak_hwm_mib:.0f} MiB"),

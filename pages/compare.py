@@ -80,12 +80,7 @@ def plan() -> tuple[list, list[str]] | None:
     return configs, picked
 
 
-@st.fragment(run_every=ui.live_every(ui.CHART_S))
-def live() -> None:
-    seq: RunSequence = ss[SEQ]
-    seq.step(ui.pool(), owner())
-    if seq.done:
-        st.rerun()
+def progress(seq: RunSequence) -> None:
     job = seq.job(ui.pool(), owner())
     p = job.progress() if job is not None else None
     where = f" · epoch {p.epoch} of {p.n_epochs}" if p is not None else ""
@@ -93,9 +88,6 @@ def live() -> None:
                 text=f"Racing {seq.index + 1} of {len(seq.configs)}: **{seq.labels[seq.index]}**{where} "
                      "(one at a time, so every strategy gets the same machine)")
     chart(losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels), "compare_live")
-    if st.button("Stop the race", icon=":material/stop:", key="compare_stop"):
-        seq.stop(ui.pool(), owner())
-        st.rerun()
 
 
 def results(seq: RunSequence) -> None:
@@ -146,6 +138,6 @@ if seq is None:
     st.info("Set the race up above, then **Start the race**. The strategies train one after another on the "
             "server; the table and the predictions appear when all are done.", icon=":material/flag:")
 elif running:
-    live()
+    ui.live_sequence(SEQ, owner(), progress, "Stop the race", "compare_stop")
 else:
     results(seq)

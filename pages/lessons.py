@@ -75,18 +75,6 @@ def progress(seq: RunSequence) -> None:
     chart(losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels), "lessons_live")
 
 
-@st.fragment(run_every=ui.live_every(ui.CHART_S))
-def live() -> None:
-    seq: RunSequence = ss[SEQ]
-    seq.step(ui.pool(), owner())
-    if seq.done:
-        st.rerun()
-    progress(seq)
-    if st.button("Stop", icon=":material/stop:", key="lessons_stop"):
-        seq.stop(ui.pool(), owner())
-        st.rerun()
-
-
 def results(lesson: Lesson, seq: RunSequence) -> None:
     for label, run, err in zip(seq.labels, seq.runs, seq.errors):
         if run is None and err:
@@ -145,7 +133,7 @@ if seq is None or ss.get(LID) != lesson.id:
     st.info("Press **Run this lesson** to train it. Training happens on the server; you can watch it live.",
             icon=":material/school:")
 elif not seq.done:
-    live()
+    ui.live_sequence(SEQ, owner(), progress, "Stop", "lessons_stop")
 else:
     results(lesson, seq)
 

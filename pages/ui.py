@@ -169,6 +169,27 @@ def poll_every(job: Job) -> float:
     return round(min(SLOWEST_S, max(every, (wait or 0.0) / 4)), 2)
 
 
+def live_sequence(seq_key: str, owner_key: str, body: Callable[[Any], None], stop_label: str, stop_key: str) -> None:
+    """The live view of a :class:`~ensemble_core.race.RunSequence` (a lesson, a race).
+
+    Each refresh advances the sequence in ``st.session_state[seq_key]`` (for
+    ``owner_key``), draws ``body(seq)`` and a Stop button; when the sequence is
+    done, one full rerun shows its results.
+    """
+    @st.fragment(run_every=live_every(CHART_S))
+    def live() -> None:
+        seq = st.session_state[seq_key]
+        seq.step(pool(), owner_key)
+        if seq.done:
+            st.rerun()
+        body(seq)
+        if st.button(stop_label, icon=":material/stop:", key=stop_key):
+            seq.stop(pool(), owner_key)
+            st.rerun()
+
+    live()
+
+
 def owner() -> str:
     """A random id for this browser session (the pool's owner key)."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
