@@ -85,15 +85,16 @@ class AppServer:
     """``streamlit run app.py`` on 127.0.0.1, with a memory sampler.
 
     Args:
-        log_path: where the server's output goes (default: ``artifacts/streamlit-load-<port>.log``).
+        log_path: where the server's output goes (default: ``artifacts/<log_prefix>-<port>.log``).
         env: extra environment variables for the server.
     """
 
-    def __init__(self, log_path: Path | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, log_path: Path | None = None, env: dict[str, str] | None = None,
+                 log_prefix: str = "streamlit-load") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         (ROOT / "artifacts").mkdir(exist_ok=True)
-        self.log_path = log_path or ROOT / "artifacts" / f"streamlit-load-{self.port}.log"
+        self.log_path = log_path or ROOT / "artifacts" / f"{log_prefix}-{self.port}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
                "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
@@ -194,16 +195,20 @@ async def page_state(page: Any) -> dict[str, Any]:
     return await page.evaluate(_PAGE_STATE_JS)
 
 
+#: True once the app's script run is over and the main area shows content (sync and async waits share it).
+APP_IDLE_JS = """() => {
+    const app = document.querySelector("[data-testid='stApp']");
+    return app && app.getAttribute("data-test-script-state") === "notRunning"
+        && !document.querySelector("[data-testid='stSkeleton']")
+        && document.querySelector("[data-testid='stMainBlockContainer'] [data-testid='stElementContainer']");
+}"""
+
+
 async def wait_idle(page: Any, timeout_s: float = 60.0) -> None:
     """Wait until the app's script run is over and the main area shows content."""
     await page.wait_for_selector("[data-testid='stApp']", timeout=timeout_s * 1000)
-    await page.wait_for_function(
-        """() => {
-            const app = document.querySelector("[data-testid='stApp']");
-            return app && app.getAttribute("data-test-script-state") === "notRunning"
-                && !document.querySelector("[data-testid='stSkeleton']")
-                && document.querySelector("[data-testid='stMainBlockContainer'] [data-testid='stElementContainer']");
-        }""", timeout=timeout_s * 1000, polling=100)  # not every animation frame: 20 pages share 2 cores
+    # polled every 100 ms, not every animation frame: 20 pages share 2 cores
+    await page.wait_for_function(APP_IDLE_JS, timeout=timeout_s * 1000, polling=100)
 
 
 async def set_number(page: Any, label: str, value: int | float, timeout_s: float = 30.0) -> None:
