@@ -103,7 +103,7 @@ def results(lesson: Lesson, seq: RunSequence) -> None:
                  column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns[3:]})
     st.download_button("HTML report of the main run", data=lambda: html_report(seq.runs[-1], seq.dataset),
                        file_name=f"lesson-{lesson.id}-report.html", mime="text/html", icon=":material/download:",
-                       key="lessons_report", help="One self-contained file (interactive charts) that opens offline.")
+                       key="lessons_report", on_click="ignore", help="One self-contained file (interactive charts) that opens offline.")
 
 
 ui.init_state()  # idempotent; covers a first visit that lands here before the router has run

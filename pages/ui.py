@@ -789,18 +789,22 @@ def stop() -> None:
 
 # ------------------------------------------------------------------ exports and imports of runs
 def run_exports(run: Any, dataset: Dataset) -> None:
-    """Download buttons for a run: the run as one zip, and the standalone HTML report (built on click)."""
+    """Download buttons for a run: the run as one zip, and the standalone HTML report (built on click).
+
+    A download does not rerun the page (``on_click="ignore"``): a rerun re-registers the buttons'
+    deferred files, and a second button clicked during that rerun asked for a file already dropped.
+    """
     from ensemble_core import persistence, report
 
     name = re.sub(r"[^a-z0-9]+", "-", str(dataset.name).lower()).strip("-")[:40] or "run"
     c1, c2 = st.columns(2)
     c1.download_button("Download the run (.zip)", data=lambda: persistence.export_zip(run, dataset),
-                       file_name=f"deep-ensemble-{name}.zip", mime="application/zip", key="ui_export_zip",
+                       file_name=f"deep-ensemble-{name}.zip", mime="application/zip", key="ui_export_zip", on_click="ignore",
                        icon=":material/folder_zip:", width="stretch",
                        help="config.json, per-epoch history.csv, test metrics.json and the weights (safetensors). "
                             "Import it here later to see the same predictions.")
     c2.download_button("HTML report", data=lambda: report.html_report(run, dataset),
-                       file_name=f"deep-ensemble-{name}-report.html", mime="text/html", key="ui_export_html",
+                       file_name=f"deep-ensemble-{name}-report.html", mime="text/html", key="ui_export_html", on_click="ignore",
                        icon=":material/description:", width="stretch",
                        help="One file with interactive charts, the metrics, the settings and a plain-language "
                             "summary; it opens offline in any browser.")
