@@ -271,16 +271,53 @@ def test_snapshots_taken_before_a_trajectory_diverged_are_kept(cubic) -> None:
     else:
         pytest.skip("no learning rate made a trajectory diverge after a snapshot on this engine version")
     mine = [m for m in run.members if m.trajectory == k]
-    assert [m.status for m in mine] == ["ok" if m.snapshot in snaps_before else "diverged" for m in mine]
+    runaway = "its predictions ran away"
+    for m in mine:  # snapshots before the divergence are kept, unless their predictions had already run away
+        if m.snapshot in snaps_before:
+            assert m.status == "ok" or m.reason.startswith(runaway), (m.snapshot, m.reason)
+        else:
+            assert m.status == "diverged" and not m.reason.startswith(runaway), (m.snapshot, m.reason)
     # the kept snapshots are exactly those of a run stopped right after the last of them
     last_step = max(e.step for e in run.history if isinstance(e, SnapshotTaken) and e.trajectory == k)
     calls = iter([False] * last_step + [True] * 10_000)
     early = train(cfg, cubic, should_stop=lambda: next(calls))
     kept = [m.index for m in mine if m.status == "ok"]
-    early_idx = [m.index for m in early.members if m.trajectory == k and m.snapshot in snaps_before]
+    early_idx = [m.index for m in early.members if m.trajectory == k and m.snapshot in snaps_before and m.status == "ok"]
+    # the same weights get the same verdict in the run stopped early
+    assert [m.status for m in early.members if m.trajectory == k and m.snapshot in snaps_before] == \
+        [m.status for m in mine if m.snapshot in snaps_before]
+    if not kept:
+        return
     a = predict(run, cubic.x_test, members=kept)
     b = predict(early, cubic.x_test, members=early_idx)
     assert np.array_equal(a.member_means, b.member_means)
+
+
+def test_runaway_members_are_flagged_and_left_out() -> None:
+    """Finite but absurd predictions (Adam at lr 10; the late snapshots of SGD lr 0.1 cyclic on the
+    toy) are flagged with a reason and excluded; the healthy default run is untouched."""
+    from ensemble_core.data import load_dataset
+    from ensemble_core.metrics import evaluate
+
+    toy = load_dataset(DataSpec())
+    default = train(RunConfig().replace(**{"optim.epochs": 300}), toy)
+    assert len(default.healthy) == 5
+    events: list = []
+    wild = train(RunConfig().replace(**{"optim.epochs": 300, "optim.lr": 10.0}), toy, events.append)
+    flagged = [m for m in wild.members if m.status == "diverged"]
+    assert flagged and all(m.reason.startswith("its predictions ran away (up to ") for m in flagged)
+    assert {e.trajectory for e in events if isinstance(e, MemberDiverged)} == {m.trajectory for m in flagged}
+    kept = predict(wild, toy.x_train)
+    assert np.abs(kept.mean - toy.y_train).max() < 100 * toy.y_std  # what is left predicts sanely
+    snap_cfg = RunConfig().replace(**{"optim.epochs": 300, "strategy.kind": "snapshot", "strategy.members": 1,
+                                      "strategy.snapshots": 5, "optim.optimizer": "sgd",
+                                      "optim.schedule": "cyclic", "optim.lr": 0.1})
+    snaps = train(snap_cfg, toy)
+    bad = [m for m in snaps.members if m.status == "diverged"]
+    assert bad and len(snaps.healthy) >= 1
+    for m in bad:  # each excluded snapshot was over 100 target standard deviations off on the training points
+        assert float(m.reason.split("up to ")[1].split(" standard deviations")[0]) > 100
+    assert evaluate(predict(snaps, toy.x_test), toy.y_test)["rmse"] < 50  # was 2,609 with every snapshot
 
 
 def test_a_failing_job_does_not_disturb_another_users_job(cubic) -> None:
