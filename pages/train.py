@@ -25,7 +25,10 @@ KEYS = {  # widget key -> config field
     "train_gran": "optim.granularity", "train_seed": "seed",
 }
 PER_STRATEGY = {  # sensible defaults applied when the strategy changes
-    "snapshot": {"train_opt": "sgd", "train_schedule": "cyclic", "train_lr": 0.1, "train_lr_min": 0.0,
+    # Adam, not Huang et al.'s SGD at lr 0.1 (CIFAR ResNets): on these small problems SGD+momentum at 0.1
+    # overshoots at every restart (cubic toy: 2 of 5 snapshots ran away, test RMSE 10.5 with the rest), while
+    # Adam + cyclic cosine from 0.01 gives snapshots as good as independent members (RMSE 3.5 vs 4.3).
+    "snapshot": {"train_opt": "adam", "train_schedule": "cyclic", "train_lr": 0.01, "train_lr_min": 0.0,
                  "train_members": 1, "train_snapshots": 5, "train_gran": "iteration"},
     "independent": {"train_opt": "adam", "train_schedule": "constant", "train_lr": 0.01, "train_members": 5},
 }
@@ -72,7 +75,7 @@ def controls(task: str) -> None:
     with tabs.get("Ensemble", st.empty()):
         _w("strategy.kind", st.selectbox, "Strategy", list(KINDS), format_func=KINDS.get, key="train_kind",
            on_change=_on_kind, help="Independent: different seeds. Bootstrap: each member also gets its own "
-           "resample of the data. Snapshot: one cyclic-LR run, a snapshot per cycle (switches to SGD, cyclic, lr 0.1).")
+           "resample of the data. Snapshot: one cyclic-LR run, a snapshot per cycle (switches to the cyclic schedule, Adam from lr 0.01).")
         _w("strategy.members", st.slider, "Trajectories K" if snap else "Members M", 1, 20, key="train_members",
            help="Independently seeded networks. For snapshots, each trajectory gives S snapshots (K × S members).")
         if snap:

@@ -47,13 +47,13 @@ def test_snapshot_strategy_switches_to_its_defaults_and_marks_snapshots(train_pa
     at = train_page
     set_widgets(at, kind="snapshot")
     o = at.session_state["config"].optim
-    assert (o.optimizer, o.schedule, o.lr) == ("sgd", "cyclic", 0.1)
+    assert (o.optimizer, o.schedule, o.lr, o.lr_min) == ("adam", "cyclic", 0.01, 0.0)
     assert at.session_state["config"].strategy.members == 1
     set_widgets(at, snapshots=4, epochs=40)
     lr = chart_specs(at)["train_lr_plan"]
     planned = next(t for t in lr["data"] if t.get("name", "").startswith("Snapshot (planned)"))
     assert len(values(planned)) == 4
-    assert max(values(lr["data"][0], "y")) == pytest.approx(0.1)
+    assert max(values(lr["data"][0], "y")) == pytest.approx(0.01)
 
 
 def test_invalid_settings_name_the_field(train_page):
