@@ -66,7 +66,7 @@ def test_train_cubic_live_then_see_the_bands(app_page):  # noqa: F811 - the fixt
     page.get_by_role("option", name="Cubic toy (regression)").click()
     wait_app_idle(page)
     shot(page, "data")
-    epochs = 600  # long enough to see the chart grow (the charts redraw about once a second)
+    epochs = 1500  # long enough (several seconds) to see the chart grow: the charts redraw about once a second
     start_training(page, epochs=epochs)
     seen, deadline, shot_taken = set(), time.monotonic() + 240, False
     while time.monotonic() < deadline:
