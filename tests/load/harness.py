@@ -15,6 +15,7 @@ used.  Nothing here imports Streamlit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import socket
@@ -23,6 +24,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -434,6 +436,23 @@ async def train_session(browser: Any, url: str, name: str, seed: int, *, epochs:
         if context is not None:
             await context.close()
     return result
+
+
+@contextlib.asynccontextmanager
+async def browser_page(url: str, path: str = "train", timeout_s: float = 90.0) -> AsyncIterator[Any]:
+    """One headless Chromium with one fresh session on ``url/path``, rendered; both closed on exit."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await launch(p)
+        try:
+            context, page = await open_app(browser, url, path, timeout_s)
+            try:
+                yield page
+            finally:
+                await context.close()
+        finally:
+            await browser.close()
 
 
 async def launch(playwright: Any) -> Any:

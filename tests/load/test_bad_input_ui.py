@@ -12,7 +12,7 @@ import pytest
 from ensemble_core.config import DataSpec
 from ensemble_core.data import DataError, load_csv, parse_csv
 
-from .harness import AppServer, launch, open_app, page_state, run_async, wait_idle
+from .harness import AppServer, browser_page, page_state, run_async, wait_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -57,30 +57,21 @@ async def _upload(page, name: str, blob: bytes, mime: str = "text/csv", expect_a
             return st
 
 
-async def _open_csv_source(browser, url: str):
-    context, page = await open_app(browser, url, "data", TIMEOUT)
+async def _choose_csv_source(page) -> None:
     await page.locator("button[data-variant='segmented_control']").filter(has_text="CSV").first.click(timeout=TIMEOUT * 1000)
     await asyncio.sleep(0.3)
     await wait_idle(page, TIMEOUT)
-    return context, page
 
 
 async def _bad_uploads(url: str) -> dict:
-    from playwright.async_api import async_playwright
-
     out: dict = {}
-    async with async_playwright() as p:
-        browser = await launch(p)
-        try:
-            context, page = await _open_csv_source(browser, url)  # one session uploads one file after another
-            for name, blob in BAD_FILES.items():
-                out[name] = await _upload(page, name, blob)
-            big = b"x,y\n" + b"1,2\n" * (21 * 1024 * 1024 // 4)  # 21 MiB > maxUploadSize 20
-            out["big.csv"] = await _upload(page, "big.csv", big, expect_alert=False)
-            out["big.csv"]["uploader"] = await page.locator("[data-testid='stFileUploader']").inner_text()
-            await context.close()
-        finally:
-            await browser.close()
+    async with browser_page(url, "data", TIMEOUT) as page:  # one session uploads one file after another
+        await _choose_csv_source(page)
+        for name, blob in BAD_FILES.items():
+            out[name] = await _upload(page, name, blob)
+        big = b"x,y\n" + b"1,2\n" * (21 * 1024 * 1024 // 4)  # 21 MiB > maxUploadSize 20
+        out["big.csv"] = await _upload(page, "big.csv", big, expect_alert=False)
+        out["big.csv"]["uploader"] = await page.locator("[data-testid='stFileUploader']").inner_text()
     return out
 
 
@@ -101,26 +92,19 @@ def test_bad_csv_uploads_get_specific_messages_never_a_traceback(server: AppServ
 
 
 async def _html_columns(url: str) -> dict:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await launch(p)
-        dialogs: list[str] = []
-        try:
-            context, page = await _open_csv_source(browser, url)
-            page.on("dialog", lambda d: (dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))
-            blob = _rows("<b>x</b>,<img src=x onerror=alert(1)>,<script>alert(2)</script>",
-                         [f"{i},{(i * 3) % 7},{(i * 5) % 11}.5" for i in range(40)])
-            st = await _upload(page, "html.csv", blob, expect_alert=False)
-            st["bold"] = await page.evaluate(
-                "() => [...document.querySelectorAll(\"[data-testid='stMain'] b, [data-testid='stSidebar'] b\")]"
-                ".map(e => e.innerText)")
-            st["injected"] = await page.evaluate(
-                "() => document.querySelectorAll(\"[data-testid='stMain'] script, img[src='x']\").length")
-            st["dialogs"] = dialogs
-            await context.close()
-        finally:
-            await browser.close()
+    dialogs: list[str] = []
+    async with browser_page(url, "data", TIMEOUT) as page:
+        await _choose_csv_source(page)
+        page.on("dialog", lambda d: (dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))
+        blob = _rows("<b>x</b>,<img src=x onerror=alert(1)>,<script>alert(2)</script>",
+                     [f"{i},{(i * 3) % 7},{(i * 5) % 11}.5" for i in range(40)])
+        st = await _upload(page, "html.csv", blob, expect_alert=False)
+        st["bold"] = await page.evaluate(
+            "() => [...document.querySelectorAll(\"[data-testid='stMain'] b, [data-testid='stSidebar'] b\")]"
+            ".map(e => e.innerText)")
+        st["injected"] = await page.evaluate(
+            "() => document.querySelectorAll(\"[data-testid='stMain'] script, img[src='x']\").length")
+        st["dialogs"] = dialogs
     return st
 
 
@@ -135,29 +119,21 @@ def test_column_names_with_html_are_shown_escaped(server: AppServer) -> None:
 
 
 async def _diverging_lr(url: str) -> dict:
-    from playwright.async_api import async_playwright
-
     from .harness import SessionResult, configure, nudge_slider, train_and_wait
 
-    async with async_playwright() as p:
-        browser = await launch(p)
-        try:
-            context, page = await open_app(browser, url, "train", TIMEOUT)
-            await configure(page, epochs=40, timeout_s=TIMEOUT)  # leaves the Optimiser tab open
-            await page.locator("[data-testid='stSelectbox']").filter(has_text="Optimiser").click()
-            await page.get_by_role("option", name="SGD").click()
-            await asyncio.sleep(0.3)
-            await wait_idle(page, TIMEOUT)
-            await nudge_slider(page, "Learning rate", 20, TIMEOUT)  # to the largest, 10
-            result = SessionResult("lr10", 0)
-            await train_and_wait(page, result, TIMEOUT)
-            await asyncio.sleep(1.0)
-            await wait_idle(page, TIMEOUT)
-            st = await page_state(page)
-            st["result"] = result
-            await context.close()
-        finally:
-            await browser.close()
+    async with browser_page(url, "train", TIMEOUT) as page:
+        await configure(page, epochs=40, timeout_s=TIMEOUT)  # leaves the Optimiser tab open
+        await page.locator("[data-testid='stSelectbox']").filter(has_text="Optimiser").click()
+        await page.get_by_role("option", name="SGD").click()
+        await asyncio.sleep(0.3)
+        await wait_idle(page, TIMEOUT)
+        await nudge_slider(page, "Learning rate", 20, TIMEOUT)  # to the largest, 10
+        result = SessionResult("lr10", 0)
+        await train_and_wait(page, result, TIMEOUT)
+        await asyncio.sleep(1.0)
+        await wait_idle(page, TIMEOUT)
+        st = await page_state(page)
+        st["result"] = result
     return st
 
 
