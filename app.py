@@ -8,9 +8,15 @@ shared pieces live in ``pages/ui.py``.  To add a page, add a row to ``PAGES``
 from pathlib import Path
 
 import streamlit as st
+import streamlit.delta_generator
 
 from ensemble_core import share
 from pages import ui
+
+# Streamlit checks once per process, on the first element, whether it runs in a REPL; the check
+# (inspect.stack(), which reads the source of every frame) cost 0.13 s of the first visitor's page.
+# This app always runs under `streamlit run`, so the check is marked done.
+streamlit.delta_generator._use_warning_has_been_displayed = True
 
 ROOT = Path(__file__).parent
 
@@ -29,6 +35,7 @@ ui.open_link()  # once per session: a shared link restores its setup (and a clas
 st.set_page_config(page_title="Deep Ensemble Lab", page_icon=":material/hub:", layout="wide",
                    initial_sidebar_state="collapsed" if ui.presenting() else "expanded")
 st.html("<style>.block-container { padding-top: 2.2rem; } h1 { padding-top: 0.5rem; }</style>")
+st.html(ui.LIVE_CSS)
 if ui.presenting():
     st.html(share.presentation_css(ui.link_state()))  # then room for its larger title (it was clipped)
     st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 3.5rem; } h1 { line-height: 1.3; }</style>")

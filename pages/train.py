@@ -226,5 +226,5 @@ def live() -> None:
     st.info("Press **Train** to start. Every member's loss will appear here as it learns.", icon=":material/info:")
 
 
-with right:
+with right, st.container(key=ui.LIVE_KEY):
     live()

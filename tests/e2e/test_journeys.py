@@ -97,11 +97,22 @@ def test_train_cubic_live_then_see_the_bands(app_page):  # noqa: F811 - the fixt
     shot(page, "uncertainty")
 
 
+#: CSS transitions/animations running in the live view or a progress bar.  Restarted by every refresh,
+#: Streamlit's progress easing kept a software-rendered browser compositing 60 frames a second.
+_LIVE_ANIMATIONS_JS = """() => document.getAnimations().filter(a => {
+    const t = a.effect && a.effect.target;
+    return t && t.closest && (t.closest('.st-key-live_view') || t.closest("[data-testid='stProgressBarTrack']"));
+}).map(a => (a.transitionProperty || a.animationName) + ' on ' + String(a.effect.target.className).slice(0, 60))"""
+
+
 def test_stop_keeps_the_partial_run(app_page):  # noqa: F811 - the fixture imported above
     page = app_page
     start_training(page, epochs=3000)
     page.wait_for_function("() => (document.querySelector('.st-key-train_loss_fig .js-plotly-plot')"
                            "?.data?.[0]?.x?.length || 0) >= 3", timeout=120_000)
+    for _ in range(4):  # the live view eases and fades nothing while it refreshes (see ui.LIVE_CSS)
+        assert page.evaluate(_LIVE_ANIMATIONS_JS) == []
+        time.sleep(0.3)
     page.get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("Stopped early").wait_for(timeout=60_000)
     assert "Stopped after" in sidebar_status(page)
