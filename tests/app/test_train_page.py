@@ -234,3 +234,10 @@ def test_refresh_intervals_grow_with_the_servers_load(monkeypatch):
     assert ui.poll_every(queued) == ui.SLOWEST_S  # far back in the line: slow polls
     with_pool(1, wait=None)
     assert ui.poll_every(queued) == ui.POLL_S  # no estimate yet
+
+
+def test_durations_read_as_people_write_them():
+    from pages.ui import duration
+
+    assert [duration(s) for s in (0.004, 1.234, 9.994, 12.34, 99.94, 123.4, 4321.0)] == [
+        "0.00 s", "1.23 s", "9.99 s", "12.3 s", "99.9 s", "123 s", "4321 s"]

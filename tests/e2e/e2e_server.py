@@ -21,8 +21,8 @@ __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "ROOT", "Server", "free_port", "shot", "
 class Server(AppServer):
     """A ``streamlit run app.py`` subprocess; ``url`` once :meth:`wait_healthy` returned."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
-        super().__init__(env=env, log_prefix="streamlit")
+    def __init__(self, env: dict[str, str] | None = None, app_dir: Path | None = None) -> None:
+        super().__init__(env=env, log_prefix="streamlit", app_dir=app_dir)
 
 
 def wait_app_idle(page, timeout_ms: int = 60_000) -> None:

@@ -89,10 +89,12 @@ class AppServer:
     Args:
         log_path: where the server's output goes (default: ``artifacts/<log_prefix>-<port>.log``).
         env: extra environment variables for the server.
+        log_prefix: the default log file's name prefix.
+        app_dir: the folder whose ``app.py`` is served (default: the dashboard).
     """
 
     def __init__(self, log_path: Path | None = None, env: dict[str, str] | None = None,
-                 log_prefix: str = "streamlit-load") -> None:
+                 log_prefix: str = "streamlit-load", app_dir: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         (ROOT / "artifacts").mkdir(exist_ok=True)
@@ -104,14 +106,14 @@ class AppServer:
                # tree while tests run; a reload makes old session objects fail isinstance checks)
                "--server.fileWatcherType", "none"]
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(cmd, cwd=app_dir or ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})})
         self.peak_rss_kib = 0
         self.peak_hwm_kib = 0
         self._stop_sampling = threading.Event()
         self._sampler: threading.Thread | None = None
 
-    def wait_healthy(self, timeout: float = 90.0) -> float:
+    def wait_healthy(self, timeout: float = 90.0, poll_s: float = 0.1) -> float:
         """Block until ``/_stcore/health`` answers 200; returns seconds since start.
 
         Raises:
@@ -127,7 +129,7 @@ class AppServer:
                         return time.monotonic() - self.started
             except OSError:
                 pass
-            time.sleep(0.1)
+            time.sleep(poll_s)
         raise TimeoutError(f"streamlit did not become healthy in {timeout} s; see {self.log_path}")
 
     def memory_kib(self) -> tuple[int, int]:
