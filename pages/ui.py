@@ -103,6 +103,22 @@ def run_page(page: Any) -> None:
 
 #: owner -> Streamlit session id, so the pool can ask whether a user's browser is still connected.
 _SESSIONS: dict[str, str] = {}
+#: Past this many entries, a new session first drops the entries of sessions that are gone.
+SESSIONS_PRUNE_AT = 256
+
+
+def prune_sessions(is_active: Callable[[str], bool], table: dict[str, str] | None = None) -> int:
+    """Drop the owners whose Streamlit session ``is_active`` no longer reports; returns how many.
+
+    A session that reconnects registers again on its next script run (:func:`owner`), and the
+    pool falls back to its heartbeat for an owner it cannot look up, so dropping is always safe.
+    """
+    table = _SESSIONS if table is None else table
+    gone = [key for key, sid in list(table.items()) if not is_active(sid)]
+    for key in gone:
+        table.pop(key, None)
+    return len(gone)
+
 
 
 def _connected(owner_key: str) -> bool | None:
@@ -209,6 +225,11 @@ def owner() -> str:
     key = st.session_state["ui_owner"]
     ctx = get_script_run_ctx()
     if ctx is not None and _SESSIONS.get(key) != ctx.session_id:
+        if len(_SESSIONS) >= SESSIONS_PRUNE_AT:  # a long-lived server: forget the tabs closed long ago
+            from streamlit import runtime
+
+            if runtime.exists():
+                prune_sessions(runtime.get_instance().is_active_session)
         _SESSIONS[key] = ctx.session_id
     return key
 

@@ -39,3 +39,13 @@ def test_sidebar_follows_the_data(app):
     app.selectbox(key="data_synth").set_value("moons").run()
     assert "Two moons" in sidebar_text(app)
     assert app.sidebar.caption and any("classification" in c.value for c in app.sidebar.caption)
+
+
+def test_the_owner_table_forgets_sessions_that_are_gone():
+    from pages.ui import prune_sessions
+
+    table = {"alice": "s1", "bob": "s2", "carol": "s3"}
+    assert prune_sessions(lambda sid: sid != "s2", table) == 1
+    assert table == {"alice": "s1", "carol": "s3"}
+    assert prune_sessions(lambda sid: True, table) == 0 and len(table) == 2
+    assert prune_sessions(lambda sid: False, table) == 2 and table == {}
