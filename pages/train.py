@@ -144,7 +144,18 @@ def build_config() -> RunConfig:
         seed=int(v["seed"]))
 
 
-def start(cfg: RunConfig, ds) -> None:
+def start() -> None:
+    """The Train button's callback: submit the run before the script runs.
+
+    Streamlit runs a callback before the rerun that the click causes, so that one
+    full run already draws the run everywhere (the sidebar, Stop, the live view).
+    """
+    ss = st.session_state
+    try:
+        cfg = build_config()
+    except ConfigError:  # the button is disabled then; the page shows the error
+        return
+    ds = ss["dataset"]
     grid = ui.preview_grid(ds)
     preview_x = None if grid is None else np.asarray(grid)
     bases = ui.live_bases(cfg, ds)  # built before training starts, so the live charts stay cheap
@@ -152,10 +163,16 @@ def start(cfg: RunConfig, ds) -> None:
         job = ui.pool().submit(cfg, ds, ui.owner(), preview_x=preview_x,
                                preview_every=max(1, cfg.optim.epochs // 25) if preview_x is not None else 0)
     except LimitError as exc:
-        st.error(str(exc), icon=":material/block:")
+        ss["train_refused"] = str(exc)
         return
-    st.session_state["job_id"], st.session_state["ui_live"] = job.id, (job.id, bases)
-    st.rerun()
+    ss["config"], ss["job_id"], ss["ui_live"] = cfg, job.id, (job.id, bases)
+
+
+def stop() -> None:
+    """The Stop button's callback: end the run; the members trained so far are kept."""
+    job = ui.current_job()
+    if job is not None:
+        job.stop()
 
 
 st.title("Train")
@@ -185,33 +202,19 @@ st.session_state.pop("ui_chart_upto", None)  # a full run draws the charts' newe
 
 @st.fragment(run_every=ui.poll_every(job) if polling else None)
 def live() -> None:
-    """Buttons, run status and charts in one fragment: one poller per page.
+    """Run status and charts in one fragment: one poller per page.
 
     (Two fragments refreshing on their own timers raced with the full reruns in
     Streamlit's frontend under a classroom's load and could blank the page; so
-    there is one timer, and one full rerun per run, when it ends.)
+    there is one timer, and one full rerun per run, when it ends.  Train and
+    Stop live outside it and act in callbacks: a click is one full run, never a
+    fragment run that restarts as a full one, which also blanked pages.)
     The charts' data refresh at most every ``ui.live_every(ui.CHART_S)``
     seconds; between refreshes they are sent unchanged.
     """
     job = ui.sync_job()
     if polling and (job is None or not job.active):
         st.rerun()  # finished: one full rerun shows the results everywhere and ends the polling
-    active = job is not None and job.active
-    b1, b2, _ = st.columns([1, 1, 2])
-    limit = None
-    if cfg is not None:
-        try:
-            check_limits(cfg, ds, ui.pool().limits)
-        except LimitError as exc:
-            limit = str(exc)
-    if b1.button("Train", type="primary", icon=":material/play_arrow:", disabled=active or cfg is None or bool(limit),
-                 width="stretch", help="Start training in the background; the page stays usable."):
-        start(cfg, ds)
-    if b2.button("Stop", icon=":material/stop:", disabled=not active, width="stretch",
-                 help="End the run now and keep every member trained so far."):
-        job.stop()
-    if limit:
-        st.warning(limit, icon=":material/block:")
     if job is not None:
         ui.job_status(job)
         if job.status == "queued":  # nothing to chart yet; a queued page's polls stay cheap
@@ -227,4 +230,18 @@ def live() -> None:
 
 
 with right, st.container(key=ui.LIVE_KEY):
+    limit = None
+    if cfg is not None:
+        try:
+            check_limits(cfg, ds, ui.pool().limits)
+        except LimitError as exc:
+            limit = str(exc)
+    b1, b2, _ = st.columns([1, 1, 2])
+    b1.button("Train", type="primary", icon=":material/play_arrow:", disabled=polling or cfg is None or bool(limit),
+              width="stretch", on_click=start, help="Start training in the background; the page stays usable.")
+    b2.button("Stop", icon=":material/stop:", disabled=not polling, width="stretch", on_click=stop,
+              help="End the run now and keep every member trained so far.")
+    refused = st.session_state.pop("train_refused", None)
+    if limit or refused:
+        st.warning(limit or refused, icon=":material/block:")
     live()

@@ -241,3 +241,21 @@ def test_durations_read_as_people_write_them():
 
     assert [duration(s) for s in (0.004, 1.234, 9.994, 12.34, 99.94, 123.4, 4321.0)] == [
         "0.00 s", "1.23 s", "9.99 s", "12.3 s", "99.9 s", "123 s", "4321 s"]
+
+
+def test_a_run_the_server_refuses_says_why_and_changes_nothing(train_page, monkeypatch):
+    from ensemble_core.jobs import JobPool, LimitError
+
+    def refuse(self, *args, **kwargs):
+        raise LimitError("You already have 2 runs queued or training (the most per person).")
+
+    monkeypatch.setattr(JobPool, "submit", refuse)
+    at = train_page
+    next(b for b in at.button if b.label == "Train").click().run()
+    assert not at.exception
+    assert any("You already have 2 runs" in w.value for w in at.warning)
+    assert at.session_state["job_id"] is None
+    assert any(b.label == "Train" and not b.disabled for b in at.button)
+    assert any(b.label == "Stop" and b.disabled for b in at.button)
+    at.run()  # the message was for that click only
+    assert not any("You already have" in w.value for w in at.warning)
