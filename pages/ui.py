@@ -301,7 +301,8 @@ def run_state(job: Job | None) -> tuple[str, str]:
     if job.status == "running":
         return ":material/model_training:", f"Training — epoch {p.epoch} of {p.n_epochs}"
     if job.status == "done":
-        return ":material/check_circle:", f"Done — {p.epoch} epochs in {p.elapsed:.1f} s"
+        seconds = job.result.seconds if job.result is not None else p.elapsed  # the Train page's figure
+        return ":material/check_circle:", f"Done — {p.epoch} epochs in {duration(seconds)}"
     if job.status == "stopped":
         done = job.result.epochs_done if job.result is not None else 0
         return ":material/stop_circle:", f"Stopped after {done} of {p.n_epochs} epochs"

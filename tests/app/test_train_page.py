@@ -89,6 +89,10 @@ def test_tiny_training_to_completion(train_page):
     assert run is not None and run.epochs_done == 4 and not run.stopped
     assert ds is job_of(at).dataset
     assert any("Done" in s.value for s in at.success)
+    from pages.ui import duration
+
+    took = f"4 epochs in {duration(run.seconds)}"  # the sidebar and the page give the same time
+    assert took in sidebar_text(at) and any(took in s.value for s in at.success)
     labels = {m.label for m in at.metric}
     assert {"Test NLL", "Test RMSE"} <= labels
 
