@@ -7,7 +7,7 @@ In one run:
     the same run started from the Train page of ``streamlit run app.py`` in
     Chromium with its live charts on.  Both are warmed up with a 2-epoch run
     first (the engine's first call pays one-off costs), and the training time is
-    the run's own ``Run.seconds`` in both cases (the median of R runs of N, N+1,
+    the run's own ``Run.seconds`` in both cases (the median of P runs of N, N+1,
     ... epochs: each browser run needs its own "after N of N epochs" text), the
     headless and live runs alternating.  Target: ratio <= 1.25.
 (b) the time from launching ``streamlit run app.py`` to the first page fully
@@ -161,7 +161,7 @@ def bare_app(tmp: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=None, help="epochs of the measured run (default: the app's)")
-    ap.add_argument("--train-repeats", type=int, default=7, help="headless/live pairs of runs for (a)")
+    ap.add_argument("--train-repeats", type=int, default=11, help="headless/live pairs of runs for (a)")
     ap.add_argument("--repeats", type=int, default=3, help="cold starts of each app for (b)")
     args = ap.parse_args()
     from pages.ui import default_config
