@@ -83,7 +83,7 @@ def plan() -> tuple[list, list[str]] | None:
 def progress(seq: RunSequence) -> None:
     job = seq.job(ui.pool(), owner())
     p = job.progress() if job is not None else None
-    where = f" · epoch {p.epoch} of {p.n_epochs}" if p is not None else ""
+    where = f" · {ui.epoch_text(job)}" if job is not None else ""
     st.progress(min(1.0, (seq.index + (p.fraction if p else 0)) / len(seq.configs)),
                 text=f"Racing {seq.index + 1} of {len(seq.configs)}: **{seq.labels[seq.index]}**{where} "
                      "(one at a time, so every strategy gets the same machine)")

@@ -67,10 +67,8 @@ def progress(seq: RunSequence) -> None:
     p = job.progress() if job is not None else None
     inner = p.fraction if p is not None else 0.0
     text = f"Training {i + 1} of {n}: **{seq.labels[min(i, n - 1)]}**"
-    if job is not None and job.status == "queued":
-        text += f" · waiting for a free slot (number {job.queue_position or 1} in the queue)"
-    elif p is not None:
-        text += f" · epoch {p.epoch} of {p.n_epochs}"
+    if job is not None:
+        text += f" · {ui.epoch_text(job)}"
     st.progress(min(1.0, (i + inner) / n), text=text)
     chart(losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels), "lessons_live")
 

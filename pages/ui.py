@@ -291,6 +291,27 @@ def sync_job() -> Job | None:
     return job
 
 
+#: A run still at epoch 0 after this many seconds is waiting for its worker to start.
+SLOW_START_S = 1.0
+
+
+def epoch_text(job: Job) -> str:
+    """Where a job is, in words: its queue place, "starting", or "epoch k of n".
+
+    The first run after the server starts waits a few seconds for its worker
+    process to load the training engine; the page says so instead of showing
+    "epoch 0" without a reason.
+    """
+    if job.status == "queued":
+        return f"waiting for a free slot (number {job.queue_position or 1} in the queue)"
+    p = job.progress()
+    if job.status == "running" and p.epoch == 0:
+        if p.elapsed >= SLOW_START_S:
+            return "starting — the training engine is loading (the first run after the server starts)"
+        return "starting"
+    return f"epoch {p.epoch} of {p.n_epochs}"
+
+
 def run_state(job: Job | None) -> tuple[str, str]:
     """``(icon, text)`` describing a job: idle, queued (position k), training epoch k of n, ..."""
     if job is None:
@@ -299,7 +320,7 @@ def run_state(job: Job | None) -> tuple[str, str]:
         return ":material/hourglass_top:", f"Queued (position {job.queue_position or 1})"
     p = job.progress()
     if job.status == "running":
-        return ":material/model_training:", f"Training — epoch {p.epoch} of {p.n_epochs}"
+        return ":material/model_training:", f"Training — {epoch_text(job) if p.epoch == 0 else f'epoch {p.epoch} of {p.n_epochs}'}"
     if job.status == "done":
         seconds = job.result.seconds if job.result is not None else p.elapsed  # the Train page's figure
         return ":material/check_circle:", f"Done — {p.epoch} epochs in {duration(seconds)}"
@@ -469,7 +490,7 @@ def job_status(job: Job) -> None:
                 icon=":material/hourglass_top:")
     elif job.status == "running":
         eta = f" · about {p.eta:.0f} s left" if p.eta is not None else ""
-        st.progress(p.fraction, text=f"Epoch {p.epoch} of {p.n_epochs} · {p.elapsed:.1f} s{eta}")
+        st.progress(p.fraction, text=f"{epoch_text(job).capitalize()} · {p.elapsed:.1f} s{eta}")
     elif job.status == "failed":
         st.error(f"**Training failed:** {esc(job.error)}", icon=":material/error:")
     elif job.result is not None:
@@ -573,7 +594,8 @@ def _series_spec(base: dict, rows: list, values: Callable[[Any], list], most: in
         trace["x"] = x
         trace["y"] = [_finite(v[j]) if v is not None and j < len(v) else None for v in map(values, rows)]
     layout = dict(base["layout"])
-    layout["annotations"] = [a for a in layout.get("annotations", ()) if "Waiting" not in str(a.get("text", ""))]
+    if rows:  # the base's "Waiting for the first epoch…" note stays until there is data
+        layout["annotations"] = [a for a in layout.get("annotations", ()) if "Waiting" not in str(a.get("text", ""))]
     return {"data": data, "layout": layout}
 
 

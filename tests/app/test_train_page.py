@@ -193,6 +193,8 @@ def test_live_chart_fast_path_matches_the_viz_figures():
         assert [None if v is None else round(v, 12) for v in f["y"]] == \
             [None if v is None or v != v else round(v, 12) for v in values(g, "y")]
     assert not [a for a in fast["layout"].get("annotations", ()) if "Waiting" in a.get("text", "")]
+    empty = _series_spec(bases["train_loss_fig"], [], lambda e: e.train_loss)  # nothing trained yet
+    assert [a for a in empty["layout"].get("annotations", ()) if "Waiting" in a.get("text", "")]
     val_fast = _series_spec(bases["train_val_fig"], events, lambda e: [e.val.get("nll"), e.val.get("rmse")])
     val_full = viz.val_figure(events, 30, "regression", height=280).to_dict()
     assert [values(t, "y") for t in val_fast["data"]] == [values(t, "y") for t in val_full["data"]]
@@ -263,3 +265,22 @@ def test_a_run_the_server_refuses_says_why_and_changes_nothing(train_page, monke
     assert any(b.label == "Stop" and b.disabled for b in at.button)
     at.run()  # the message was for that click only
     assert not any("You already have" in w.value for w in at.warning)
+
+
+def test_a_run_still_at_epoch_zero_says_it_is_starting():
+    from types import SimpleNamespace
+
+    from ensemble_core.jobs import Progress
+    from pages.ui import SLOW_START_S, epoch_text, run_state
+
+    def job(status, epoch=0, elapsed=0.0, position=None):
+        return SimpleNamespace(status=status, queue_position=position, result=None,
+                               progress=lambda: Progress(epoch, 300, elapsed, None))
+
+    assert epoch_text(job("queued", position=3)) == "waiting for a free slot (number 3 in the queue)"
+    assert epoch_text(job("running", elapsed=0.1)) == "starting"
+    slow = epoch_text(job("running", elapsed=SLOW_START_S + 2))
+    assert slow.startswith("starting") and "training engine is loading" in slow
+    assert epoch_text(job("running", epoch=12, elapsed=5.0)) == "epoch 12 of 300"
+    assert run_state(job("running", elapsed=0.1))[1] == "Training — starting"
+    assert run_state(job("running", epoch=12))[1] == "Training — epoch 12 of 300"
