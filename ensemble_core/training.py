@@ -470,16 +470,19 @@ class _Engine:
             [self.healthy.float(), self.bad_loss, weights_ok.float(), outputs_ok.float()]).cpu().tolist()
         for k in range(self.K):
             if self.healthy_host[k] and not healthy[k]:
-                self.healthy_host[k] = False
                 what = ("the loss became NaN" if math.isnan(bad[k]) else
                         "the loss became infinite" if math.isinf(bad[k]) else
                         "the weights became non-finite" if not w_ok[k] else
                         "its predictions became non-finite" if not o_ok[k] else
                         "the gradients became non-finite")
-                reason = f"{what} at epoch {epoch} (learning rate too high?)"
-                self.diverged_reason[k] = reason
-                self.diverged_epoch[k] = epoch
-                self.emit(MemberDiverged(trajectory=k, epoch=epoch, reason=reason))
+                self._flag_diverged(k, epoch, f"{what} at epoch {epoch} (learning rate too high?)")
+
+    def _flag_diverged(self, k: int, epoch: int, reason: str) -> None:
+        """Record trajectory ``k`` as diverged at ``epoch`` (left out of the ensemble) and tell the listener."""
+        self.healthy_host[k] = False
+        self.diverged_reason[k] = reason
+        self.diverged_epoch[k] = epoch
+        self.emit(MemberDiverged(trajectory=k, epoch=epoch, reason=reason))
 
     def _outputs_finite(self, rows: torch.Tensor) -> torch.Tensor:
         """Per trajectory: are the predicted means/variances (or logits) all finite?"""
@@ -616,10 +619,7 @@ class _Engine:
                 self.emit(MemberDiverged(trajectory=info.trajectory, epoch=info.epoch,
                                          reason=f"snapshot {info.snapshot + 1}: {why}"))
             else:
-                self.healthy_host[info.trajectory] = False
-                self.diverged_reason[info.trajectory] = why
-                self.diverged_epoch[info.trajectory] = info.epoch
-                self.emit(MemberDiverged(trajectory=info.trajectory, epoch=info.epoch, reason=why))
+                self._flag_diverged(info.trajectory, info.epoch, why)
         model = StackedMLP.from_flat(stacked.cpu(), data.n_features, self.n_out, self.config.model)
         model.eval()
         return Run(config=self.config, task=self.task, model=model, members=infos, history=self.history,
