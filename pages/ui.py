@@ -99,8 +99,6 @@ def run_page(page: Any) -> None:
         _ROUTED.active = False
 
 
-
-
 #: owner -> Streamlit session id, so the pool can ask whether a user's browser is still connected.
 _SESSIONS: dict[str, str] = {}
 #: Past this many entries, a new session first drops the entries of sessions that are gone.
@@ -118,7 +116,6 @@ def prune_sessions(is_active: Callable[[str], bool], table: dict[str, str] | Non
     for key in gone:
         table.pop(key, None)
     return len(gone)
-
 
 
 def _connected(owner_key: str) -> bool | None:
@@ -320,7 +317,7 @@ def run_state(job: Job | None) -> tuple[str, str]:
         return ":material/hourglass_top:", f"Queued (position {job.queue_position or 1})"
     p = job.progress()
     if job.status == "running":
-        return ":material/model_training:", f"Training — {epoch_text(job) if p.epoch == 0 else f'epoch {p.epoch} of {p.n_epochs}'}"
+        return ":material/model_training:", f"Training — {epoch_text(job)}"
     if job.status == "done":
         seconds = job.result.seconds if job.result is not None else p.elapsed  # the Train page's figure
         return ":material/check_circle:", f"Done — {p.epoch} epochs in {duration(seconds)}"
