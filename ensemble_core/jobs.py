@@ -206,13 +206,14 @@ class Job:
     """One training run in the pool.  Read its fields from any thread."""
 
     def __init__(self, pool: JobPool, config: RunConfig, dataset: Dataset, owner: str,
-                 preview_x: np.ndarray | None, preview_every: int) -> None:
+                 preview_x: np.ndarray | None, preview_every: int, preview_min_s: float = 0.0) -> None:
         self.id: str = uuid.uuid4().hex[:12]
         self.owner = owner
         self.config = config
         self.dataset = dataset
         self.preview_x = preview_x
         self.preview_every = preview_every
+        self.preview_min_s = preview_min_s
         self.status: Status = "queued"
         self.result: Any = None  # ensemble_core.training.Run once done/stopped
         self.error: str | None = None
@@ -364,8 +365,11 @@ class JobPool:
 
     # ------------------------------------------------------------ public API
     def submit(self, config: RunConfig, dataset: Dataset, owner: str, *,
-               preview_x: np.ndarray | None = None, preview_every: int = 0) -> Job:
+               preview_x: np.ndarray | None = None, preview_every: int = 0, preview_min_s: float = 0.0) -> Job:
         """Queue a training run for ``owner`` and start it as soon as a slot is free.
+
+        ``preview_x``, ``preview_every`` and ``preview_min_s`` ask for live
+        previews (see :func:`ensemble_core.training.train`).
 
         Raises:
             LimitError: the run exceeds :attr:`limits` or the owner already has
@@ -375,7 +379,7 @@ class JobPool:
         if self._closed.is_set():
             raise RuntimeError("the job pool has been shut down")
         check_limits(config, dataset, self.limits)
-        job = Job(self, config, dataset, owner, preview_x, preview_every)
+        job = Job(self, config, dataset, owner, preview_x, preview_every, preview_min_s)
         with self._lock:
             active = sum(1 for j in self._jobs.values() if j.owner == owner and j.active)
             if active >= self.max_active_per_owner:
@@ -539,11 +543,13 @@ class JobPool:
         try:
             if worker is not None:
                 run = worker.run(job.id, job.config, job.dataset, job._on_event, job._stop.is_set,
-                                 preview_x=job.preview_x, preview_every=job.preview_every)
+                                 preview_x=job.preview_x, preview_every=job.preview_every,
+                                 preview_min_s=job.preview_min_s)
             else:
                 train_fn = self._train_fn or training.train
+                previews = {"preview_min_s": job.preview_min_s} if job.preview_min_s else {}
                 run = train_fn(job.config, job.dataset, job._on_event, job._stop.is_set,
-                               preview_x=job.preview_x, preview_every=job.preview_every)
+                               preview_x=job.preview_x, preview_every=job.preview_every, **previews)
             job.result = run
             job.status = "stopped" if (getattr(run, "stopped", False) or job.stop_requested) else "done"
         except (training.TrainingError, DataError, ConfigError, LimitError, WorkerDied) as exc:

@@ -643,6 +643,7 @@ def train(
     *,
     preview_x: np.ndarray | None = None,
     preview_every: int = 0,
+    preview_min_s: float = 0.0,
     init_hook: InitHook | None = None,
 ) -> Run:
     """Train every member of ``config``'s ensemble on ``data`` in one batched program.
@@ -660,7 +661,8 @@ def train(
     weights, or for snapshot ensembles the snapshots taken so far (the
     current weights if none yet).  With ``preview_x`` (raw units) and
     ``preview_every > 0`` a :class:`Preview` event is emitted every
-    ``preview_every`` epochs and after the last one.
+    ``preview_every`` epochs, but not within ``preview_min_s`` seconds of the
+    previous one, and after the last epoch.
 
     A trajectory whose loss, gradient or weights become non-finite is frozen
     (its updates are masked out), reported by a :class:`MemberDiverged` event
@@ -674,6 +676,9 @@ def train(
         should_stop: polled before every optimiser step.
         preview_x: inputs ``[N, d]`` in original units for live previews.
         preview_every: epochs between previews (0 = none).
+        preview_min_s: least seconds between two previews (the last epoch's is
+            always emitted): a live view refreshing every second shows at most
+            one of them, and each costs a prediction on ``preview_x``.
         init_hook: for tests and experiments: called with the freshly
             initialised stack (on CPU) before training, e.g. to poison a member.
 
@@ -688,16 +693,17 @@ def train(
     engine = _Engine(config, data, on_event, should_stop, preview_x, preview_every, init_hook)
     n_epochs = config.optim.epochs
     stopped = False
-    previewed_at = 0
+    previewed_at, previewed_t = 0, -math.inf
     for epoch in range(1, n_epochs + 1):
         if not engine.run_epoch(epoch):
             stopped = True
             engine.sync_divergence(epoch)  # a trajectory may have diverged in this partial epoch
             break
         engine.end_epoch(epoch)
-        if engine.preview_every > 0 and (epoch % engine.preview_every == 0 or epoch == n_epochs):
+        if engine.preview_every > 0 and (epoch == n_epochs or (
+                epoch % engine.preview_every == 0 and time.perf_counter() - previewed_t >= preview_min_s)):
             engine.preview(epoch)
-            previewed_at = epoch
+            previewed_at, previewed_t = epoch, time.perf_counter()
         if not any(engine.healthy_host):
             break
     if engine.preview_every > 0 and engine.preview_x is not None and previewed_at != engine.epochs_done \

@@ -9,7 +9,7 @@ never fork a threaded server) with its own interpreter and GIL.  It imports
 torch and :mod:`ensemble_core.training` once, when it starts, and then trains
 one job at a time:
 
-* parent -> child: ``(job_id, config, dataset, preview_x, preview_every)``
+* parent -> child: ``(job_id, config, dataset, preview_x, preview_every, preview_min_s)``
   (the dataset without its ``true_fn``/``noise_fn`` callables, which may not
   pickle and which training does not use), or ``None`` to exit;
 * child -> parent: ``("event", job_id, event)`` for every engine event, then
@@ -100,13 +100,14 @@ def _child_main(conn: Any, stop: Any, torch_threads: int | None) -> None:
             return  # the parent went away
         if msg is None:
             return
-        job_id, config, dataset, preview_x, preview_every = msg
+        job_id, config, dataset, preview_x, preview_every, preview_min_s = msg
 
         def on_event(event: Any, job_id: str = job_id) -> None:
             conn.send_bytes(_dumps(("event", job_id, event)))
 
         try:
-            run = train(config, dataset, on_event, stop.is_set, preview_x=preview_x, preview_every=preview_every)
+            run = train(config, dataset, on_event, stop.is_set, preview_x=preview_x, preview_every=preview_every,
+                        preview_min_s=preview_min_s)
             reply = _dumps(("done", job_id, run))
         except (TrainingError, DataError, ConfigError) as exc:
             reply = _dumps(("error", job_id, "user", str(exc) or type(exc).__name__))
@@ -223,7 +224,8 @@ class ProcessWorker:
             self._start()
 
     def run(self, job_id: str, config: Any, dataset: Any, on_event: Callable[[Any], None],
-            should_stop: Callable[[], bool], *, preview_x: Any = None, preview_every: int = 0) -> Any:
+            should_stop: Callable[[], bool], *, preview_x: Any = None, preview_every: int = 0,
+            preview_min_s: float = 0.0) -> Any:
         """Train one job in the child; forward its events; return its :class:`Run`.
 
         Blocks the calling thread (waiting on the pipe releases the GIL).
@@ -240,7 +242,7 @@ class ProcessWorker:
         self._stop.clear()
         conn, proc, stop = self._conn, self._proc, self._stop
         try:
-            conn.send_bytes(_dumps((job_id, config, strip_callables(dataset), preview_x, preview_every)))
+            conn.send_bytes(_dumps((job_id, config, strip_callables(dataset), preview_x, preview_every, preview_min_s)))
         except (OSError, EOFError) as exc:
             self.restart()
             raise WorkerDied(WORKER_DIED) from exc

@@ -399,3 +399,17 @@ def test_mse_ensemble_and_device_auto() -> None:
     last = [e for e in run.history if isinstance(e, EpochEnd)][-1]
     assert np.isfinite(last.val["nll"]) and last.val["rmse"] > 0
     assert next(run.model.parameters()).device.type == "cpu"  # type: ignore[attr-defined]
+
+
+def test_previews_are_spaced_in_time() -> None:
+    """``preview_min_s`` drops the previews due within that time of the last one; the last epoch's stays."""
+    data = make_cubic()
+    grid = np.linspace(-6, 6, 9)[:, None]
+    cfg = _cfg(optim=OptimSpec(batch_size=8, epochs=6))
+    every = train(cfg, data, preview_x=grid, preview_every=1, preview_min_s=0.0)
+    assert [e.epoch for e in every.history if isinstance(e, Preview)] == [1, 2, 3, 4, 5, 6]
+    spaced = train(cfg, data, preview_x=grid, preview_every=1, preview_min_s=3600.0)
+    assert [e.epoch for e in spaced.history if isinstance(e, Preview)] == [1, 6]  # the first, then only the last
+    last = [e for e in spaced.history if isinstance(e, Preview)][-1].prediction
+    ref = [e for e in every.history if isinstance(e, Preview)][-1].prediction
+    np.testing.assert_allclose(last.mean, ref.mean, rtol=1e-6)  # fewer previews, same training
