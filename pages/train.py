@@ -161,7 +161,8 @@ def start() -> None:
     bases = ui.live_bases(cfg, ds)  # built before training starts, so the live charts stay cheap
     try:
         job = ui.pool().submit(cfg, ds, ui.owner(), preview_x=preview_x,
-                               preview_every=max(1, cfg.optim.epochs // 25) if preview_x is not None else 0)
+                               preview_every=max(1, cfg.optim.epochs // 25) if preview_x is not None else 0,
+                               preview_min_s=ui.CHART_S / 2)  # the chart shows at most one a second
     except LimitError as exc:
         ss["train_refused"] = str(exc)
         return
@@ -216,7 +217,8 @@ def live() -> None:
     if polling and (job is None or not job.active):
         st.rerun()  # finished: one full rerun shows the results everywhere and ends the polling
     if job is not None:
-        ui.job_status(job)
+        with st.container():  # one element whatever the status shows: the charts below keep their place
+            ui.job_status(job)
         if job.status == "queued":  # nothing to chart yet; a queued page's polls stay cheap
             st.caption("The live charts appear here as soon as your run starts.")
         else:
@@ -225,7 +227,7 @@ def live() -> None:
     st.markdown("#### Learning-rate schedule")
     st.caption("Every optimiser step's learning rate for these settings (stars: snapshots).")
     if cfg is not None:
-        ui.show(ui.lr_figure(cfg, ds.n_train), key="train_lr_plan")
+        ui.show(ui.lr_figure(cfg, ds.n_train), key="train_lr_plan", live=True)
     st.info("Press **Train** to start. Every member's loss will appear here as it learns.", icon=":material/info:")
 
 

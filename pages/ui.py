@@ -32,6 +32,7 @@ from ensemble_core import share
 from ensemble_core.config import DataSpec, RunConfig
 from ensemble_core.data import DataError, Dataset, describe, load_dataset
 from ensemble_core.jobs import Job, JobPool
+from pages import live_plot
 
 log = logging.getLogger(__name__)
 
@@ -402,13 +403,23 @@ def plotly_config(key: str) -> dict[str, Any]:
     return image_config(st.session_state.get("ui_img_fmt") or "png", f"deep-ensemble-lab-{key}")
 
 
-def show(fig: go.Figure | None, key: str, *, height: int | None = None, on_select: str | None = None) -> Any:
-    """Draw a Plotly figure with a stable key (zoom survives live updates) and a PNG/SVG download button.
+def show(fig: go.Figure | dict | None, key: str, *, height: int | None = None, on_select: str | None = None,
+         live: bool = False) -> Any:
+    """Draw a Plotly figure with a stable key and a PNG/SVG download button.
 
     With ``on_select="rerun"`` a click selects a point and the selection event is returned.
+    ``live=True`` (the live views) draws it with :func:`pages.live_plot.live_chart`:
+    a new figure for the same key updates the chart in place, keeping the
+    viewer's zoom; ``fig`` may then also be a figure's plain JSON data.
     """
     if fig is None:
         st.caption(":material/info: This chart could not be drawn for the current data.")
+        return None
+    if live:
+        spec = fig if isinstance(fig, dict) else live_plot.to_spec(fig)
+        if height:
+            spec = {**spec, "layout": {**spec.get("layout", {}), "height": height}}
+        live_plot.live_chart(spec, key, plotly_config(key))
         return None
     if height:
         fig.update_layout(height=height)
@@ -513,24 +524,8 @@ def job_status(job: Job) -> None:
                    f"A smaller learning rate usually helps.\n{lines}", icon=":material/warning:")
 
 
-class _Prebuilt(go.Figure):
-    """A figure whose plain-dict spec is already built: ``st.plotly_chart`` uses it as is.
-
-    Plotly validates every property of a ``go.Figure`` in pure Python (tens of
-    milliseconds for a chart, holding the GIL the training thread needs); the
-    live charts patch the data of specs that ``ensemble_core.viz`` built once.
-    """
-
-    def __init__(self, spec: dict) -> None:
-        super().__init__()
-        self._spec = spec
-
-    def to_dict(self) -> dict:
-        return self._spec
-
-
-def _budgeted(slot: str, signature: tuple, build: Callable[[], go.Figure | None], *, force: bool) -> go.Figure | None:
-    """The figure for ``slot``, rebuilt when its inputs changed, but at most ~10% of the time.
+def _budgeted(slot: str, signature: tuple, build: Callable[[], go.Figure | None], *, force: bool) -> dict | None:
+    """The figure for ``slot`` (as plain JSON data), rebuilt when its inputs changed, but at most ~10% of the time.
 
     A rebuild that took ``b`` seconds is not repeated for ``10 b`` seconds (the
     old figure is shown meanwhile) unless ``force`` (the run has ended).
@@ -543,14 +538,18 @@ def _budgeted(slot: str, signature: tuple, build: Callable[[], go.Figure | None]
     if hit is not None and not force and hit[0][0] == signature[0] and now - hit[2] < max(CHART_S, 10 * hit[3]):
         return hit[1]
     fig = build()
-    if fig is not None:
-        fig.update_layout(uirevision=slot)
-    cache[slot] = (signature, fig, now, time.monotonic() - now)
-    return fig
+    spec = None if fig is None else live_plot.to_spec(fig.update_layout(uirevision=slot))
+    cache[slot] = (signature, spec, now, time.monotonic() - now)
+    return spec
 
 
 def live_bases(cfg: RunConfig, ds: Dataset) -> dict[str, dict]:
-    """Specs of the live charts built once, before a job starts (their data are filled in live)."""
+    """Specs (plain JSON data) of the live charts built once, before a job starts (their data are filled in live).
+
+    Plotly validates every property of a ``go.Figure`` in pure Python (tens of
+    milliseconds a chart, holding the GIL); the live charts patch the data of
+    these specs instead.
+    """
     n, out = cfg.optim.epochs, {}
     for slot, name, kwargs in (("train_loss_fig", "loss_figure", {"metric": "loss", "height": 340}),
                                ("train_acc_fig", "loss_figure", {"metric": "accuracy", "height": 300}),
@@ -561,11 +560,11 @@ def live_bases(cfg: RunConfig, ds: Dataset) -> dict[str, dict]:
         extra = {} if name == "val_figure" else {"n_members": cfg.strategy.members}
         fig = figure(name, *args, **kwargs, **extra)
         if fig is not None:
-            out[slot] = fig.update_layout(uirevision=slot).to_dict()
+            out[slot] = live_plot.to_spec(fig.update_layout(uirevision=slot))
     # a constant rate has nothing to show moving: its chart is the plan, sent unchanged while training
     fig = lr_figure(cfg, ds.n_train, None if cfg.optim.schedule == "constant" else 1)
     if fig is not None:
-        out["train_lr_live"] = fig.update_layout(uirevision="train_lr_live").to_dict()
+        out["train_lr_live"] = live_plot.to_spec(fig.update_layout(uirevision="train_lr_live"))
     return out
 
 
@@ -574,8 +573,9 @@ def _finite(v: Any) -> float | None:
 
 
 #: Most points per trace of a live curve (longer histories are thinned evenly, the last epoch kept):
-#: redrawing thousands of points a second costs the viewer's browser more than the run costs the server.
-LIVE_POINTS = 400
+#: redrawing many thousands of points a second would cost the viewer's browser more than the run costs
+#: the server.  (1000: a curve keeps visibly growing point by point for the first 1000 epochs.)
+LIVE_POINTS = 1000
 
 
 def _series_spec(base: dict, rows: list, values: Callable[[Any], list], most: int | None = LIVE_POINTS) -> dict | None:
@@ -644,7 +644,7 @@ def job_charts(job: Job) -> None:
 
     def chart(slot: str, fast: Callable[[dict], dict | None], slow: Callable[[], go.Figure | None]) -> None:
         spec = fast(bases[slot]) if slot in bases and not diverged else None
-        show(_Prebuilt(spec) if spec is not None else _budgeted(slot, sig, slow, force=force), key=slot)
+        show(spec if spec is not None else _budgeted(slot, sig, slow, force=force), key=slot, live=True)
 
     preview = next((e for e in reversed(events) if e.kind == "preview"), None)
     grid = preview_grid(ds)
@@ -660,7 +660,7 @@ def job_charts(job: Job) -> None:
                 builder = "bands_figure" if task == "regression" else "class_maps"
                 show(_budgeted("train_preview", (job.id, preview.epoch),
                                lambda: figure(builder, ds, grid, preview.prediction, compact=True), force=force),
-                     key="train_preview")
+                     key="train_preview", live=True)
                 st.caption("Live prediction of the ensemble so far.")
     if task == "classification":
         chart("train_acc_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_acc, most),

@@ -22,11 +22,18 @@ def open_page(at: AppTest, page: str) -> AppTest:
 
 
 def chart_specs(at: AppTest) -> dict[str, dict]:
-    """Every Plotly chart on screen as ``{element key suffix: figure JSON}``."""
+    """Every Plotly chart on screen as ``{element key suffix: figure JSON}``.
+
+    Both kinds: ``st.plotly_chart`` and the live views' in-place charts
+    (:func:`pages.live_plot.live_chart`, a component whose data carry the figure).
+    """
     out = {}
     for chart in at.get("plotly_chart"):
         key = chart.proto.id.rsplit("-", 1)[-1] if chart.proto.id else str(len(out))
         out[key] = json.loads(chart.proto.spec)
+    for comp in at.get("bidi_component"):
+        if comp.proto.component_name == "deep_ensemble_lab.live_plot":
+            out[comp.proto.id.rsplit("-", 1)[-1]] = json.loads(comp.proto.json)["figure"]
     return out
 
 

@@ -98,11 +98,34 @@ def test_train_cubic_live_then_see_the_bands(app_page):  # noqa: F811 - the fixt
 
 
 #: CSS transitions/animations running in the live view or a progress bar.  Restarted by every refresh,
-#: Streamlit's progress easing kept a software-rendered browser compositing 60 frames a second.
+#: Streamlit's progress easing kept a software-rendered browser compositing 60 frames a second.  (Not
+#: counted: the shimmer of a placeholder Streamlit shows once per page while an element's code loads.)
 _LIVE_ANIMATIONS_JS = """() => document.getAnimations().filter(a => {
     const t = a.effect && a.effect.target;
-    return t && t.closest && (t.closest('.st-key-live_view') || t.closest("[data-testid='stProgressBarTrack']"));
+    return t && t.closest && !t.closest("[data-testid='stSkeleton']")
+        && (t.closest('.st-key-live_view') || t.closest("[data-testid='stProgressBarTrack']"));
 }).map(a => (a.transitionProperty || a.animationName) + ' on ' + String(a.effect.target.className).slice(0, 60))"""
+
+
+_LOSS_JS = "document.querySelector('.st-key-train_loss_fig .js-plotly-plot')"
+
+
+def zoom_loss_chart(page, epochs: int) -> tuple[list[float], int]:
+    """Drag a zoom box over the live loss chart as a viewer would; (its x range then, its last epoch then).
+
+    The plot is also marked, so a later check can tell it was updated in place, not drawn anew.
+    """
+    box = page.locator(".st-key-train_loss_fig .nsewdrag").first.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x0 + 0.1 * w, y0 + 0.2 * h)
+    page.mouse.down()
+    page.mouse.move(x0 + 0.3 * w, y0 + 0.6 * h, steps=5)
+    page.mouse.move(x0 + 0.5 * w, y0 + 0.8 * h, steps=5)
+    page.mouse.up()
+    # the chart spans every planned epoch; the box covers about 40% of it
+    page.wait_for_function(f"() => {{ const r = {_LOSS_JS}.layout.xaxis.range; return r[1] - r[0] < 0.6 * {epochs}; }}")
+    return page.evaluate(f"() => {{ const el = {_LOSS_JS}; el.__journeyMark = 'zoomed'; "
+                         "return [el.layout.xaxis.range, el.data[0].x.at(-1)]; }")
 
 
 def test_stop_keeps_the_partial_run(app_page):  # noqa: F811 - the fixture imported above
@@ -113,6 +136,11 @@ def test_stop_keeps_the_partial_run(app_page):  # noqa: F811 - the fixture impor
     for _ in range(4):  # the live view eases and fades nothing while it refreshes (see ui.LIVE_CSS)
         assert page.evaluate(_LIVE_ANIMATIONS_JS) == []
         time.sleep(0.3)
+    zoomed, before = zoom_loss_chart(page, 3000)
+    page.wait_for_function(f"() => {_LOSS_JS}.data[0].x.at(-1) > {before + 20}", timeout=60_000)
+    time.sleep(0.3)  # a refresh or two later: the same plot, updated in place, still zoomed
+    assert page.evaluate(f"() => {_LOSS_JS}.__journeyMark") == "zoomed", "the live chart was drawn anew"
+    assert page.evaluate(f"() => {_LOSS_JS}.layout.xaxis.range") == zoomed
     page.get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("Stopped early").wait_for(timeout=60_000)
     assert "Stopped after" in sidebar_status(page)

@@ -1,0 +1,103 @@
+"""Plotly charts that update in place, for the live views.
+
+``st.plotly_chart`` gives a chart a new identity whenever its figure changes
+(Streamlit 1.67 hashes the figure into the element id, and its frontend keys
+the chart by that id), so each refresh of a live chart threw the chart away
+and drew a new one from scratch.  On the Train page that was most of the
+viewer's browser work during a run (Plotly's axes, tick labels and margins,
+for three or four charts a second), and any zoom the viewer had set was lost
+on every refresh.
+
+:func:`live_chart` draws the figure with a small Streamlit component (``st.components.v2``)
+whose identity is its key alone: a new figure for the same key reaches the
+same element, which calls ``Plotly.react`` on the plot it already has.  Plotly
+then redraws only what changed, and ``layout.uirevision`` keeps the viewer's
+zoom and legend choices.  The Plotly library is the one the ``plotly`` Python
+package ships (so figure and library versions match); the server serves it
+from that package's folder and the browser loads it once per tab.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import plotly
+import plotly.graph_objects as go
+import streamlit as st
+import streamlit.components.v1 as components_v1
+
+#: The folder of the ``plotly`` package holding ``plotly.min.js``; served read-only as a (never drawn) v1 component.
+PLOTLY_DIR = Path(plotly.__file__).parent / "package_data"
+_ASSETS = "plotly_assets"
+components_v1.declare_component(_ASSETS, path=str(PLOTLY_DIR))
+#: Where the browser finds ``plotly.min.js``, relative to the app's root URL.
+PLOTLY_PATH = f"component/{__name__}.{_ASSETS}/plotly.min.js"
+
+# One plot per element.  The app's root URL is where Streamlit's own script
+# lives (this also holds under a server.baseUrlPath).  Plotly loads once per
+# tab (a classic script: window.Plotly); every call after that is a
+# Plotly.react on the same plot, so only what changed is redrawn and
+# layout.uirevision keeps the viewer's zoom.
+_JS = """
+const root = () => {
+  const own = document.querySelector('script[src*="static/js/index"]');
+  return own ? own.src.split('static/js/')[0] : new URL('./', document.baseURI).href;
+};
+const plotly = (path) => {
+  if (!window.__delPlotly) {
+    window.__delPlotly = new Promise((resolve, reject) => {
+      const s = document.createElement('script');
+      s.src = root() + path;
+      s.onload = () => resolve(window.Plotly);
+      s.onerror = () => { window.__delPlotly = null; reject(new Error('could not load ' + s.src)); };
+      document.head.appendChild(s);
+    });
+  }
+  return window.__delPlotly;
+};
+export default function (component) {
+  const { data, parentElement } = component;
+  let div = parentElement.querySelector(':scope > div.del-live-plot');
+  if (!div) {
+    div = document.createElement('div');
+    div.className = 'del-live-plot';
+    div.style.width = '100%';
+    parentElement.appendChild(div);
+  }
+  div.style.height = (data.height || 400) + 'px';
+  plotly(data.src).then((Plotly) => {
+    Plotly.react(div, data.figure.data, data.figure.layout, data.config);
+    if (!div.__delResize) {
+      div.__delResize = new ResizeObserver(() => { if (div.isConnected) Plotly.Plots.resize(div); });
+      div.__delResize.observe(div);
+    }
+  });
+  return () => {
+    if (div.__delResize) div.__delResize.disconnect();
+    if (window.Plotly) window.Plotly.purge(div);
+  };
+}
+"""
+
+_component = st.components.v2.component("deep_ensemble_lab.live_plot", js=_JS, isolate_styles=False)
+
+
+def to_spec(fig: go.Figure | dict[str, Any]) -> dict[str, Any]:
+    """A figure as plain JSON data (``{"data": [...], "layout": {...}}``; NumPy arrays become lists)."""
+    return json.loads(plotly.io.to_json(fig, validate=False))
+
+
+def live_chart(spec: dict[str, Any], key: str, config: dict[str, Any] | None = None) -> None:
+    """Draw the figure ``spec`` (plain JSON data, see :func:`to_spec`) as the chart ``key``.
+
+    A later call with the same ``key`` (in the same place on the page) updates
+    that chart in place rather than drawing a new one.  The chart fills the
+    container's width; its height is the figure's ``layout.height`` (400 px
+    when unset).
+    """
+    layout = spec.get("layout") or {}
+    height = int(layout.get("height") or 400)
+    _component(key=key, data={"figure": spec, "config": dict(config or {}, responsive=False), "height": height,
+                              "src": PLOTLY_PATH})
