@@ -198,6 +198,8 @@ with left:
 
 job = ui.current_job()
 polling = job is not None and job.active
+if st.session_state.get("ui_sidebar_active") and not polling:
+    st.rerun()  # the run ended after the sidebar said "Training": once more, so the sidebar says so too
 st.session_state.pop("ui_chart_upto", None)  # a full run draws the charts' newest data; polls are throttled
 
 

@@ -350,6 +350,7 @@ def sidebar() -> None:
         st.caption(f"{ds.task} · {ds.n_features} feature{'s' if ds.n_features > 1 else ''} · "
                    f"{ds.n_train} training rows")
         st.caption("CURRENT RUN")
+        st.session_state["ui_sidebar_active"] = job is not None and job.active  # see train.py
         if job is not None and job.active and st.session_state.get("ui_page") == "train":
             # the Train page shows the live progress in its main area; one poller per page is enough
             st.markdown(":material/hourglass_top: Queued — see the Train page" if job.status == "queued"
