@@ -148,7 +148,8 @@ def prewarm() -> None:
 
     Called after the first page has been sent, so a server's first visitor does
     not wait for it, and the first **Train** click finds warm workers instead of
-    paying for their start (a few seconds of importing torch).
+    paying for their start (a few seconds of importing torch).  The live
+    charts' gzipped Plotly library is prepared then too.
     """
     if _PREWARM.is_set():
         return
@@ -159,6 +160,7 @@ def prewarm() -> None:
         try:
             pool()
             from ensemble_core import metrics, predict, viz  # noqa: F401 - the first run's charts and scores
+            live_plot.ensure_assets()
         except Exception:  # noqa: BLE001 - only an optimisation: the first run creates it otherwise
             log.exception("pre-warming the job pool failed")
 
