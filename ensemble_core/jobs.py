@@ -547,9 +547,9 @@ class JobPool:
                                  preview_min_s=job.preview_min_s)
             else:
                 train_fn = self._train_fn or training.train
-                previews = {"preview_min_s": job.preview_min_s} if job.preview_min_s else {}
                 run = train_fn(job.config, job.dataset, job._on_event, job._stop.is_set,
-                               preview_x=job.preview_x, preview_every=job.preview_every, **previews)
+                               preview_x=job.preview_x, preview_every=job.preview_every,
+                               preview_min_s=job.preview_min_s)
             job.result = run
             job.status = "stopped" if (getattr(run, "stopped", False) or job.stop_requested) else "done"
         except (training.TrainingError, DataError, ConfigError, LimitError, WorkerDied) as exc:

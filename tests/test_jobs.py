@@ -60,7 +60,7 @@ class FakeTrainer:
         self.max_running = 0
         self.started: list[str] = []
 
-    def __call__(self, config, data, on_event, should_stop, *, preview_x=None, preview_every=0):
+    def __call__(self, config, data, on_event, should_stop, *, preview_x=None, preview_every=0, preview_min_s=0.0):
         with self.lock:
             self.running += 1
             self.max_running = max(self.max_running, self.running)
