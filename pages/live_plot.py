@@ -25,6 +25,7 @@ import json
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,32 +36,46 @@ import streamlit.components.v1 as components_v1
 
 #: ``plotly.min.js`` of the ``plotly`` package: the library the live charts draw with.
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-#: A folder of this server process (created private, removed at exit), served read-only as a
-#: (never drawn) v1 component; :func:`ensure_assets` puts the gzipped library in it.
-ASSET_DIR = Path(tempfile.mkdtemp(prefix="deep-ensemble-lab-assets-"))
-atexit.register(shutil.rmtree, ASSET_DIR, True)
 _ASSETS = "plotly_assets"
-components_v1.declare_component(_ASSETS, path=str(ASSET_DIR))
 #: Where the browser finds the gzipped library, relative to the app's root URL.
 PLOTLY_PATH = f"component/{__name__}.{_ASSETS}/plotly.min.js.gz"
-_ASSETS_LOCK = threading.Lock()
+_SETUP_LOCK = threading.Lock()
+_folder: Path | None = None
+_mount: Callable[..., Any] | None = None
 
 
 def ensure_assets() -> Path:
-    """Gzip ``plotly.min.js`` into :data:`ASSET_DIR` once per process (~0.3 s); its path.
+    """Gzip ``plotly.min.js`` into a private folder of this process once (~0.3 s); that folder.
 
     Served as a ``.gz`` file (``application/gzip``), the library passes
     Streamlit's HTTP compression untouched and the browser unzips it: the
     server would otherwise gzip all 4.8 MB again for every viewer (~0.3 s of
     CPU each, a class opening the Train page at once) or send it unzipped.
+    Safe from any thread (the server's prewarm thread does it early); the
+    folder is removed at exit.
     """
-    target = ASSET_DIR / "plotly.min.js.gz"
-    with _ASSETS_LOCK:
-        if not target.exists():
-            partial = target.with_suffix(".part")
-            partial.write_bytes(gzip.compress(PLOTLY_JS.read_bytes(), compresslevel=6, mtime=0))
-            partial.replace(target)
-    return target
+    global _folder
+    with _SETUP_LOCK:
+        if _folder is None:
+            folder = Path(tempfile.mkdtemp(prefix="deep-ensemble-lab-assets-"))
+            atexit.register(shutil.rmtree, folder, True)
+            (folder / "plotly.min.js.gz").write_bytes(gzip.compress(PLOTLY_JS.read_bytes(), compresslevel=6, mtime=0))
+            _folder = folder
+    return _folder
+
+
+def _component() -> Callable[..., Any]:
+    """Register the chart component and serve the library folder (as a never drawn v1 component), once.
+
+    Called from a script run: Streamlit registers components with the runtime of the running script.
+    """
+    global _mount
+    folder = ensure_assets()
+    with _SETUP_LOCK:
+        if _mount is None:
+            components_v1.declare_component(_ASSETS, path=str(folder))
+            _mount = st.components.v2.component("deep_ensemble_lab.live_plot", js=_JS, isolate_styles=False)
+    return _mount
 
 
 # One plot per element.  The app's root URL is where Streamlit's own script
@@ -118,9 +133,6 @@ export default function (component) {
 }
 """
 
-_component = st.components.v2.component("deep_ensemble_lab.live_plot", js=_JS, isolate_styles=False)
-
-
 def to_spec(fig: go.Figure | dict[str, Any]) -> dict[str, Any]:
     """A figure as plain JSON data (``{"data": [...], "layout": {...}}``; NumPy arrays become lists)."""
     return json.loads(plotly.io.to_json(fig, validate=False))
@@ -134,8 +146,8 @@ def live_chart(spec: dict[str, Any], key: str, config: dict[str, Any] | None = N
     container's width; its height is the figure's ``layout.height`` (400 px
     when unset).
     """
-    ensure_assets()
+    mount = _mount or _component()
     layout = spec.get("layout") or {}
     height = int(layout.get("height") or 400)
-    _component(key=key, data={"figure": spec, "config": dict(config or {}, responsive=False), "height": height,
+    mount(key=key, data={"figure": spec, "config": dict(config or {}, responsive=False), "height": height,
                               "src": PLOTLY_PATH})
