@@ -11,12 +11,13 @@ import streamlit as st
 import streamlit.delta_generator
 
 from ensemble_core import share
-from pages import ui
+from pages import streamlit_fixes, ui
 
 # Streamlit checks once per process, on the first element, whether it runs in a REPL; the check
 # (inspect.stack(), which reads the source of every frame) cost 0.13 s of the first visitor's page.
 # This app always runs under `streamlit run`, so the check is marked done.
 streamlit.delta_generator._use_warning_has_been_displayed = True
+streamlit_fixes.install()  # once per server: see pages/streamlit_fixes.py (pages froze under a classroom's load)
 
 ROOT = Path(__file__).parent
 
