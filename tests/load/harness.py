@@ -427,6 +427,8 @@ async def train_session(browser: Any, url: str, name: str, seed: int, *, epochs:
         await train_and_wait(page, result, timeout_s, on_poll)
     except Exception as exc:  # noqa: BLE001 - reported per session, the others go on
         result.error = result.error or f"{step}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        result.browser_log += [f"call log: {line.strip()[:160]}"  # what Playwright waited for
+                               for line in str(exc).splitlines()[1:][-8:]]
         if start is not None and not signalled:
             await start.ready()  # do not hold the others back
         if page is not None:
