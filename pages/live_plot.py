@@ -110,7 +110,10 @@ const plotly = (path) => {
   return window.__delPlotly;
 };
 export default function (component) {
-  const { data, parentElement } = component;
+  const { parentElement } = component;
+  // the server sends the payload as UTF-8 JSON bytes (see payload()), parsed here once
+  const data = component.data instanceof Uint8Array ? JSON.parse(new TextDecoder().decode(component.data))
+                                                     : component.data;
   let div = parentElement.querySelector(':scope > div.del-live-plot');
   if (!div) {
     div = document.createElement('div');
@@ -138,6 +141,25 @@ def to_spec(fig: go.Figure | dict[str, Any]) -> dict[str, Any]:
     return json.loads(plotly.io.to_json(fig, validate=False))
 
 
+def payload(spec: dict[str, Any], config: dict[str, Any] | None = None) -> bytes:
+    """What the chart element carries: the figure ``spec``, its Plotly ``config`` and height, as JSON bytes.
+
+    Bytes pass through Streamlit as they are.  (A dict is JSON-encoded twice per
+    draw, once for the element and once, sorted, for its identity; a live view
+    that redraws unchanged charts between refreshes can keep these bytes and
+    send them again: :func:`live_chart_bytes`.)
+    """
+    layout = spec.get("layout") or {}
+    height = int(layout.get("height") or 400)
+    return json.dumps({"figure": spec, "config": dict(config or {}, responsive=False), "height": height,
+                       "src": PLOTLY_PATH}, separators=(",", ":")).encode()
+
+
+def live_chart_bytes(data: bytes, key: str) -> None:
+    """Draw a chart from its :func:`payload` as the chart ``key`` (see :func:`live_chart`)."""
+    (_mount or _component())(key=key, data=data)
+
+
 def live_chart(spec: dict[str, Any], key: str, config: dict[str, Any] | None = None) -> None:
     """Draw the figure ``spec`` (plain JSON data, see :func:`to_spec`) as the chart ``key``.
 
@@ -146,8 +168,4 @@ def live_chart(spec: dict[str, Any], key: str, config: dict[str, Any] | None = N
     container's width; its height is the figure's ``layout.height`` (400 px
     when unset).
     """
-    mount = _mount or _component()
-    layout = spec.get("layout") or {}
-    height = int(layout.get("height") or 400)
-    mount(key=key, data={"figure": spec, "config": dict(config or {}, responsive=False), "height": height,
-                              "src": PLOTLY_PATH})
+    live_chart_bytes(payload(spec, config), key)

@@ -527,6 +527,29 @@ def job_status(job: Job) -> None:
                    f"A smaller learning rate usually helps.\n{lines}", icon=":material/warning:")
 
 
+def show_live(key: str, signature: tuple, build: Callable[[], dict | None]) -> None:
+    """The live chart ``key`` (see :func:`show`), built by ``build`` only when ``signature`` changed.
+
+    A live view polls more often than its charts' data refresh, and each poll
+    must draw every chart again; with the same ``signature`` (the data the
+    charts were drawn from) the chart's encoded payload from the previous poll
+    is sent again, without building or encoding the figure.
+    """
+    memo = st.session_state.setdefault("ui_live_payloads", {})
+    hit = memo.get(key)
+    if hit is not None and hit[0] == signature:
+        live_plot.live_chart_bytes(hit[1], key)
+        return
+    spec = build()
+    if spec is None:
+        memo.pop(key, None)
+        show(None, key)
+        return
+    data = live_plot.payload(spec, plotly_config(key))
+    memo[key] = (signature, data)
+    live_plot.live_chart_bytes(data, key)
+
+
 def _budgeted(slot: str, signature: tuple, build: Callable[[], go.Figure | None], *, force: bool) -> dict | None:
     """The figure for ``slot`` (as plain JSON data), rebuilt when its inputs changed, but at most ~10% of the time.
 
@@ -636,6 +659,7 @@ def job_charts(job: Job) -> None:
     if shown is None or shown[0] != job.id or not job.active or now - shown[2] >= live_every(CHART_S):
         shown = st.session_state["ui_chart_upto"] = (job.id, len(events), now)
     events = events[:shown[1]]  # between refreshes the charts get the same data again (no redraw)
+    shown_sig = (job.id, shown[1], job.active)  # what every chart below is drawn from
     epochs = [e for e in events if e.kind == "epoch"]
     diverged = any(e.kind == "diverged" for e in events)
     sig, force = (job.id, len(epochs), diverged), not job.active
@@ -646,8 +670,10 @@ def job_charts(job: Job) -> None:
     steps = sum(len(e.lrs) for e in epochs)
 
     def chart(slot: str, fast: Callable[[dict], dict | None], slow: Callable[[], go.Figure | None]) -> None:
-        spec = fast(bases[slot]) if slot in bases and not diverged else None
-        show(spec if spec is not None else _budgeted(slot, sig, slow, force=force), key=slot, live=True)
+        def build() -> dict | None:
+            spec = fast(bases[slot]) if slot in bases and not diverged else None
+            return spec if spec is not None else _budgeted(slot, sig, slow, force=force)
+        show_live(slot, shown_sig, build)
 
     preview = next((e for e in reversed(events) if e.kind == "preview"), None)
     grid = preview_grid(ds)
@@ -661,9 +687,9 @@ def job_charts(job: Job) -> None:
                 st.caption("The live prediction appears after the first few epochs.")
             else:
                 builder = "bands_figure" if task == "regression" else "class_maps"
-                show(_budgeted("train_preview", (job.id, preview.epoch),
-                               lambda: figure(builder, ds, grid, preview.prediction, compact=True), force=force),
-                     key="train_preview", live=True)
+                show_live("train_preview", shown_sig, lambda: _budgeted(
+                    "train_preview", (job.id, preview.epoch),
+                    lambda: figure(builder, ds, grid, preview.prediction, compact=True), force=force))
                 st.caption("Live prediction of the ensemble so far.")
     if task == "classification":
         chart("train_acc_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_acc, most),

@@ -33,7 +33,7 @@ def chart_specs(at: AppTest) -> dict[str, dict]:
         out[key] = json.loads(chart.proto.spec)
     for comp in at.get("bidi_component"):
         if comp.proto.component_name == "deep_ensemble_lab.live_plot":
-            out[comp.proto.id.rsplit("-", 1)[-1]] = json.loads(comp.proto.json)["figure"]
+            out[comp.proto.id.rsplit("-", 1)[-1]] = json.loads(comp.proto.bytes or comp.proto.json)["figure"]
     return out
 
 

@@ -284,3 +284,34 @@ def test_a_run_still_at_epoch_zero_says_it_is_starting():
     assert epoch_text(job("running", epoch=12, elapsed=5.0)) == "epoch 12 of 300"
     assert run_state(job("running", elapsed=0.1))[1] == "Training — starting"
     assert run_state(job("running", epoch=12))[1] == "Training — epoch 12 of 300"
+
+
+def _live_chart_script() -> None:
+    import streamlit as st
+
+    from pages import ui
+
+    sig = st.session_state.get("sig", 1)
+    calls = st.session_state.setdefault("calls", [])
+
+    def build() -> dict:
+        calls.append(sig)
+        return {"data": [{"type": "scatter", "x": [1, 2], "y": [sig, sig]}], "layout": {"height": 300}}
+
+    ui.show_live("chart", ("job", sig), build)
+
+
+def test_live_charts_are_rebuilt_only_when_their_data_changed():
+    """A poll between two refreshes of the data sends the chart's previous payload without building it."""
+    at = AppTest.from_function(_live_chart_script, default_timeout=60)
+    at.run()
+    at.run()  # a poll with the same data
+    assert at.session_state["calls"] == [1]
+    assert chart_specs(at)["chart"]["data"][0]["y"] == [1, 1]
+    first = at.session_state["ui_live_payloads"]["chart"][1]
+    at.session_state["sig"] = 2  # the data refreshed
+    at.run()
+    assert at.session_state["calls"] == [1, 2]
+    assert chart_specs(at)["chart"]["data"][0]["y"] == [2, 2]
+    assert chart_specs(at)["chart"]["layout"]["height"] == 300
+    assert at.session_state["ui_live_payloads"]["chart"][1] != first
