@@ -690,7 +690,8 @@ def job_charts(job: Job) -> None:
                 show_live("train_preview", shown_sig, lambda: _budgeted(
                     "train_preview", (job.id, preview.epoch),
                     lambda: figure(builder, ds, grid, preview.prediction, compact=True), force=force))
-                st.caption("Live prediction of the ensemble so far.")
+                st.caption("Live prediction of the ensemble so far." if job.active
+                           else f"The ensemble's prediction after epoch {preview.epoch}.")
     if task == "classification":
         chart("train_acc_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_acc, most),
               lambda: figure("loss_figure", events, n, metric="accuracy", n_members=members, height=300))
