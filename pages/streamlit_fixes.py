@@ -49,7 +49,7 @@ REMEMBER = 20_000
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _ref_fragment: OrderedDict[tuple[str, tuple[int, ...]], str] = OrderedDict()
-_installed = False
+_installed: bool | None = None  # None: not tried yet; False: this Streamlit is not a fixed version
 #: Streamlit's own functions that :func:`install` wrapped (for tests and for the record).
 originals: dict[str, Any] = {}
 
@@ -76,31 +76,33 @@ def _remember(msg: Any, ref: Any) -> None:
 def install() -> bool:
     """Patch Streamlit's message queue (once per process); ``False`` when this Streamlit is not a fixed version."""
     global _installed
-    if _installed:
+    with _lock:  # two first visitors may run app.py at once: patch once, never wrap the wrapper
+        if _installed is not None:
+            return _installed
+        if streamlit.__version__ not in FIXED_VERSIONS:
+            _log.warning("streamlit_fixes: Streamlit %s is not %s; the ref_hash queue fix is not applied",
+                         streamlit.__version__, FIXED_VERSIONS)
+            _installed = False
+            return False
+        from streamlit.runtime import forward_msg_queue
+        from streamlit.runtime.scriptrunner_utils import script_run_context
+
+        make_reference = originals["create_reference_msg"] = script_run_context.create_reference_msg
+        clear = originals["clear"] = forward_msg_queue.ForwardMsgQueue.clear
+
+        def create_reference_msg(msg: Any) -> Any:
+            ref = make_reference(msg)
+            _remember(msg, ref)
+            return ref
+
+        def clear_queue(self: Any, retain_lifecycle_msgs: bool = False,
+                        fragment_ids_this_run: list[str] | None = None) -> None:
+            if retain_lifecycle_msgs and fragment_ids_this_run:
+                running = set(fragment_ids_this_run)
+                self._queue = [m for m in self._queue if fragment_of_reference(m) not in running]
+            clear(self, retain_lifecycle_msgs, fragment_ids_this_run)
+
+        script_run_context.create_reference_msg = create_reference_msg
+        forward_msg_queue.ForwardMsgQueue.clear = clear_queue
+        _installed = True
         return True
-    if streamlit.__version__ not in FIXED_VERSIONS:
-        _log.warning("streamlit_fixes: Streamlit %s is not %s; the ref_hash queue fix is not applied",
-                     streamlit.__version__, FIXED_VERSIONS)
-        return False
-    from streamlit.runtime import forward_msg_queue
-    from streamlit.runtime.scriptrunner_utils import script_run_context
-
-    make_reference = originals["create_reference_msg"] = script_run_context.create_reference_msg
-    clear = originals["clear"] = forward_msg_queue.ForwardMsgQueue.clear
-
-    def create_reference_msg(msg: Any) -> Any:
-        ref = make_reference(msg)
-        _remember(msg, ref)
-        return ref
-
-    def clear_queue(self: Any, retain_lifecycle_msgs: bool = False,
-                    fragment_ids_this_run: list[str] | None = None) -> None:
-        if retain_lifecycle_msgs and fragment_ids_this_run:
-            running = set(fragment_ids_this_run)
-            self._queue = [m for m in self._queue if fragment_of_reference(m) not in running]
-        clear(self, retain_lifecycle_msgs, fragment_ids_this_run)
-
-    script_run_context.create_reference_msg = create_reference_msg
-    forward_msg_queue.ForwardMsgQueue.clear = clear_queue
-    _installed = True
-    return True
