@@ -15,6 +15,7 @@ Keys private to this module start with ``ui_``.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -536,6 +537,8 @@ def show_live(key: str, signature: tuple, build: Callable[[], dict | None]) -> N
     is sent again, without building or encoding the figure.
     """
     memo = st.session_state.setdefault("ui_live_payloads", {})
+    config = plotly_config(key)  # the download format can change between polls (Share box)
+    signature = (signature, json.dumps(config, sort_keys=True))
     hit = memo.get(key)
     if hit is not None and hit[0] == signature:
         live_plot.live_chart_bytes(hit[1], key)
@@ -545,7 +548,7 @@ def show_live(key: str, signature: tuple, build: Callable[[], dict | None]) -> N
         memo.pop(key, None)
         show(None, key)
         return
-    data = live_plot.payload(spec, plotly_config(key))
+    data = live_plot.payload(spec, config)
     memo[key] = (signature, data)
     live_plot.live_chart_bytes(data, key)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from apphelpers import ROOT, chart_specs, open_page, run_until, sidebar_text, values
 from streamlit.testing.v1 import AppTest
@@ -315,3 +317,7 @@ def test_live_charts_are_rebuilt_only_when_their_data_changed():
     assert chart_specs(at)["chart"]["data"][0]["y"] == [2, 2]
     assert chart_specs(at)["chart"]["layout"]["height"] == 300
     assert at.session_state["ui_live_payloads"]["chart"][1] != first
+    at.session_state["ui_img_fmt"] = "svg"  # the Share box's download format: same data, new chart options
+    at.run()
+    assert at.session_state["calls"] == [1, 2, 2]
+    assert "svg" in json.dumps(json.loads(at.session_state["ui_live_payloads"]["chart"][1])["config"])
