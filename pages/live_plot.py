@@ -129,8 +129,11 @@ export default function (component) {
       div.__delResize.observe(div);
     }
   });
+  // Streamlit calls this when the element goes, and also at once for a call whose data were already
+  // replaced by newer data (calls can overlap): the next call draws afresh and watches the size again
   return () => {
     if (div.__delResize) div.__delResize.disconnect();
+    div.__delResize = null;
     if (window.Plotly) window.Plotly.purge(div);
   };
 }
