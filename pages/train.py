@@ -197,9 +197,9 @@ with left:
         st.session_state["config"] = cfg
 
 job = ui.current_job()
-polling = job is not None and job.active
-if st.session_state.get("ui_sidebar_active") and not polling:
-    st.rerun()  # the run ended after the sidebar said "Training": once more, so the sidebar says so too
+# The page follows the sidebar's view of the run (drawn first in this script run).  A run that ended
+# since is then caught by the live view's own end-of-run rerun below, so the sidebar updates too.
+polling = job is not None and st.session_state.get("ui_sidebar_active", job.active)
 st.session_state.pop("ui_chart_upto", None)  # a full run draws the charts' newest data; polls are throttled
 
 
