@@ -255,6 +255,12 @@ class Job:
         return self._stop.is_set()
 
     @property
+    def queue_seconds(self) -> float | None:
+        """Seconds the job waited in the queue before it started (``None`` while still queued,
+        or for a job cancelled before it started)."""
+        return None if self.started_at is None else self.started_at - self.submitted_at
+
+    @property
     def queue_position(self) -> int | None:
         """1-based place in the queue while queued, else ``None``."""
         return self._pool._position(self)

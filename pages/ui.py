@@ -508,8 +508,10 @@ def job_status(job: Job) -> None:
     elif job.result is not None:
         run = job.result
         word = "Stopped early" if job.status == "stopped" else "Done"
+        waited = job.queue_seconds or 0.0
+        queue = f" (after {duration(waited)} in the queue)" if waited >= 1 else ""  # a class sees why it took longer
         st.success(f"**{word}:** {len(run.healthy)} member(s) after {run.epochs_done} of {p.n_epochs} epochs "
-                   f"in {duration(run.seconds)}. The run is kept — explore it on the Uncertainty page.",
+                   f"in {duration(run.seconds)}{queue}. The run is kept — explore it on the Uncertainty page.",
                    icon=":material/check_circle:")
         scores = _summary(job)
         if scores:

@@ -153,6 +153,20 @@ def test_expected_wait_uses_the_latest_run_times(make_pool):
     fake.gate.set()
 
 
+def test_queue_seconds_is_the_wait_before_the_start(make_pool):
+    fake = FakeTrainer(gated=True)
+    pool = make_pool(1, train_fn=fake)
+    a, b = (pool.submit(CFG, named(n), owner=n) for n in "ab")
+    wait_for(lambda: a.status == "running")
+    assert a.queue_seconds is not None and 0 <= a.queue_seconds < 1  # a free slot: it started at once
+    assert b.queue_seconds is None  # still waiting
+    time.sleep(0.3)
+    fake.gate.set()
+    wait_for(lambda: b.status == "done")
+    assert b.queue_seconds == pytest.approx(b.started_at - b.submitted_at)
+    assert b.queue_seconds >= 0.3 and b.queue_seconds <= b.finished_at - b.submitted_at
+
+
 def test_positions_move_up_when_a_queued_job_is_cancelled(make_pool):
     fake = FakeTrainer(gated=True)
     pool = make_pool(1, train_fn=fake)
@@ -161,6 +175,7 @@ def test_positions_move_up_when_a_queued_job_is_cancelled(make_pool):
     assert (b.queue_position, c.queue_position) == (1, 2)
     b.stop()
     assert b.status == "stopped" and b.result is None and b.queue_position is None
+    assert b.queue_seconds is None  # it never started
     assert c.queue_position == 1
     fake.gate.set()
     wait_for(lambda: c.status == "done")

@@ -95,6 +95,11 @@ def test_tiny_training_to_completion(train_page):
 
     took = f"4 epochs in {duration(run.seconds)}"  # the sidebar and the page give the same time
     assert took in sidebar_text(at) and any(took in s.value for s in at.success)
+    assert not any("in the queue" in s.value for s in at.success)  # it started at once
+    job = job_of(at)
+    job.submitted_at -= 12.5  # as if it had waited behind a class's runs
+    at.run()
+    assert any(f"{took} (after {duration(job.queue_seconds)} in the queue)." in s.value for s in at.success)
     labels = {m.label for m in at.metric}
     assert {"Test NLL", "Test RMSE"} <= labels
 
