@@ -49,6 +49,36 @@ def pool():
     p.shutdown()
 
 
+def test_the_child_sends_events_in_timed_batches_in_order():
+    import pickle
+
+    from ensemble_core.worker import _Batcher
+
+    class Conn:
+        def __init__(self) -> None:
+            self.sent: list = []
+
+        def send_bytes(self, data: bytes) -> None:
+            self.sent.append(pickle.loads(data))
+
+    now = [100.0]
+    conn = Conn()
+    batch = _Batcher(conn, "job1", every=0.05, clock=lambda: now[0])
+    batch(1)  # the first event goes at once: the page sees the run start
+    assert conn.sent == [("events", "job1", [1])]
+    for e in (2, 3, 4):
+        now[0] += 0.01
+        batch(e)
+    assert len(conn.sent) == 1  # collected, not sent
+    now[0] += 0.03  # 0.06 s since the last message
+    batch(5)
+    assert conn.sent[1] == ("events", "job1", [2, 3, 4, 5])
+    batch(6)
+    batch.flush()
+    batch.flush()  # nothing left: no empty message
+    assert conn.sent[2:] == [("events", "job1", [6])]
+
+
 def test_process_run_equals_direct_train_bit_for_bit(pool):
     ds = make_cubic()
     job = finish(pool.submit(TINY, ds, owner="a", preview_x=np.linspace(-5, 5, 7)[:, None], preview_every=2))
