@@ -46,4 +46,6 @@ def test_three_students_train_at_once_and_each_gets_their_own_result(server: App
             f"{r.name} (seed {r.seed}) shows NLL {r.nll} / RMSE {r.rmse}; its own run gives "
             f"{want['nll']} / {want['rmse']}")
         assert f"Done — {EPOCHS} epochs" in r.sidebar
+        # the page's account of the wait and the run fits in the time the student saw (rounding: 0.1 s)
+        assert 0 <= r.queue_seconds and r.queue_seconds + r.run_seconds <= r.time_to_result + 0.1
     assert "Traceback" not in server.log_text()

@@ -1,0 +1,62 @@
+"""The load harness's own behaviour: the yielding browser of ``load_classroom.py --browser-nice``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .harness import chromium_available, launch, run_async, yielding_chromium
+
+pytestmark = [pytest.mark.e2e]
+
+
+def _chromium_pids() -> set[int]:
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"chromium" in cmd and b"crashpad" not in cmd:  # crash handlers start sessions of their own
+                pids.add(int(entry))
+    return pids
+
+
+def _priority(pid: int) -> int:
+    """The autogroup's nice value where the kernel groups by session, else the process's own."""
+    try:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().split("nice")[1])
+    except (OSError, IndexError, ValueError):
+        return os.getpriority(os.PRIO_PROCESS, pid)
+
+
+def test_the_launcher_rejects_priorities_outside_1_to_19() -> None:
+    for bad in (0, 20, -5):
+        with pytest.raises(ValueError, match="1-19"):
+            yielding_chromium(bad)
+
+
+def test_a_yielding_browser_runs_at_the_lower_priority() -> None:
+    if not chromium_available():
+        pytest.skip("Chromium (/usr/bin/chromium) or Playwright is not installed")
+    before = _chromium_pids()
+
+    async def browse() -> dict[int, int]:
+        from playwright.async_api import async_playwright
+
+        async with async_playwright() as p:
+            browser = await launch(p, nice=7)
+            try:
+                page = await browser.new_page()
+                await page.set_content("<p>ready</p>")
+                assert await page.text_content("p") == "ready"
+                return {pid: _priority(pid) for pid in _chromium_pids() - before}
+            finally:
+                await browser.close()
+
+    seen = run_async(browse())
+    assert seen, "no Chromium process started"
+    assert set(seen.values()) == {7}, seen
