@@ -509,7 +509,7 @@ def job_status(job: Job) -> None:
         run = job.result
         word = "Stopped early" if job.status == "stopped" else "Done"
         waited = job.queue_seconds or 0.0
-        queue = f" (after {duration(waited)} in the queue)" if waited >= 1 else ""  # a class sees why it took longer
+        queue = f" (waited {duration(waited)} in the queue)" if waited >= 1 else ""  # a class sees why it took longer
         st.success(f"**{word}:** {len(run.healthy)} member(s) after {run.epochs_done} of {p.n_epochs} epochs "
                    f"in {duration(run.seconds)}{queue}. The run is kept — explore it on the Uncertainty page.",
                    icon=":material/check_circle:")

@@ -99,7 +99,7 @@ def test_tiny_training_to_completion(train_page):
     job = job_of(at)
     job.submitted_at -= 12.5  # as if it had waited behind a class's runs
     at.run()
-    assert any(f"{took} (after {duration(job.queue_seconds)} in the queue)." in s.value for s in at.success)
+    assert any(f"{took} (waited {duration(job.queue_seconds)} in the queue)." in s.value for s in at.success)
     labels = {m.label for m in at.metric}
     assert {"Test NLL", "Test RMSE"} <= labels
 

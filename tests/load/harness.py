@@ -191,7 +191,7 @@ _PAGE_STATE_JS = """() => {
 
 _QUEUE_RE = re.compile(r"you are number (\d+) in the queue")
 _DONE_RE = re.compile(r"(Done|Stopped early): (\d+) member\(s\) after (\d+) of (\d+) epochs in ([\d.]+) s"
-                      r"(?: \(after ([\d.]+) s in the queue\))?")
+                      r"(?: \(waited ([\d.]+) s in the queue\))?")
 _RUNNING_RE = re.compile(r"Training — epoch (\d+) of (\d+)")
 
 
@@ -248,7 +248,7 @@ class SessionResult:
         time_to_result: seconds from clicking Train to the result's metrics on screen.
         run_seconds: the training seconds the page reported ("... in 2.3 s").
         queue_seconds: the seconds the run waited for a free slot, as the page reported them
-            ("(after 12.3 s in the queue)"; 0 when it started at once).
+            ("(waited 12.3 s in the queue)"; 0 when it started at once).
         members, epochs: from the "Done: M member(s) after E of E epochs" line.
         nll, rmse: the test metrics shown, as text (formatted by the page).
         max_queue_position: the largest "you are number k in the queue" seen (0 = never queued).

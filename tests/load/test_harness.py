@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import chromium_available, launch, run_async, yielding_chromium
+from .harness import _DONE_RE, chromium_available, launch, run_async, yielding_chromium
 
 pytestmark = [pytest.mark.e2e]
 
@@ -31,6 +31,14 @@ def _priority(pid: int) -> int:
         return int(Path(f"/proc/{pid}/autogroup").read_text().split("nice")[1])
     except (OSError, IndexError, ValueError):
         return os.getpriority(os.PRIO_PROCESS, pid)
+
+
+def test_the_done_line_is_read_with_and_without_a_queue_wait() -> None:
+    # the page's wording (pages/ui.job_status; its AppTest pins the same words)
+    waited = _DONE_RE.search("Done: 5 member(s) after 300 of 300 epochs in 2.18 s (waited 10.7 s in the queue). The run")
+    assert waited.groups() == ("Done", "5", "300", "300", "2.18", "10.7")
+    at_once = _DONE_RE.search("Stopped early: 2 member(s) after 40 of 300 epochs in 0.52 s. The run is kept")
+    assert at_once.groups() == ("Stopped early", "2", "40", "300", "0.52", None)
 
 
 def test_the_launcher_rejects_priorities_outside_1_to_19() -> None:
