@@ -88,13 +88,14 @@ def _dumps(obj: Any) -> bytes:
 class _Batcher:
     """The child's ``on_event``: sends the engine's events to the parent in batches, in order.
 
-    One message per event (one per epoch: 300 for the default run) made the
-    server's reader thread take the GIL 300 times per run.  Under a class's
-    load, with every session's script run contending for that GIL, the reader
-    fell behind, the pipe filled up, and the child blocked in ``send``: runs took
-    2 to 7 times longer than alone (load test, 20 sessions).  Batched, a run
-    sends about one message per :data:`BATCH_S`.  The first event goes at once
-    (the page sees the run start); :meth:`flush` sends the rest before the result.
+    One message per event (one per epoch: 300 for the default run, 146 KB with
+    its previews) made the server's reader thread take the GIL 300 times per
+    run, while every session's script run wants it too; a reader that falls
+    64 KB behind blocks the child in ``send``.  Batched, epoch events go out at
+    most every :data:`BATCH_S`; the first event, and any other kind (a preview,
+    a snapshot, a diverged member), go at once with whatever is pending, so a
+    slow epoch after them cannot hold them back.  :meth:`flush` sends the rest
+    before the result.
     """
 
     def __init__(self, conn: Any, job_id: str, every: float = BATCH_S,
@@ -105,7 +106,7 @@ class _Batcher:
 
     def __call__(self, event: Any) -> None:
         self._pending.append(event)
-        if self._clock() - self._sent_at >= self._every:
+        if getattr(event, "kind", "epoch") != "epoch" or self._clock() - self._sent_at >= self._every:
             self.flush()
 
     def flush(self) -> None:

@@ -51,6 +51,7 @@ def pool():
 
 def test_the_child_sends_events_in_timed_batches_in_order():
     import pickle
+    from types import SimpleNamespace
 
     from ensemble_core.worker import _Batcher
 
@@ -77,6 +78,11 @@ def test_the_child_sends_events_in_timed_batches_in_order():
     batch.flush()
     batch.flush()  # nothing left: no empty message
     assert conn.sent[2:] == [("events", "job1", [6])]
+    now[0] += 0.01
+    batch(7)
+    preview = SimpleNamespace(kind="preview")
+    batch(preview)  # not an epoch: at once, with what is pending (a slow epoch may follow)
+    assert conn.sent[3:] == [("events", "job1", [7, preview])]
 
 
 def test_process_run_equals_direct_train_bit_for_bit(pool):
