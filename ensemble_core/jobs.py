@@ -293,6 +293,14 @@ class Job:
         return f"Job(id={self.id!r}, owner={self.owner!r}, status={self.status!r})"
 
 
+def _projected_seconds(job: Job) -> float | None:
+    """How long a running ``job`` will take in all, at its pace so far (``None`` before its first epoch)."""
+    p = job.progress()
+    if p.epoch < 1 or p.elapsed <= 0:
+        return None
+    return p.elapsed / p.epoch * p.n_epochs
+
+
 class JobPool:
     """A bounded pool of training jobs shared by every session of the process.
 
@@ -433,14 +441,17 @@ class JobPool:
             self._seen[owner] = time.monotonic()
 
     def expected_wait(self, job: Job) -> float | None:
-        """Seconds until a queued ``job`` is likely to start (``None`` if not queued or no run finished yet).
+        """Seconds until a queued ``job`` is likely to start (``None`` if not queued or nothing to go by).
 
         Its queue position times the mean duration of the latest finished runs,
-        divided by the number of parallel slots.
+        divided by the number of parallel slots.  Before any run has finished
+        (a class's first minute), the running runs' projected durations stand
+        in: elapsed seconds per epoch done times their epochs.
         """
         position = job.queue_position
         with self._lock:
-            durations = list(self._durations)
+            durations = list(self._durations) or [
+                d for d in (_projected_seconds(j) for j in self._running) if d is not None]
         if position is None or not durations:
             return None
         return position * (sum(durations) / len(durations)) / self.max_running

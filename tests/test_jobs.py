@@ -167,6 +167,23 @@ def test_queue_seconds_is_the_wait_before_the_start(make_pool):
     assert b.queue_seconds >= 0.3 and b.queue_seconds <= b.finished_at - b.submitted_at
 
 
+def test_before_any_run_finished_the_wait_is_projected_from_the_running_ones(make_pool):
+    fake = FakeTrainer(gated=True)
+    pool = make_pool(2, train_fn=fake)
+    running = [pool.submit(CFG, named(f"r{i}"), owner=f"r{i}") for i in range(2)]
+    queued = [pool.submit(CFG, named(f"q{i}"), owner=f"q{i}") for i in range(2)]
+    wait_for(lambda: fake.running == 2)
+    assert pool.expected_wait(queued[0]) is None  # no epoch done anywhere yet: nothing to go by
+    now = time.monotonic()
+    for job, (epoch, elapsed) in zip(running, [(1, 2.0), (2, 2.0)], strict=True):
+        job._epoch, job.started_at = epoch, now - elapsed  # 2 s per epoch and 1 s per epoch, 5 epochs each
+    # projected totals 10 s and 5 s (the pace so far: elapsed s per epoch x 5 epochs), mean 7.5 s, over 2 slots
+    assert pool.expected_wait(queued[0]) == pytest.approx(1 * 7.5 / 2, rel=0.02)
+    assert pool.expected_wait(queued[1]) == pytest.approx(2 * 7.5 / 2, rel=0.02)
+    fake.gate.set()
+    wait_for(lambda: all(j.status == "done" for j in running + queued))
+
+
 def test_positions_move_up_when_a_queued_job_is_cancelled(make_pool):
     fake = FakeTrainer(gated=True)
     pool = make_pool(1, train_fn=fake)
