@@ -21,7 +21,7 @@ Usage::
 
 The browsers run on the server's cores here, unlike in a classroom; ``--browser-nice`` makes them
 yield to the server (see ``tests/load/harness.yielding_chromium``), which shows what the server
-itself achieves.  The table splits each time-to-result into the queue wait + training the pool
+itself achieves (the browsers, starved, then draw late: their time-to-result is no better).  The table splits each time-to-result into the queue wait + training the pool
 decided and the rest (the click reaching the server, the page noticing the end, drawing it).
 
 With ``--json`` the last line printed is one JSON object.  Bounded: at most ``--timeout`` seconds
@@ -127,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per session (bounded)")
     ap.add_argument("--no-verify", action="store_true", help="skip re-training each seed headless")
     ap.add_argument("--browser-nice", type=int, default=0, metavar="N",
-                    help="run the students' browsers at priority N (1-19) so they take only the CPU the "
-                         "server leaves, as browsers on the students' own laptops would (default 0: "
-                         "they compete with the server as equals)")
+                    help="run the students' browsers at priority N (1-19): they take only the CPU the "
+                         "server leaves, which shows the server's own part (queue wait + training); the "
+                         "starved browsers then draw late (default 0: they compete with the server as equals)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = ap.parse_args(argv)
     if not 1 <= args.n <= 40:
