@@ -284,7 +284,10 @@ def lr_figure(lrs: np.ndarray, *, steps_per_epoch: int, snapshot_steps: Sequence
     fig.update_xaxes(title_text="Epoch", range=[0, max(len(lrs), 1) / steps_per_epoch])
     top = float(np.nanmax(lrs)) if len(lrs) else 1.0
     fig.update_yaxes(title_text="Learning rate", exponentformat="power", range=[-0.08 * top, 1.12 * top])
-    return _finish(fig, title=title, uirevision=uirevision, height=height)
+    fig = _finish(fig, title=title, uirevision=uirevision, height=height)
+    if not len(snaps) and not title:  # one line, no legend: no empty band above the plot
+        fig.update_layout(showlegend=False, margin=dict(t=30))
+    return fig
 
 
 # ----------------------------------------------------------------- the data

@@ -201,6 +201,10 @@ def test_lr_figure_x_in_epochs_and_snapshots_split_by_now():
     assert not viz.lr_figure(lrs, steps_per_epoch=3).layout.shapes  # no "now" before training
     with pytest.raises(ValueError):
         viz.lr_figure(lrs, steps_per_epoch=0)
+    # without snapshots there is one line and no legend, so no band is kept free above the plot for one
+    plain = viz.lr_figure(lrs, steps_per_epoch=3)
+    assert plain.layout.showlegend is False and plain.layout.margin.t == 30
+    assert fig.layout.showlegend is not False and fig.layout.margin.t != 30  # snapshots keep their legend
 
 
 # --------------------------------------------------------------------- grids
