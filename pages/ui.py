@@ -592,8 +592,7 @@ def live_bases(cfg: RunConfig, ds: Dataset) -> dict[str, dict]:
         fig = figure(name, *args, **kwargs, **extra)
         if fig is not None:
             out[slot] = live_plot.to_spec(fig.update_layout(uirevision=slot))
-    # a constant rate has nothing to show moving: its chart is the plan, sent unchanged while training
-    fig = lr_figure(cfg, ds.n_train, None if cfg.optim.schedule == "constant" else 1)
+    fig = lr_figure(cfg, ds.n_train, 1)  # with a "now" line, which the live chart moves (any schedule)
     if fig is not None:
         out["train_lr_live"] = live_plot.to_spec(fig.update_layout(uirevision="train_lr_live"))
     return out
@@ -703,9 +702,8 @@ def job_charts(job: Job) -> None:
     second = "rmse" if task == "regression" else "accuracy"
     chart("train_val_fig", lambda b: _series_spec(b, epochs, lambda e: [e.val.get("nll"), e.val.get(second)], most)
           if all(e.val for e in epochs) else None, lambda: figure("val_figure", events, n, task, height=280))
-    constant = cfg.optim.schedule == "constant"
-    chart("train_lr_live", lambda b: b if constant else _lr_spec(b, cfg, ds.n_train, steps) if steps else None,
-          lambda: lr_figure(cfg, ds.n_train, None if constant else steps))
+    chart("train_lr_live", lambda b: _lr_spec(b, cfg, ds.n_train, steps) if steps else None,
+          lambda: lr_figure(cfg, ds.n_train, steps))
 
 
 # ------------------------------------------------------------------ shareable and classroom links

@@ -87,6 +87,8 @@ def test_tiny_training_to_completion(train_page):
     val = figs["train_val_fig"]["data"]
     assert len(values(val[0])) == 4
     assert "train_preview" in figs  # 1-D regression: the live bands
+    lr = figs["train_lr_live"]["layout"]  # the default constant rate too: the schedule with its "now" line
+    assert [a["text"] for a in lr["annotations"]] == ["now"] and lr["shapes"][0]["x0"] == pytest.approx(4.0)
     run, ds = at.session_state["run"], at.session_state["run_dataset"]
     assert run is not None and run.epochs_done == 4 and not run.stopped
     assert ds is job_of(at).dataset
