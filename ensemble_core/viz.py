@@ -283,7 +283,7 @@ def lr_figure(lrs: np.ndarray, *, steps_per_epoch: int, snapshot_steps: Sequence
                       annotation_position="top left" if xn > 0.5 * len(lrs) / steps_per_epoch else "top right")
     fig.update_xaxes(title_text="Epoch", range=[0, max(len(lrs), 1) / steps_per_epoch])
     top = float(np.nanmax(lrs)) if len(lrs) else 1.0
-    fig.update_yaxes(title_text="Learning rate", exponentformat="power", range=[-0.08 * top, 1.12 * top])
+    fig.update_yaxes(title_text="Learning rate", exponentformat="power", range=[-0.08 * top, 1.3 * top])  # room for "now" above the line
     fig = _finish(fig, title=title, uirevision=uirevision, height=height)
     if not len(snaps) and not title:  # one line, no legend: no empty band above the plot
         fig.update_layout(showlegend=False, margin=dict(t=30))
