@@ -87,9 +87,7 @@ def progress(seq: RunSequence) -> None:
     st.progress(min(1.0, (seq.index + (p.fraction if p else 0)) / len(seq.configs)),
                 text=f"Racing {seq.index + 1} of {len(seq.configs)}: **{seq.labels[seq.index]}**{where} "
                      "(one at a time, so every strategy gets the same machine)")
-    fig = losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels)
-    if fig is not None:  # updated in place on each refresh (the viewer's zoom stays)
-        ui.show(fig.update_layout(uirevision="compare_live"), key="compare_live", live=True)
+    ui.show_in_place(losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels), "compare_live")
 
 
 def results(seq: RunSequence) -> None:

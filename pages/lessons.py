@@ -70,9 +70,7 @@ def progress(seq: RunSequence) -> None:
     if job is not None:
         text += f" · {ui.epoch_text(job)}"
     st.progress(min(1.0, (i + inner) / n), text=text)
-    fig = losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels)
-    if fig is not None:  # updated in place on each refresh (the viewer's zoom stays)
-        ui.show(fig.update_layout(uirevision="lessons_live"), key="lessons_live", live=True)
+    ui.show_in_place(losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels), "lessons_live")
 
 
 def results(lesson: Lesson, seq: RunSequence) -> None:

@@ -431,6 +431,12 @@ def show(fig: go.Figure | dict | None, key: str, *, height: int | None = None, o
     return st.plotly_chart(fig, key=key, config=plotly_config(key), width="stretch", **select)
 
 
+def show_in_place(fig: go.Figure | None, key: str) -> None:
+    """A live view's chart ``key``, updated in place on each refresh (the viewer's zoom stays); nothing if ``None``."""
+    if fig is not None:
+        show(fig.update_layout(uirevision=key), key=key, live=True)
+
+
 def link(page: str, label: str, icon: str | None = None) -> None:
     """``st.page_link`` that degrades to a caption when the page does not exist yet."""
     if (ROOT / page).exists():
