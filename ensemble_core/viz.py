@@ -113,24 +113,26 @@ def _finish(fig: go.Figure, *, title: str | None, uirevision: Any, height: int |
     the template), so they survive renderers that swap the template, such as
     Streamlit's default ``theme="streamlit"``.
     """
-    fig.update_layout(template=TEMPLATE, uirevision=uirevision, height=height, paper_bgcolor="#FFFFFF",
-                      plot_bgcolor="#FFFFFF", font=dict(family=_FONT, size=fig.layout.font.size or 16, color="#1B2430"),
-                      legend=dict(font=dict(size=fig.layout.legend.font.size or 15)),
-                      hoverlabel=dict(font=dict(size=15)))
+    # One update_layout call: Plotly validates and dispatches every call (tens of ms a call).
+    compact_font = {"size": 13} if compact else {}
+    layout: dict[str, Any] = dict(
+        template=TEMPLATE, uirevision=uirevision, height=height, paper_bgcolor="#FFFFFF", plot_bgcolor="#FFFFFF",
+        font=dict(family=_FONT, size=fig.layout.font.size or 16, color="#1B2430") | compact_font,
+        legend=dict(font=dict(size=fig.layout.legend.font.size or 15)), hoverlabel=dict(font=dict(size=15)))
     for ax in list(fig.select_xaxes()) + list(fig.select_yaxes()):
-        ax.update(tickfont=dict(size=ax.tickfont.size or 15, color="#1B2430"),
-                  title=dict(font=dict(size=ax.title.font.size or 17, color="#1B2430")),
-                  gridcolor=ax.gridcolor or _GRID, linecolor=ax.linecolor or "#9AA3AF")
+        layout[ax.plotly_name] = dict(
+            tickfont=dict(size=12 if compact else ax.tickfont.size or 15, color="#1B2430"),
+            title=dict(font=dict(size=13 if compact else ax.title.font.size or 17, color="#1B2430")),
+            gridcolor=ax.gridcolor or _GRID, linecolor=ax.linecolor or "#9AA3AF")
     if title and not compact:
-        fig.update_layout(title=dict(text=title))
+        layout["title"] = dict(text=title)
     if legend_top:
-        fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0.0))
+        layout["legend"].update(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0.0)
     if compact:
-        fig.update_layout(font=dict(size=13), margin=dict(l=50, r=10, t=30, b=40), showlegend=False)
-        fig.update_xaxes(tickfont=dict(size=12), title=dict(font=dict(size=13)))
-        fig.update_yaxes(tickfont=dict(size=12), title=dict(font=dict(size=13)))
+        layout.update(margin=dict(l=50, r=10, t=30, b=40), showlegend=False)
     elif title:
-        fig.update_layout(margin=dict(t=100 if legend_top else 70))
+        layout["margin"] = dict(t=100 if legend_top else 70)
+    fig.update_layout(layout)
     return fig
 
 
