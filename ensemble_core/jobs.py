@@ -206,8 +206,10 @@ class Job:
     """One training run in the pool.  Read its fields from any thread."""
 
     def __init__(self, pool: JobPool, config: RunConfig, dataset: Dataset, owner: str,
-                 preview_x: np.ndarray | None, preview_every: int, preview_min_s: float = 0.0) -> None:
+                 preview_x: np.ndarray | None, preview_every: int, preview_min_s: float = 0.0,
+                 on_change: Callable[[Job], None] | None = None) -> None:
         self.id: str = uuid.uuid4().hex[:12]
+        self.on_change = on_change
         self.owner = owner
         self.config = config
         self.dataset = dataset
@@ -288,6 +290,14 @@ class Job:
             self._events.append(event)
         if getattr(event, "kind", None) == "epoch":
             self._epoch = int(event.epoch)
+
+    def _notify(self) -> None:
+        """Call :attr:`on_change` (never raises: a failing callback is logged)."""
+        if self.on_change is not None:
+            try:
+                self.on_change(self)
+            except Exception:  # noqa: BLE001 - a listener must not break the pool
+                log.exception("on_change of job %s failed", self.id)
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, owner={self.owner!r}, status={self.status!r})"
@@ -379,11 +389,15 @@ class JobPool:
 
     # ------------------------------------------------------------ public API
     def submit(self, config: RunConfig, dataset: Dataset, owner: str, *,
-               preview_x: np.ndarray | None = None, preview_every: int = 0, preview_min_s: float = 0.0) -> Job:
+               preview_x: np.ndarray | None = None, preview_every: int = 0, preview_min_s: float = 0.0,
+               on_change: Callable[[Job], None] | None = None) -> Job:
         """Queue a training run for ``owner`` and start it as soon as a slot is free.
 
         ``preview_x``, ``preview_every`` and ``preview_min_s`` ask for live
-        previews (see :func:`ensemble_core.training.train`).
+        previews (see :func:`ensemble_core.training.train`).  ``on_change(job)``
+        is called, from a pool thread, when the job starts and when it ends
+        (done, stopped, failed, or cancelled while queued), so a viewer can be
+        told at once instead of finding out on its next poll.
 
         Raises:
             LimitError: the run exceeds :attr:`limits` or the owner already has
@@ -393,7 +407,7 @@ class JobPool:
         if self._closed.is_set():
             raise RuntimeError("the job pool has been shut down")
         check_limits(config, dataset, self.limits)
-        job = Job(self, config, dataset, owner, preview_x, preview_every, preview_min_s)
+        job = Job(self, config, dataset, owner, preview_x, preview_every, preview_min_s, on_change)
         with self._lock:
             active = sum(1 for j in self._jobs.values() if j.owner == owner and j.active)
             if active >= self.max_active_per_owner:
@@ -538,10 +552,13 @@ class JobPool:
 
     def _cancel_if_queued(self, job: Job) -> None:
         with self._lock:
-            if job in self._queue:
+            cancelled = job in self._queue
+            if cancelled:
                 self._queue.remove(job)
                 job.status = "stopped"
                 job.finished_at = time.monotonic()
+        if cancelled:
+            job._notify()
 
     def _dispatch_locked(self) -> None:
         while self._queue and len(self._running) < self.max_running:
@@ -557,6 +574,7 @@ class JobPool:
     def _work(self, job: Job, worker: ProcessWorker | None) -> None:
         from . import training
 
+        job._notify()  # started
         try:
             if worker is not None:
                 run = worker.run(job.id, job.config, job.dataset, job._on_event, job._stop.is_set,
@@ -590,6 +608,7 @@ class JobPool:
                     self._idle.append(worker)
                 if not self._closed.is_set():
                     self._dispatch_locked()
+            job._notify()  # ended
 
     def _reap_loop(self, interval: float) -> None:
         trace = bool(os.environ.get("ENSEMBLE_POOL_TRACE"))

@@ -184,6 +184,42 @@ def test_before_any_run_finished_the_wait_is_projected_from_the_running_ones(mak
     wait_for(lambda: all(j.status == "done" for j in running + queued))
 
 
+def test_on_change_is_called_when_a_job_starts_and_when_it_ends(make_pool):
+    """Each job tells its listener of its start and its end (done, stopped, cancelled), with the status then."""
+    fake = FakeTrainer(gated=True)
+    pool = make_pool(1, train_fn=fake)
+    seen: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def listen(job) -> None:
+        with lock:
+            seen.append((job.owner, job.status))
+
+    a, b, c = (pool.submit(CFG, named(n), owner=n, on_change=listen) for n in "abc")
+    wait_for(lambda: ("a", "running") in seen)
+    assert seen == [("a", "running")]  # b and c wait in the queue: nothing to tell yet
+    c.stop()  # cancelled while queued
+    assert seen[-1] == ("c", "stopped")
+    fake.gate.set()
+    wait_for(lambda: len(seen) == 5)
+    told = {o: [status for owner, status in seen if owner == o] for o in "abc"}  # threads interleave across jobs
+    assert told == {"a": ["running", "done"], "b": ["running", "done"], "c": ["stopped"]}
+    assert all(j.status in ("done", "stopped") for j in (a, b, c))
+
+
+def test_a_failing_listener_does_not_break_the_pool(make_pool, caplog):
+    fake = FakeTrainer()
+    pool = make_pool(1, train_fn=fake)
+
+    def broken(job) -> None:
+        raise RuntimeError("listener bug")
+
+    jobs = [pool.submit(CFG, named(n), owner=n, on_change=broken) for n in "ab"]
+    wait_for(lambda: all(j.status == "done" for j in jobs))
+    assert [j.result.epochs_done for j in jobs] == [CFG.optim.epochs] * 2
+    assert "on_change of job" in caplog.text
+
+
 def test_positions_move_up_when_a_queued_job_is_cancelled(make_pool):
     fake = FakeTrainer(gated=True)
     pool = make_pool(1, train_fn=fake)
