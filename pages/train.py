@@ -162,7 +162,8 @@ def start() -> None:
     try:
         job = ui.pool().submit(cfg, ds, ui.owner(), preview_x=preview_x,
                                preview_every=max(1, cfg.optim.epochs // 25) if preview_x is not None else 0,
-                               preview_min_s=ui.CHART_S / 2)  # the chart shows at most one a second
+                               preview_min_s=ui.CHART_S / 2,  # the chart shows at most one a second
+                               on_change=ui.SessionWaker.attach())  # its start and end reach the page at once
     except LimitError as exc:
         ss["train_refused"] = str(exc)
         return
@@ -207,6 +208,8 @@ st.session_state.pop("ui_chart_upto", None)  # a full run draws the charts' newe
 def live() -> None:
     """Run status and charts in one fragment: one poller per page.
 
+    Each refresh sets when the next one comes (``ui.poll_every``): rarely far
+    back in a queue, and no later than the run's expected end.
     (Two fragments refreshing on their own timers raced with the full reruns in
     Streamlit's frontend under a classroom's load and could blank the page; so
     there is one timer, and one full rerun per run, when it ends.  Train and
@@ -218,6 +221,9 @@ def live() -> None:
     job = ui.sync_job()
     if polling and (job is None or not job.active):
         st.rerun()  # finished: one full rerun shows the results everywhere and ends the polling
+    if polling:
+        ui.retime_fragment(ui.poll_every(job))  # the next refresh: the job's state sets the pace
+        ui.SessionWaker.follow()
     if job is not None:
         with st.container():  # one element whatever the status shows: the charts below keep their place
             ui.job_status(job)

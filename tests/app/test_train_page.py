@@ -79,6 +79,8 @@ def test_tiny_training_to_completion(train_page):
     set_widgets(at, members=3, epochs=4)
     next(b for b in at.button if b.label == "Train").click().run()
     assert at.session_state["job_id"]
+    waker = job_of(at).on_change  # the run's start and end will rerun this session (server push)
+    assert waker is at.session_state["ui_waker"] and waker.fragment_id  # the live view it reruns at the start
     run_until(at, lambda a: "Done" in sidebar_text(a))
     figs = chart_specs(at)
     loss = figs["train_loss_fig"]["data"]
@@ -154,6 +156,27 @@ def test_sessions_are_isolated(app, train_page):
     run_until(a, lambda s: "Done" in sidebar_text(s))
     b.run()
     assert b.session_state["run"] is None and "Idle" in sidebar_text(b)
+
+
+def test_live_chart_bases_are_built_once_per_settings_and_never_changed_by_a_live_view():
+    """A class training the same settings (each with its own seed) shares one set of bases, read-only."""
+    import copy
+
+    from ensemble_core.data import load_dataset
+    from ensemble_core.training import EpochEnd
+    from pages import ui
+
+    cfg = ui.default_config().replace(**{"optim.epochs": 40, "seed": 1})
+    ds = load_dataset(cfg.data)
+    bases = ui.live_bases(cfg, ds)
+    assert ui.live_bases(cfg.replace(seed=2), ds) is bases  # another student's seed: the same bases
+    assert ui.live_bases(cfg.replace(**{"optim.epochs": 41}), ds) is not bases  # other settings: their own
+    pristine = copy.deepcopy(bases)
+    events = [EpochEnd(k, 40, [1.0 / k] * 5, None, {"nll": 1.0, "rmse": 2.0}, [0.01], 0.0) for k in range(1, 11)]
+    ui._series_spec(bases["train_loss_fig"], events, lambda e: e.train_loss)
+    ui._series_spec(bases["train_val_fig"], events, lambda e: [e.val["nll"], e.val["rmse"]])
+    ui._lr_spec(bases["train_lr_live"], cfg, ds.n_train, 12)
+    assert bases == pristine  # the live views patch copies: a shared base never changes
 
 
 def test_long_live_curves_are_thinned_evenly_and_keep_the_last_epoch():
@@ -243,10 +266,12 @@ def test_refresh_intervals_grow_with_the_servers_load(monkeypatch):
     with_pool(200)
     assert ui.live_every(ui.POLL_S) == ui.SLOWEST_S
     running, queued = SimpleNamespace(status="running"), SimpleNamespace(status="queued")
-    with_pool(20, wait=8.0)
+    with_pool(20, wait=4.0)
     assert ui.poll_every(running) == 2.5 and ui.poll_every(queued) == 2.5  # a short wait: the load decides
+    with_pool(20, wait=12.0)
+    assert ui.poll_every(queued) == 6.0  # half the wait: quicker as the start nears
     with_pool(20, wait=60.0)
-    assert ui.poll_every(queued) == ui.SLOWEST_S  # far back in the line: slow polls
+    assert ui.poll_every(queued) == ui.QUEUED_SLOWEST_S  # far back in the line: slow polls
     with_pool(1, wait=None)
     assert ui.poll_every(queued) == ui.POLL_S  # no estimate yet
 
@@ -328,3 +353,84 @@ def test_live_charts_are_rebuilt_only_when_their_data_changed():
     at.run()
     assert at.session_state["calls"] == [1, 2, 2]
     assert "svg" in json.dumps(json.loads(at.session_state["ui_live_payloads"]["chart"][1])["config"])
+
+
+def _retime_script() -> None:
+    import streamlit as st
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    from pages import ui
+
+    ctx = get_script_run_ctx()
+    sent = []
+    enqueue = ctx.enqueue
+
+    def spy(msg) -> None:  # the messages this run sends the browser: keep the timers' ones
+        if msg.WhichOneof("type") == "auto_rerun":
+            sent.append((msg.auto_rerun.interval, msg.auto_rerun.fragment_id))
+        enqueue(msg)
+
+    ctx.enqueue = spy
+    st.session_state["outside"] = ui.retime_fragment(3.0)
+
+    @st.fragment(run_every=10)
+    def live() -> None:
+        st.session_state["inside"] = ui.retime_fragment(2.5)
+
+    live()
+    st.session_state["sent"] = sent
+
+
+def test_a_live_view_retimes_its_own_refresh_from_inside_the_fragment():
+    """The fragment's new interval follows its declared one, for the same fragment id (the browser keeps the last)."""
+    at = AppTest.from_function(_retime_script, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.session_state["outside"] is False  # no fragment running: nothing to retime
+    assert at.session_state["inside"] is True
+    (declared, declared_id), (retimed, retimed_id) = at.session_state["sent"]
+    assert (declared, retimed) == (10.0, 2.5) and declared_id == retimed_id and declared_id
+
+
+def test_a_pushed_rerun_keeps_the_sessions_page_and_widgets(monkeypatch):
+    """push_rerun reruns a session from another thread with a copy of its last client state."""
+    from types import SimpleNamespace
+
+    import streamlit.runtime as streamlit_runtime
+    from streamlit.proto.ClientState_pb2 import ClientState
+
+    from pages import ui
+
+    state = ClientState(page_script_hash="train-page", query_string="seed=3", fragment_id="a poll", is_auto_rerun=True)
+    requested = []
+
+    class Loop:
+        def call_soon_threadsafe(self, fn) -> None:
+            fn()
+
+    class Session:
+        _client_state, _event_loop = state, Loop()
+
+        def request_rerun(self, client_state) -> None:
+            requested.append(client_state)
+
+    sessions = {"s1": SimpleNamespace(session=Session())}
+    monkeypatch.setattr(streamlit_runtime, "exists", lambda: True)
+    monkeypatch.setattr(streamlit_runtime, "get_instance",
+                        lambda: SimpleNamespace(_session_mgr=SimpleNamespace(get_active_session_info=sessions.get)))
+    assert ui.push_rerun("a closed tab") is False and requested == []
+    assert ui.push_rerun("s1") is True and ui.push_rerun("s1", "live view") is True
+    full, fragment = requested
+    assert (full.page_script_hash, full.query_string, full.fragment_id, full.is_auto_rerun) == (
+        "train-page", "seed=3", "", False)  # the whole page, the one the session is on
+    assert (fragment.page_script_hash, fragment.fragment_id, fragment.is_auto_rerun) == ("train-page", "live view", True)
+    assert state.fragment_id == "a poll"  # the session's own state is left alone
+
+    waker, requested[:] = ui.SessionWaker("s1"), []
+    waker(SimpleNamespace(status="running", active=True))  # started before the live view was seen: nothing
+    waker.fragment_id = "live view"
+    waker(SimpleNamespace(status="running", active=True))  # started: the live view
+    waker(SimpleNamespace(status="done", active=False))  # ended: the whole page
+    assert [r.fragment_id for r in requested] == ["live view", ""]
+    monkeypatch.setattr(streamlit_runtime, "exists", lambda: False)  # AppTest, a bare script: no server to push
+    assert ui.push_rerun("s1") is False

@@ -128,6 +128,42 @@ def zoom_loss_chart(page, epochs: int) -> tuple[list[float], int]:
                          "return [el.layout.xaxis.range, el.data[0].x.at(-1)]; }")
 
 
+#: Keeps the page's fragment timers from firing: Streamlit's browser side reruns a ``run_every``
+#: fragment from a ``setInterval`` whose callback sends the rerun request.  Counts what it blocked.
+NO_POLLING = """(() => {
+  const setInterval = window.setInterval;
+  window.__blockedPolls = 0;
+  window.setInterval = function (fn, ms, ...rest) {
+    if (typeof fn === 'function' && String(fn).includes('sendUpdateWidgetsMessage')) {
+      window.__blockedPolls++;
+      return 0;
+    }
+    return setInterval.call(this, fn, ms, ...rest);
+  };
+})();"""
+
+
+def test_a_runs_end_reaches_a_page_that_never_polls(browser, server):  # noqa: F811 - fixtures imported above
+    """The server pushes a run's start and end to its page: the result arrives although the page never asks."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    context.add_init_script(NO_POLLING)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(server.url)
+        wait_app_idle(page)
+        start_training(page, epochs=200)
+        page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebarUserContent\"]')"
+                               ".innerText.includes('Done')", timeout=60_000)
+        wait_app_idle(page)
+        assert page.evaluate("() => window.__blockedPolls") >= 1  # the live view's timer was set, and never ran
+        main = page.locator("[data-testid='stMain']").inner_text()
+        assert "Done: 5 member(s) after 200 of 200 epochs" in main and "Test NLL" in main
+        assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        context.close()
+
+
 def test_stop_keeps_the_partial_run(app_page):  # noqa: F811 - the fixture imported above
     page = app_page
     start_training(page, epochs=3000)
