@@ -65,6 +65,9 @@ WORKER_DIED = (
 )
 
 
+WORKER_CLOSED = "Training did not start: the server is shutting down. Try again once it is back."
+
+
 class WorkerDied(RuntimeError):
     """The worker process ended while it trained a job (its message is for users)."""
 
@@ -269,12 +272,15 @@ class ProcessWorker:
             TrainingError: the child's user-facing error (TrainingError, DataError or
                 ConfigError there; the message is for the user).
             WorkerFailure: an unexpected exception in the child (message: its traceback).
-            WorkerDied: the child process ended; it is restarted before this is raised.
+            WorkerDied: the child process ended; it is restarted before this is raised.  Also
+                when the worker was closed (the server is exiting): :data:`WORKER_CLOSED`.
         """
         if not self.is_alive():
             self.restart()
-        self._stop.clear()
         conn, proc, stop = self._conn, self._proc, self._stop
+        if conn is None:  # closed: the server is exiting, nothing trains here any more
+            raise WorkerDied(WORKER_CLOSED)
+        stop.clear()
         try:
             conn.send_bytes(_dumps((job_id, config, strip_callables(dataset), preview_x, preview_every, preview_min_s)))
         except (OSError, EOFError) as exc:

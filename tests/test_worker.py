@@ -181,6 +181,17 @@ def test_shutdown_leaves_no_child_processes(pool):
         pool.submit(TINY, make_cubic(), owner="s2")
 
 
+def test_a_closed_worker_refuses_a_job_with_a_message_not_a_traceback():
+    """At server exit the workers close first; a job the pool hands one afterwards fails cleanly."""
+    from ensemble_core.worker import WORKER_CLOSED, ProcessWorker, WorkerDied
+
+    worker = ProcessWorker()
+    worker.close()
+    with pytest.raises(WorkerDied) as err:
+        worker.run("late", TINY, make_cubic(), lambda e: None, lambda: False)
+    assert str(err.value) == WORKER_CLOSED
+
+
 def test_the_child_never_runs_the_parents_main_script(tmp_path, monkeypatch):
     """Inside Streamlit (and AppTest) ``__main__`` is the app script: a spawned worker must not re-run it."""
     import sys
