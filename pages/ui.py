@@ -480,8 +480,8 @@ def sidebar() -> None:
         st.session_state["ui_sidebar_active"] = job is not None and job.active  # see train.py
         if job is not None and job.active and st.session_state.get("ui_page") == "train":
             # the Train page shows the live progress in its main area; one poller per page is enough
-            st.markdown(":material/hourglass_top: Queued — see the Train page" if job.status == "queued"
-                        else ":material/model_training: Training — progress on this page")
+            # (one wording for queued and training: only the page's live view reruns when the run starts)
+            st.markdown(":material/model_training: Run in progress — follow it on this page")
         elif job is not None and job.active:
             st.fragment(run_every=live_every(SIDEBAR_POLL_S))(_status_live)()
         else:

@@ -48,7 +48,7 @@ def start_training(page, epochs: int, members: int | None = None) -> None:
     set_number(page, "Epochs", epochs)
     page.get_by_role("button", name="Train", exact=True).click()
     page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebarUserContent\"]')"
-                           ".innerText.match(/Training|Queued|Done/)", timeout=60_000)
+                           ".innerText.match(/in progress|Done/)", timeout=60_000)
 
 
 def test_open_the_app(app_page):  # noqa: F811 - the fixture imported above
@@ -74,7 +74,7 @@ def test_train_cubic_live_then_see_the_bands(app_page):  # noqa: F811 - the fixt
         if n > 0:
             seen.add(n)
         status = sidebar_status(page)
-        if "Training" in status and n > 20 and not shot_taken:
+        if "in progress" in status and n > 20 and not shot_taken:
             shot(page, "train_live")
             shot_taken = True
         if "Done" in status:
