@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import statistics
 import sys
@@ -48,6 +49,7 @@ from tests.load.harness import (  # noqa: E402
     SessionResult,
     StartSignal,
     chromium_available,
+    cpu_split,
     expected_result,
     launch,
     train_session,
@@ -102,8 +104,17 @@ async def _measure(n: int, epochs: int | None, timeout: float, server: AppServer
             tasks = {name: asyncio.create_task(train_session(browser, server.url, name, seed=i + 1, epochs=epochs,
                                                              timeout_s=timeout, on_poll=tracker, start=start))
                      for i, name in enumerate(names)}
+            cpu: dict[str, dict[str, float]] = {}
+
+            async def click_time() -> None:  # the CPU split from the class's click to the last result
+                await start.started()
+                cpu["click"] = cpu_split(server.proc.pid)
+
+            clicked = asyncio.create_task(click_time())
             bound = 2 * timeout + 60  # opening + configuring, then training, each bounded by `timeout`
             await asyncio.wait(tasks.values(), timeout=bound)
+            cpu["end"], t_end = cpu_split(server.proc.pid), time.monotonic()
+            clicked.cancel()
             results = []
             for i, (name, task) in enumerate(tasks.items()):
                 if task.done() and not task.cancelled() and task.exception() is None:
@@ -116,7 +127,12 @@ async def _measure(n: int, epochs: int | None, timeout: float, server: AppServer
             wall = time.monotonic() - t0
         finally:
             await browser.close()
-    return {"first": first, "single": single, "results": results, "tracker": tracker, "wall": wall}
+    done_at = [r.done_at for r in results if r.ok]
+    clicks = [r.clicked_at for r in results if math.isfinite(r.clicked_at)]
+    class_s = (max(done_at) if done_at else t_end) - min(clicks, default=t_end)
+    split = {k: cpu["end"][k] - cpu["click"][k] for k in cpu["end"]} if "click" in cpu else {}
+    return {"first": first, "single": single, "results": results, "tracker": tracker, "wall": wall,
+            "cpu": split, "class_s": class_s}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         ("p95 / limit", f"{p95 / limit:.2f}"),
         ("  of which queue wait + training, p50 / p95", f"{pool50:.1f} / {pool95:.1f} s ({pool95 / limit:.2f} x limit)"),
         ("  the rest (click, poll, drawing), p50 / p95", f"{percentile(rest_s, 50):.1f} / {percentile(rest_s, 95):.1f} s"),
+        *[(f"  CPU {name}, class's click to its last result", f"{sec:.0f} s = {sec / m['class_s']:.2f} cores")
+          for name, sec in m["cpu"].items() if m["class_s"] > 0],
         ("max queue position seen", f"{tracker.max_queue_position}"),
         ("max sessions queued at once", f"{tracker.max_queued}"),
         ("max pages showing 'training' at once", f"{tracker.max_running} (pool cap {cores}; pages lag a poll)"),
@@ -235,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             "cores": cores, "limit_s": limit, "limit_x1_5_s": 1.5 * limit,
             "max_queue_position": tracker.max_queue_position, "max_queued": tracker.max_queued,
             "max_running": tracker.max_running, "tracebacks": tracebacks,
+            "class_s": m["class_s"], "cpu_s": m["cpu"],
             "peak_rss_mib": round(peak_rss_mib, 1), "peak_hwm_mib": round(peak_hwm_mib, 1),
             "errors": [f"{r.name}: {r.error}" for r in results if not r.ok] + wrong, "pass": passed,
         }))

@@ -83,6 +83,43 @@ def _status_kib(pid: int, key: str) -> int:
     return 0
 
 
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and of its children that ended and were reaped (utime+stime+cutime+cstime)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return sum(int(x) for x in fields[11:15]) / _HZ
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_split(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the browsers (every Chromium process), the server and its training workers.
+
+    Take it twice and subtract: a renderer that ended in between is counted by the Chromium
+    process that reaped it, a worker by the server.
+    """
+    server_tree = set(_proc_tree(server_pid))
+    out = {"browsers": 0.0, "server": 0.0, "training workers": 0.0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if pid in server_tree:
+            out["training workers" if pid != server_pid and b"spawn_main" in cmd else "server"] += _cpu_seconds(pid)
+        elif b"chromium" in cmd:
+            out["browsers"] += _cpu_seconds(pid)
+    return out
+
+
 class AppServer:
     """``streamlit run app.py`` on 127.0.0.1, with a memory sampler.
 
@@ -406,6 +443,10 @@ class StartSignal:
         self._ready += 1
         if self._ready >= self._n:
             self._go.set()
+        await self._go.wait()
+
+    async def started(self) -> None:
+        """Wait until the class clicks (without counting as a session)."""
         await self._go.wait()
 
 

@@ -1,4 +1,4 @@
-"""The load harness's own behaviour: the yielding browser of ``load_classroom.py --browser-nice``."""
+"""The load harness's own behaviour: the yielding browser of ``load_classroom.py --browser-nice``, its CPU split."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from .harness import _DONE_RE, chromium_available, launch, run_async, yielding_chromium
+from .harness import (
+    _DONE_RE,
+    _cpu_seconds,
+    chromium_available,
+    cpu_split,
+    launch,
+    run_async,
+    yielding_chromium,
+)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -68,3 +76,28 @@ def test_a_yielding_browser_runs_at_the_lower_priority() -> None:
     seen = run_async(browse())
     assert seen, "no Chromium process started"
     assert set(seen.values()) == {7}, seen
+
+
+def test_the_cpu_split_counts_the_server_and_its_training_workers() -> None:
+    """This process stands in for the server: its own CPU and a 'spawn_main' child's are told apart."""
+    import subprocess
+    import sys
+    import time
+
+    before = cpu_split(os.getpid())
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\ntime.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", "# spawn_main (a training worker's command line)\n" + burn])
+    try:
+        t = time.process_time()
+        while time.process_time() - t < 0.3:
+            pass
+        deadline = time.monotonic() + 30
+        while _cpu_seconds(child.pid) < 0.3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        after = cpu_split(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
+    assert after["server"] - before["server"] >= 0.29
+    assert after["training workers"] - before["training workers"] >= 0.29
+    assert after["browsers"] >= before["browsers"]
