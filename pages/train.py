@@ -209,7 +209,7 @@ def live() -> None:
     """Run status and charts in one fragment: one poller per page.
 
     Each refresh sets when the next one comes (``ui.poll_every``): rarely far
-    back in a queue, and no later than the run's expected end.
+    back in a queue; the run's start and end are pushed (``ui.SessionWaker``).
     (Two fragments refreshing on their own timers raced with the full reruns in
     Streamlit's frontend under a classroom's load and could blank the page; so
     there is one timer, and one full rerun per run, when it ends.  Train and
