@@ -7,7 +7,7 @@ import streamlit as st
 
 from ensemble_core.config import ConfigError, LossSpec, ModelSpec, OptimSpec, RunConfig, StrategySpec
 from ensemble_core.jobs import LimitError, check_limits
-from pages import ui
+from pages import live_push, ui
 
 ui.route_through_app()  # a deep link on a fresh server goes through app.py
 
@@ -163,7 +163,7 @@ def start() -> None:
         job = ui.pool().submit(cfg, ds, ui.owner(), preview_x=preview_x,
                                preview_every=max(1, cfg.optim.epochs // 25) if preview_x is not None else 0,
                                preview_min_s=ui.CHART_S / 2,  # the chart shows at most one a second
-                               on_change=ui.SessionWaker.attach())  # its start and end reach the page at once
+                               on_change=live_push.SessionWaker.attach())  # its start and end reach the page at once
     except LimitError as exc:
         ss["train_refused"] = str(exc)
         return
@@ -209,7 +209,7 @@ def live() -> None:
     """Run status and charts in one fragment: one poller per page.
 
     Each refresh sets when the next one comes (``ui.poll_every``): rarely far
-    back in a queue; the run's start and end are pushed (``ui.SessionWaker``).
+    back in a queue; the run's start and end are pushed (``live_push.SessionWaker``).
     (Two fragments refreshing on their own timers raced with the full reruns in
     Streamlit's frontend under a classroom's load and could blank the page; so
     there is one timer, and one full rerun per run, when it ends.  Train and
@@ -222,8 +222,8 @@ def live() -> None:
     if polling and (job is None or not job.active):
         st.rerun()  # finished: one full rerun shows the results everywhere and ends the polling
     if polling:
-        ui.retime_fragment(ui.poll_every(job))  # the next refresh: the job's state sets the pace
-        ui.SessionWaker.follow()
+        live_push.retime_fragment(ui.poll_every(job))  # the next refresh: the job's state sets the pace
+        live_push.SessionWaker.follow()
     if job is not None:
         with st.container():  # one element whatever the status shows: the charts below keep their place
             ui.job_status(job)

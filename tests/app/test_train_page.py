@@ -359,7 +359,7 @@ def _retime_script() -> None:
     import streamlit as st
     from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-    from pages import ui
+    from pages import live_push
 
     ctx = get_script_run_ctx()
     sent = []
@@ -371,11 +371,11 @@ def _retime_script() -> None:
         enqueue(msg)
 
     ctx.enqueue = spy
-    st.session_state["outside"] = ui.retime_fragment(3.0)
+    st.session_state["outside"] = live_push.retime_fragment(3.0)
 
     @st.fragment(run_every=10)
     def live() -> None:
-        st.session_state["inside"] = ui.retime_fragment(2.5)
+        st.session_state["inside"] = live_push.retime_fragment(2.5)
 
     live()
     st.session_state["sent"] = sent
@@ -399,7 +399,7 @@ def test_a_pushed_rerun_keeps_the_sessions_page_and_widgets(monkeypatch):
     import streamlit.runtime as streamlit_runtime
     from streamlit.proto.ClientState_pb2 import ClientState
 
-    from pages import ui
+    from pages import live_push
 
     state = ClientState(page_script_hash="train-page", query_string="seed=3", fragment_id="a poll", is_auto_rerun=True)
     requested = []
@@ -418,19 +418,19 @@ def test_a_pushed_rerun_keeps_the_sessions_page_and_widgets(monkeypatch):
     monkeypatch.setattr(streamlit_runtime, "exists", lambda: True)
     monkeypatch.setattr(streamlit_runtime, "get_instance",
                         lambda: SimpleNamespace(_session_mgr=SimpleNamespace(get_active_session_info=sessions.get)))
-    assert ui.push_rerun("a closed tab") is False and requested == []
-    assert ui.push_rerun("s1") is True and ui.push_rerun("s1", "live view") is True
+    assert live_push.push_rerun("a closed tab") is False and requested == []
+    assert live_push.push_rerun("s1") is True and live_push.push_rerun("s1", "live view") is True
     full, fragment = requested
     assert (full.page_script_hash, full.query_string, full.fragment_id, full.is_auto_rerun) == (
         "train-page", "seed=3", "", False)  # the whole page, the one the session is on
     assert (fragment.page_script_hash, fragment.fragment_id, fragment.is_auto_rerun) == ("train-page", "live view", True)
     assert state.fragment_id == "a poll"  # the session's own state is left alone
 
-    waker, requested[:] = ui.SessionWaker("s1"), []
+    waker, requested[:] = live_push.SessionWaker("s1"), []
     waker(SimpleNamespace(status="running", active=True))  # started before the live view was seen: nothing
     waker.fragment_id = "live view"
     waker(SimpleNamespace(status="running", active=True))  # started: the live view
     waker(SimpleNamespace(status="done", active=False))  # ended: the whole page
     assert [r.fragment_id for r in requested] == ["live view", ""]
     monkeypatch.setattr(streamlit_runtime, "exists", lambda: False)  # AppTest, a bare script: no server to push
-    assert ui.push_rerun("s1") is False
+    assert live_push.push_rerun("s1") is False
