@@ -63,8 +63,7 @@ WORKER_DIED = (
     "Training stopped because the training process ended unexpectedly (it may have run out of "
     "memory or been stopped by the server). Try again, or choose a smaller run."
 )
-
-
+#: What a user sees when their run was handed to a worker that had closed (the server is exiting).
 WORKER_CLOSED = "Training did not start: the server is shutting down. Try again once it is back."
 
 

@@ -21,7 +21,6 @@ import re
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -589,13 +588,6 @@ def _budgeted(slot: str, signature: tuple, build: Callable[[], go.Figure | None]
     return spec
 
 
-#: The live charts' bases of recent settings (see :func:`live_bases`), newest last.
-_BASES: OrderedDict[str, dict[str, dict]] = OrderedDict()
-_BASES_LOCK = threading.Lock()
-#: How many settings' bases :func:`live_bases` keeps.
-BASES_KEEP = 32
-
-
 def live_bases(cfg: RunConfig, ds: Dataset) -> dict[str, dict]:
     """Specs (plain JSON data) of the live charts built once, before a job starts (their data are filled in live).
 
@@ -605,29 +597,26 @@ def live_bases(cfg: RunConfig, ds: Dataset) -> dict[str, dict]:
     so they are shared by every session of the server (read-only): a class
     that trains the same settings builds them once, not once per student.
     """
-    key = json.dumps([cfg.replace(seed=0).to_json(indent=None), ds.task, ds.n_train])
-    with _BASES_LOCK:
-        if key in _BASES:
-            _BASES.move_to_end(key)
-            return _BASES[key]
-    n, out = cfg.optim.epochs, {}
+    return _shared_bases(json.dumps([cfg.replace(seed=0).to_json(indent=None), ds.task, ds.n_train]), cfg, ds)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _shared_bases(key: str, _cfg: RunConfig, _ds: Dataset) -> dict[str, dict]:
+    """:func:`live_bases` for the settings ``key`` (the arguments with a leading ``_`` are not hashed)."""
+    n, out = _cfg.optim.epochs, {}
     for slot, name, kwargs in (("train_loss_fig", "loss_figure", {"metric": "loss", "height": 340}),
                                ("train_acc_fig", "loss_figure", {"metric": "accuracy", "height": 300}),
                                ("train_val_fig", "val_figure", {"height": 280})):
-        if slot == "train_acc_fig" and ds.task != "classification":
+        if slot == "train_acc_fig" and _ds.task != "classification":
             continue
-        args = ([], n, ds.task) if name == "val_figure" else ([], n)
-        extra = {} if name == "val_figure" else {"n_members": cfg.strategy.members}
+        args = ([], n, _ds.task) if name == "val_figure" else ([], n)
+        extra = {} if name == "val_figure" else {"n_members": _cfg.strategy.members}
         fig = figure(name, *args, **kwargs, **extra)
         if fig is not None:
             out[slot] = live_plot.to_spec(fig.update_layout(uirevision=slot))
-    fig = lr_figure(cfg, ds.n_train, 1)  # with a "now" line, which the live chart moves (any schedule)
+    fig = lr_figure(_cfg, _ds.n_train, 1)  # with a "now" line, which the live chart moves (any schedule)
     if fig is not None:
         out["train_lr_live"] = live_plot.to_spec(fig.update_layout(uirevision="train_lr_live"))
-    with _BASES_LOCK:
-        _BASES[key] = out
-        while len(_BASES) > BASES_KEEP:
-            _BASES.popitem(last=False)
     return out
 
 
