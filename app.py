@@ -33,7 +33,9 @@ PAGES = [
 
 ui.init_state()
 ui.open_link()  # once per session: a shared link restores its setup (and a classroom link hides controls)
-st.set_page_config(page_title="Deep Ensemble Lab", page_icon=":material/hub:", layout="wide",
+# The tab's icon is a file in the repo: a ":material/...:" icon is fetched from fonts.gstatic.com, which
+# an offline classroom cannot reach (and which would tell Google about every visit).
+st.set_page_config(page_title="Deep Ensemble Lab", page_icon=str(ROOT / "pages" / "assets" / "icon.png"), layout="wide",
                    initial_sidebar_state="collapsed" if ui.presenting() else "expanded")
 st.html("<style>.block-container { padding-top: 2.2rem; } h1 { padding-top: 0.5rem; }</style>")
 st.html(ui.LIVE_CSS)

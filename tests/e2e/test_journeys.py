@@ -164,6 +164,33 @@ def test_a_runs_end_reaches_a_page_that_never_polls(browser, server):  # noqa: F
         context.close()
 
 
+def test_no_page_asks_anything_of_another_server(browser, server):  # noqa: F811 - fixtures imported above
+    """An offline classroom gets the whole app, and nobody else learns of a visit: every request stays on
+    the app's own server.  (The tab's icon, once a ":material/hub:" icon, was fetched from fonts.gstatic.com.)"""
+    from urllib.parse import urlsplit
+
+    here = urlsplit(server.url).netloc
+    elsewhere: list[str] = []
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.on("request", lambda r: elsewhere.append(r.url) if urlsplit(r.url).scheme in ("http", "https", "ws", "wss")
+            and urlsplit(r.url).netloc != here else None)
+    try:
+        page.goto(server.url)
+        wait_app_idle(page)
+        for title in ("Data", "Train", "Uncertainty", "Lessons", "Compare", "Home"):
+            nav(page, title)
+        time.sleep(1.0)  # late requests (fonts, icons) too
+        assert elsewhere == []
+        icon = page.evaluate("() => document.querySelector('link[rel~=icon]').href")
+        assert urlsplit(icon).netloc == here
+        reply = page.request.get(icon)
+        assert reply.ok and reply.headers["content-type"] == "image/png" and len(reply.body()) > 1000
+    finally:
+        context.close()
+
+
 def test_stop_keeps_the_partial_run(app_page):  # noqa: F811 - the fixture imported above
     page = app_page
     start_training(page, epochs=3000)
