@@ -48,6 +48,9 @@ CHART_S = 1.0
 SIDEBAR_POLL_S = 1.0
 #: The slowest any live view refreshes, however busy the server is.
 SLOWEST_S = 5.0
+#: The fastest a running run's page redraws while other runs wait in the queue: each redraw costs the
+#: server a script run and the browser a render, CPU that the queue's runs are waiting for.
+WAITING_S = 2.0
 #: The slowest a queued run's page refreshes its place in the line (its run's start and end are pushed).
 QUEUED_SLOWEST_S = 15.0
 #: Key of the container that holds a live view (the Train page's run, a lesson, a race).
@@ -187,10 +190,11 @@ def live_every(base: float, slowest: float = SLOWEST_S) -> float:
 def poll_every(job: Job) -> float:
     """Seconds until the Train page's live view of ``job`` should refresh next.
 
-    :func:`live_every` of :data:`POLL_S`; for a queued job, half its expected
-    wait (at most :data:`QUEUED_SLOWEST_S`): a class waiting in line has
-    nothing to animate, and its polls would take CPU from the runs in front of
-    it.  The polls only move the page's place in the line: the run's start and
+    :func:`live_every` of :data:`POLL_S`; for a running job, no faster than
+    :data:`WAITING_S` while other runs wait in the queue; for a queued job,
+    half its expected wait (at most :data:`QUEUED_SLOWEST_S`): a class waiting
+    in line has nothing to animate, and its polls would take CPU from the runs
+    in front of it.  The polls only move the page's place in the line: the run's start and
     end reach the page at once (:class:`pages.live_push.SessionWaker`).  The
     live view asks again on every refresh
     (:func:`pages.live_push.retime_fragment`), so the polls quicken as the start
@@ -198,7 +202,7 @@ def poll_every(job: Job) -> float:
     """
     every = live_every(POLL_S)
     if job.status != "queued":
-        return every
+        return max(every, WAITING_S) if pool().stats()["queued"] else every
     wait = pool().expected_wait(job)
     return round(min(QUEUED_SLOWEST_S, max(every, (wait or 0.0) / 2)), 2)
 

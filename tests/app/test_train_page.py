@@ -274,6 +274,11 @@ def test_refresh_intervals_grow_with_the_servers_load(monkeypatch):
     assert ui.poll_every(queued) == ui.QUEUED_SLOWEST_S  # far back in the line: slow polls
     with_pool(1, wait=None)
     assert ui.poll_every(queued) == ui.POLL_S  # no estimate yet
+    assert ui.poll_every(running) == ui.POLL_S  # alone: every half second
+    with_pool(3)
+    assert ui.poll_every(running) == ui.WAITING_S  # one run waits for this one's CPU: fewer redraws
+    with_pool(2)
+    assert ui.poll_every(running) == ui.POLL_S  # nobody waits
 
 
 def test_durations_read_as_people_write_them():
