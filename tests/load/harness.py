@@ -282,7 +282,10 @@ class SessionResult:
         seed: the seed it set on the Train page.
         ok: it saw a finished run (``Done``) before its deadline.
         error: why not (timeout, failure message, exception element, ...).
-        time_to_result: seconds from clicking Train to the result's metrics on screen.
+        time_to_result: seconds from pressing Train (the start of Playwright's click, which waits
+            until the page can take it) to the result's metrics on screen.
+        click_seconds: the part of that the click itself took: a page busy under the class's load
+            takes a click late, and a student would be waiting all that time.
         run_seconds: the training seconds the page reported ("... in 2.3 s").
         queue_seconds: the seconds the run waited for a free slot, as the page reported them
             ("(waited 12.3 s in the queue)"; 0 when it started at once).
@@ -313,6 +316,7 @@ class SessionResult:
     script_state: str = ""
     browser_log: list[str] = field(default_factory=list)
     clicked_at: float = float("nan")
+    click_seconds: float = float("nan")
     done_at: float = float("nan")
 
 
@@ -367,10 +371,14 @@ async def train_and_wait(page: Any, result: SessionResult, timeout_s: float,
 
     ``on_poll(result, state)`` (optional) is called with each poll's state (for shared bookkeeping).
     On a timeout the page's script state is recorded and a screenshot saved (``load-stuck-<name>.png``).
+    The clock starts when the student presses Train: a page that takes the click late (Playwright waits
+    until the button can take it; under a class's load that took 2-6 s, and once over 30 s) counts
+    against its time-to-result, and the click may take the session's whole budget.
     """
-    await page.get_by_role("button", name="Train", exact=True).click(timeout=30_000)
     t0 = time.monotonic()
     result.clicked_at = t0
+    await page.get_by_role("button", name="Train", exact=True).click(timeout=timeout_s * 1000)
+    result.click_seconds = time.monotonic() - t0
     last = ""
     while True:
         now = time.monotonic() - t0
