@@ -194,8 +194,8 @@ def poll_every(job: Job) -> float:
     :data:`WAITING_S` while other runs wait in the queue; for a queued job,
     half its expected wait (at most :data:`QUEUED_SLOWEST_S`): a class waiting
     in line has nothing to animate, and its polls would take CPU from the runs
-    in front of it.  The polls only move the page's place in the line: the run's start and
-    end reach the page at once (:class:`pages.live_push.SessionWaker`).  The
+    in front of it.  The polls only move the page's place in the line: the
+    run's start and end reach the page at once (:class:`pages.live_push.SessionWaker`).  The
     live view asks again on every refresh
     (:func:`pages.live_push.retime_fragment`), so the polls quicken as the start
     nears and follow the server's load.

@@ -372,7 +372,7 @@ async def train_and_wait(page: Any, result: SessionResult, timeout_s: float,
     ``on_poll(result, state)`` (optional) is called with each poll's state (for shared bookkeeping).
     On a timeout the page's script state is recorded and a screenshot saved (``load-stuck-<name>.png``).
     The clock starts when the student presses Train: a page that takes the click late (Playwright waits
-    until the button can take it; under a class's load that took 2-6 s, and once over 30 s) counts
+    until the button can take it; under a class's load that took 2-6 s, in some runs over 40 s) counts
     against its time-to-result, and the click may take the session's whole budget.
     """
     t0 = time.monotonic()
