@@ -179,8 +179,9 @@ def live_every(base: float, slowest: float = SLOWEST_S) -> float:
     Every refresh of every open browser costs the shared server (a script run)
     and the browser (a redraw).  With up to two active runs per core the views
     refresh at ``base``; beyond that the interval grows with the load (a class
-    of 20 on 2 cores: 5 x), never beyond ``slowest``.  The page picks its
-    interval on each full run (at Train, when the run starts, when it ends).
+    of 20 on 2 cores: 5 x), never beyond ``slowest``.  A fragment declared with
+    it keeps the interval of its last full run; the Train page's live view
+    asks again on every refresh (:func:`poll_every`).
     """
     stats = pool().stats()
     per_core = (stats["running"] + stats["queued"]) / max(1, stats["max_running"])
