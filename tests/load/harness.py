@@ -257,7 +257,7 @@ async def set_number(page: Any, label: str, value: int | float, timeout_s: float
     """Type ``value`` into the number input labelled ``label`` and commit it (Enter), then wait idle."""
     box = page.locator("[data-testid='stNumberInput']").filter(has_text=label).locator("input")
     await box.fill(str(value), timeout=timeout_s * 1000)
-    await box.press("Enter")
+    await box.press("Enter", timeout=timeout_s * 1000)  # (its default, 30 s, lost students under a class's load)
     await asyncio.sleep(0.3)
     await wait_idle(page, timeout_s)
 
@@ -268,7 +268,7 @@ async def nudge_slider(page: Any, label: str, steps: int, timeout_s: float = 30.
     await thumb.focus(timeout=timeout_s * 1000)
     key = "ArrowRight" if steps > 0 else "ArrowLeft"
     for _ in range(abs(steps)):
-        await thumb.press(key)
+        await thumb.press(key, timeout=timeout_s * 1000)
     await asyncio.sleep(0.5)  # the slider commits after a short debounce
     await wait_idle(page, timeout_s)
 
