@@ -587,6 +587,62 @@ async def warm_up(browser: Any, url: str, timeout_s: float = 90.0) -> None:
     await context.close()
 
 
+#: A bare Streamlit page with the Train page's journey and none of its content (see its docstring).
+BARE_APP = ROOT / "benchmarks" / "bare_app" / "app.py"
+
+
+async def bare_class(n: int, timeout_s: float = 120.0, settle_s: float = 5.0) -> dict[str, float]:
+    """``n`` students press Train together on :data:`BARE_APP`: what Streamlit alone costs them.
+
+    Serves the bare page (with the dashboard's ``.streamlit/config.toml``) from a temporary folder,
+    opens ``n`` sessions in a Chromium of its own (the project's flags), lets them settle for
+    ``settle_s``, then clicks Train in all of them at once and waits until each shows its result.
+    Returns the CPU seconds from the click to the last result of the browsers (``browsers``: every
+    Chromium process on the machine, so run it with no other browser open) and of the server
+    (``server``), the browsers' per student (``per_student``), the wall seconds (``wall_s``) and
+    how many got their result (``completed``).
+
+    Raises:
+        RuntimeError / TimeoutError: the server did not start.
+    """
+    import shutil
+    import tempfile
+
+    from playwright.async_api import async_playwright
+
+    with tempfile.TemporaryDirectory(prefix="bare-app-") as tmp:
+        shutil.copy(BARE_APP, Path(tmp) / "app.py")
+        shutil.copytree(ROOT / ".streamlit", Path(tmp) / ".streamlit")
+        server = AppServer(app_dir=Path(tmp), log_prefix="streamlit-bare")
+        try:
+            server.wait_healthy(timeout=timeout_s)
+            async with async_playwright() as p:
+                browser = await launch(p)
+                try:
+                    pages = [(await open_app(browser, server.url, "", timeout_s))[1] for _ in range(n)]
+                    await asyncio.sleep(settle_s)
+
+                    async def student(page: Any) -> bool:
+                        try:
+                            await page.get_by_role("button", name="Train", exact=True).click(timeout=timeout_s * 1000)
+                            await page.wait_for_function(  # polled as train_and_wait polls the dashboard
+                                "() => document.body.innerText.includes('Test NLL')", timeout=timeout_s * 1000,
+                                polling=500)
+                            return True
+                        except Exception:  # noqa: BLE001 - counted as not completed
+                            return False
+
+                    before, t0 = cpu_split(server.proc.pid), time.monotonic()
+                    done = await asyncio.gather(*(student(page) for page in pages))
+                    after, wall = cpu_split(server.proc.pid), time.monotonic() - t0
+                finally:
+                    await browser.close()
+        finally:
+            server.stop()
+    used = {k: after[k] - before[k] for k in ("browsers", "server")}
+    return {**used, "per_student": used["browsers"] / max(1, n), "wall_s": wall, "completed": float(sum(done))}
+
+
 def run_async(coro: Any) -> Any:
     """``asyncio.run(coro)`` in a fresh thread.
 

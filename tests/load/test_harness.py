@@ -10,6 +10,7 @@ import pytest
 from .harness import (
     _DONE_RE,
     _cpu_seconds,
+    bare_class,
     chromium_available,
     cpu_split,
     launch,
@@ -101,3 +102,13 @@ def test_the_cpu_split_counts_the_server_and_its_training_workers() -> None:
     assert after["server"] - before["server"] >= 0.29
     assert after["training workers"] - before["training workers"] >= 0.29
     assert after["browsers"] >= before["browsers"]
+
+
+def test_the_bare_page_class_reaches_every_result_and_measures_the_browsers() -> None:
+    """The benchmark's floor: a bare page with the Train page's journey, two students at once."""
+    if not chromium_available():
+        pytest.skip("Chromium (/usr/bin/chromium) or Playwright is not installed")
+    got = run_async(bare_class(2, timeout_s=60, settle_s=1.0))
+    assert got["completed"] == 2
+    assert got["wall_s"] >= 1.5  # a "run" takes 1.5 s after the click
+    assert 0 < got["browsers"] < 20 and got["per_student"] == got["browsers"] / 2
