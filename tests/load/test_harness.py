@@ -1,4 +1,4 @@
-"""The load harness's own behaviour: the yielding browser of ``load_classroom.py --browser-nice``, its CPU split."""
+"""The load harness's own behaviour: the yielding browser of ``load_classroom.py --browser-nice``, its CPU split, the bare page."""
 
 from __future__ import annotations
 
