@@ -235,7 +235,7 @@ def live() -> None:
     st.markdown("#### Learning-rate schedule")
     st.caption("Every optimiser step's learning rate for these settings (stars: snapshots).")
     if cfg is not None:
-        ui.show(ui.lr_figure(cfg, ds.n_train), key="train_lr_plan", live=True)
+        ui.show(ui.lr_plan(cfg, ds.n_train), key="train_lr_plan", live=True)
     st.info("Press **Train** to start. Every member's loss will appear here as it learns.", icon=":material/info:")
 
 

@@ -485,6 +485,25 @@ def lr_figure(cfg: RunConfig, n_train: int, steps_done: int | None = None) -> go
                   now_step=steps_done - 1 if steps_done else None, height=260)
 
 
+def lr_plan(cfg: RunConfig, n_train: int) -> dict | None:
+    """The Train page's learning-rate chart before a run, as plain JSON data (``None`` if it failed).
+
+    Every change of a setting reruns the page, and building the figure (Plotly
+    validates it in pure Python, ~35 ms holding the GIL) was about half of such
+    a rerun's server time.  The schedule depends on the settings and the number
+    of training rows, not on the seed, so one spec serves every session of the
+    server with those settings (read-only), as the live charts' bases do.
+    """
+    return _shared_plan(json.dumps([cfg.replace(seed=0).to_json(indent=None), n_train]), cfg, n_train)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _shared_plan(key: str, _cfg: RunConfig, n_train: int) -> dict | None:
+    """:func:`lr_plan` for the settings ``key`` (the argument with a leading ``_`` is not hashed)."""
+    fig = lr_figure(_cfg, n_train)
+    return None if fig is None else live_plot.to_spec(fig)
+
+
 def _summary(job: Job) -> dict[str, float]:
     """Test (else validation) metrics of a finished job's ensemble, computed once per job."""
     cached = st.session_state.get("ui_summary")

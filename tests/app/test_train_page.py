@@ -181,6 +181,21 @@ def test_live_chart_bases_are_built_once_per_settings_and_never_changed_by_a_liv
     assert bases == pristine  # the live views patch copies: a shared base never changes
 
 
+def test_the_schedule_chart_before_a_run_is_shared_by_every_seed_and_drawn_as_its_figure():
+    """Each change of a setting reruns the page; the schedule does not depend on the seed: one spec for all."""
+    from ensemble_core.data import load_dataset
+    from pages import live_plot, ui
+
+    cfg = ui.default_config().replace(**{"optim.epochs": 40, "seed": 1})
+    n = load_dataset(cfg.data).n_train
+    plan = ui.lr_plan(cfg, n)
+    assert plan == live_plot.to_spec(ui.lr_figure(cfg, n))  # what drawing the figure itself would send
+    assert ui.lr_plan(cfg.replace(seed=2), n) is plan  # another student's seed: the same spec
+    other = ui.lr_plan(cfg.replace(**{"optim.schedule": "cosine"}), n)  # other settings: their own schedule
+    assert other is not plan and values(other["data"][0], "y") != values(plan["data"][0], "y")
+    assert ui.lr_plan(cfg, n + 8) is not plan  # more rows, more steps an epoch
+
+
 def test_long_live_curves_are_thinned_evenly_and_keep_the_last_epoch():
     from ensemble_core.data import load_dataset
     from ensemble_core.training import EpochEnd
