@@ -33,14 +33,10 @@ def main() -> None:
     args = ap.parse_args()
     from streamlit.testing.v1 import AppTest
 
-    from pages import live_plot, ui
+    from pages import ui
     from tests.app.apphelpers import open_page
 
-    shared = ui.lr_plan
-
-    def rebuilt(cfg, n_train):  # the page before: a new figure on every rerun
-        fig = ui.lr_figure(cfg, n_train)
-        return None if fig is None else live_plot.to_spec(fig)
+    shared, rebuilt = ui.lr_plan, ui._plan_spec  # rebuilt: the page before, a new figure on every rerun
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     open_page(at, "train")

@@ -494,14 +494,24 @@ def lr_plan(cfg: RunConfig, n_train: int) -> dict | None:
     of training rows, not on the seed, so one spec serves every session of the
     server with those settings (read-only), as the live charts' bases do.
     """
-    return _shared_plan(json.dumps([cfg.replace(seed=0).to_json(indent=None), n_train]), cfg, n_train)
+    return _shared_plan(_settings_key(cfg, n_train), cfg, n_train)
+
+
+def _plan_spec(cfg: RunConfig, n_train: int) -> dict | None:
+    """The schedule chart before a run, built (what :func:`lr_plan` shares)."""
+    fig = lr_figure(cfg, n_train)
+    return None if fig is None else live_plot.to_spec(fig)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def _shared_plan(key: str, _cfg: RunConfig, n_train: int) -> dict | None:
-    """:func:`lr_plan` for the settings ``key`` (the argument with a leading ``_`` is not hashed)."""
-    fig = lr_figure(_cfg, n_train)
-    return None if fig is None else live_plot.to_spec(fig)
+def _shared_plan(key: str, _cfg: RunConfig, _n_train: int) -> dict | None:
+    """:func:`lr_plan` for the settings ``key`` (the arguments with a leading ``_`` are not hashed)."""
+    return _plan_spec(_cfg, _n_train)
+
+
+def _settings_key(cfg: RunConfig, *extra: Any) -> str:
+    """A cache key of ``cfg`` without its seed (and of ``extra``): what sessions with these settings share."""
+    return json.dumps([cfg.replace(seed=0).to_json(indent=None), *extra])
 
 
 def _summary(job: Job) -> dict[str, float]:
@@ -621,7 +631,7 @@ def live_bases(cfg: RunConfig, ds: Dataset) -> dict[str, dict]:
     so they are shared by every session of the server (read-only): a class
     that trains the same settings builds them once, not once per student.
     """
-    return _shared_bases(json.dumps([cfg.replace(seed=0).to_json(indent=None), ds.task, ds.n_train]), cfg, ds)
+    return _shared_bases(_settings_key(cfg, ds.task, ds.n_train), cfg, ds)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
