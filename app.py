@@ -1,23 +1,19 @@
 """Deep Ensemble Lab: the dashboard's entry point (router + shared chrome).
 
 Run with ``streamlit run app.py``.  Each page is a short script in ``pages/``;
-shared pieces live in ``pages/ui.py``.  To add a page, add a row to ``PAGES``
-(rows whose file does not exist yet are skipped).
+the shared pieces live in the ``dashboard`` package.  To add a page, add a row to ``PAGES``.
 """
 
 from pathlib import Path
 
 import streamlit as st
-import streamlit.delta_generator
 
+from dashboard import chrome, links, live, pool, routing, state
+from dashboard.st_compat import queue_fix, startup
 from ensemble_core import share
-from pages import streamlit_fixes, ui
 
-# Streamlit checks once per process, on the first element, whether it runs in a REPL; the check
-# (inspect.stack(), which reads the source of every frame) cost 0.13 s of the first visitor's page.
-# This app always runs under `streamlit run`, so the check is marked done.
-streamlit.delta_generator._use_warning_has_been_displayed = True
-streamlit_fixes.install()  # once per server: see pages/streamlit_fixes.py (pages froze under a classroom's load)
+startup.skip_repl_check()  # once per process: see dashboard/st_compat/startup.py
+queue_fix.install()  # once per server: see dashboard/st_compat/queue_fix.py (pages froze under a classroom's load)
 
 ROOT = Path(__file__).parent
 
@@ -31,16 +27,16 @@ PAGES = [
     ("pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
 ]
 
-ui.init_state()
-ui.open_link()  # once per session: a shared link restores its setup (and a classroom link hides controls)
+state.init_state()
+links.open_link()  # once per session: a shared link restores its setup (and a classroom link hides controls)
 # The tab's icon is a file in the repo: a ":material/...:" icon is fetched from fonts.gstatic.com, which
 # an offline classroom cannot reach (and which would tell Google about every visit).
-st.set_page_config(page_title="Deep Ensemble Lab", page_icon=str(ROOT / "pages" / "assets" / "icon.png"), layout="wide",
-                   initial_sidebar_state="collapsed" if ui.presenting() else "expanded")
+st.set_page_config(page_title="Deep Ensemble Lab", page_icon=str(ROOT / "dashboard" / "assets" / "icon.png"), layout="wide",
+                   initial_sidebar_state="collapsed" if links.presenting() else "expanded")
 st.html("<style>.block-container { padding-top: 2.2rem; } h1 { padding-top: 0.5rem; }</style>")
-st.html(ui.LIVE_CSS)
-if ui.presenting():
-    st.html(share.presentation_css(ui.link_state()))  # then room for its larger title (it was clipped)
+st.html(live.LIVE_CSS)
+if links.presenting():
+    st.html(share.presentation_css(links.link_state()))  # then room for its larger title (it was clipped)
     st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 3.5rem; } h1 { line-height: 1.3; }</style>")
 page = st.navigation([
     st.Page(script, title=title, icon=icon, url_path=url, default=(i == 0))
@@ -50,9 +46,9 @@ st.session_state["ui_page"] = page.url_path or "home"
 goto = st.session_state.pop("ui_share_goto", None)
 if goto not in (None, "home") and st.session_state["ui_page"] == "home":  # a link whose path was dropped
     st.switch_page(next(script for script, _, _, url in PAGES if url == goto))
-ui.sidebar()
-ui.link_warning()
-ui.sync_link(st.session_state["ui_page"])  # the URL follows page switches at once
-ui.run_page(page)
-ui.finish_page()  # after the page, so the URL and the Share box carry what the page just set
-ui.prewarm()  # once per server, in the background: warm training workers before the first Train click
+chrome.sidebar()
+links.link_warning()
+links.sync_link(st.session_state["ui_page"])  # the URL follows page switches at once
+routing.run_page(page)
+links.finish_page()  # after the page, so the URL and the Share box carry what the page just set
+pool.prewarm()  # once per server, in the background: warm training workers before the first Train click

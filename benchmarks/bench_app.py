@@ -42,9 +42,9 @@ class Headless:
     """The default config trained through a :class:`JobPool` (as the server does, minus the UI)."""
 
     def __init__(self) -> None:
+        from dashboard.state import default_config
         from ensemble_core.data import load_dataset
         from ensemble_core.jobs import JobPool
-        from pages.ui import default_config
 
         self.pool = JobPool(heartbeat_timeout=None)
         self.cfg = default_config()
@@ -164,7 +164,7 @@ def main() -> None:
     ap.add_argument("--train-repeats", type=int, default=11, help="headless/live pairs of runs for (a)")
     ap.add_argument("--repeats", type=int, default=3, help="cold starts of each app for (b)")
     args = ap.parse_args()
-    from pages.ui import default_config
+    from dashboard.state import default_config
 
     epochs = args.epochs or default_config().optim.epochs
     from playwright.sync_api import sync_playwright

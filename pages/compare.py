@@ -6,6 +6,7 @@ import logging
 
 import streamlit as st
 
+from dashboard import charts, chrome, live, pool, routing, state
 from ensemble_core.race import (
     STRATEGIES,
     STRATEGY_LABELS,
@@ -20,9 +21,8 @@ from ensemble_core.race import (
 )
 from ensemble_core.report import image_config
 from ensemble_core.share import apply_query, visible
-from pages import ui
 
-ui.route_through_app()  # a deep link on a fresh server goes through app.py
+routing.route_through_app()  # a deep link on a fresh server goes through app.py
 
 log = logging.getLogger(__name__)
 ss = st.session_state
@@ -37,7 +37,7 @@ HELP = {
 
 def owner() -> str:
     """Race runs use their own pool owner, so they do not take the Train page's slot."""
-    return ui.owner() + ":compare"
+    return pool.owner() + ":compare"
 
 
 def chart(fig, key: str) -> None:
@@ -73,7 +73,7 @@ def plan() -> tuple[list, list[str]] | None:
     try:
         configs = race_configs(race_base(base, int(m)), picked, int(budget))
     except BudgetError as exc:
-        st.error(f"**Not a fair race:** {ui.esc(exc)}", icon=":material/balance:")
+        st.error(f"**Not a fair race:** {chrome.esc(exc)}", icon=":material/balance:")
         return None
     st.markdown("  \n".join(f":material/balance: **{STRATEGY_LABELS[s]}** · {describe_budget(c)}"
                             for s, c in zip(picked, configs)))
@@ -81,19 +81,19 @@ def plan() -> tuple[list, list[str]] | None:
 
 
 def progress(seq: RunSequence) -> None:
-    job = seq.job(ui.pool(), owner())
+    job = seq.job(pool.pool(), owner())
     p = job.progress() if job is not None else None
-    where = f" · {ui.epoch_text(job)}" if job is not None else ""
+    where = f" · {chrome.epoch_text(job)}" if job is not None else ""
     st.progress(min(1.0, (seq.index + (p.fraction if p else 0)) / len(seq.configs)),
                 text=f"Racing {seq.index + 1} of {len(seq.configs)}: **{seq.labels[seq.index]}**{where} "
                      "(one at a time, so every strategy gets the same machine)")
-    ui.show_in_place(losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels), "compare_live")
+    charts.show_in_place(losses_figure(seq.events(pool.pool(), owner()), seq.configs, seq.labels), "compare_live")
 
 
 def results(seq: RunSequence) -> None:
     for label, run, err in zip(seq.labels, seq.runs, seq.errors):
         if run is None and err:
-            st.warning(f"**{label}:** {ui.esc(err)}", icon=":material/warning:")
+            st.warning(f"**{label}:** {chrome.esc(err)}", icon=":material/warning:")
     done = [i for i, r in enumerate(seq.runs) if r is not None and r.healthy]
     if not done:
         return
@@ -119,10 +119,10 @@ def results(seq: RunSequence) -> None:
         chart(fig, f"compare_{key}")
 
 
-ui.init_state()  # idempotent; covers a first visit that lands here before the router has run
+state.init_state()  # idempotent; covers a first visit that lands here before the router has run
 st.title("Strategy race")
 ds = ss["dataset"]
-st.caption(f"Several ways to build an ensemble, on **{ui.esc(ds.name)}** with the Train page's network and optimiser, "
+st.caption(f"Several ways to build an ensemble, on **{chrome.esc(ds.name)}** with the Train page's network and optimiser, "
            "the same seeds and the same compute budget. Change the data on the Data page.")
 planned = plan()
 seq = ss.get(SEQ)
@@ -132,12 +132,12 @@ if c1.button("Start the race", type="primary", icon=":material/flag:", key="comp
              disabled=planned is None or running):
     configs, picked = planned
     ss[SEQ] = seq = RunSequence(configs, ds, [STRATEGY_LABELS[s] for s in picked])
-    seq.step(ui.pool(), owner())
+    seq.step(pool.pool(), owner())
     running = True
 if seq is None:
     st.info("Set the race up above, then **Start the race**. The strategies train one after another on the "
             "server; the table and the predictions appear when all are done.", icon=":material/flag:")
 elif running:
-    ui.live_sequence(SEQ, owner(), progress, "Stop the race", "compare_stop")
+    live.live_sequence(SEQ, owner(), progress, "Stop the race", "compare_stop")
 else:
     results(seq)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard import charts, chrome, links, routing, state
 from ensemble_core import data as core_data
 from ensemble_core import share
 from ensemble_core.config import (
@@ -20,9 +21,8 @@ from ensemble_core.config import (
     DataSpec,
 )
 from ensemble_core.data import DataError
-from pages import ui
 
-ui.route_through_app()  # a deep link on a fresh server goes through app.py
+routing.route_through_app()  # a deep link on a fresh server goes through app.py
 
 PRETTY = core_data._PRETTY
 SOURCES = {"synthetic": "Synthetic", "bundled": "Real", "csv": "Your CSV"}
@@ -57,7 +57,7 @@ def _init_widgets(spec: DataSpec) -> None:
 
 def _v(control: str, key: str, widget, *args, **kwargs):
     """A widget's value; a control hidden by a classroom link is not drawn and keeps the link's value."""
-    return widget(*args, key=key, **kwargs) if ui.visible(control) else st.session_state[key]
+    return widget(*args, key=key, **kwargs) if links.visible(control) else st.session_state[key]
 
 
 def synthetic_controls() -> dict:
@@ -103,7 +103,7 @@ def csv_controls() -> tuple[dict | None, bytes | None]:
         return None, None
     table, error = read_csv(csv_bytes)
     if table is None:
-        st.error(f"**This file cannot be read:** {ui.esc(error)}", icon=":material/error:")
+        st.error(f"**This file cannot be read:** {chrome.esc(error)}", icon=":material/error:")
         return None, None
     columns = table.column_names
     name = upload.name if upload is not None else st.session_state["data_spec"].name
@@ -134,16 +134,16 @@ def split_controls(source: str) -> dict:
 def click_to_add(ds) -> None:
     """The 1-D regression plot, where a click anywhere adds a training point; Reset remakes the generated data."""
     ss = st.session_state
-    fig = ui.figure("data_figure", ds)
+    fig = charts.figure("data_figure", ds)
     if fig is None:
-        ui.show(None, key="data_fig")
+        charts.show(None, key="data_fig")
         return
     ys = np.concatenate([ds.y_train, ds.y_val, ds.y_test])
     pad = 0.2 * float(np.ptp(ys)) or 1.0
     y_range = (float(ys.min()) - pad, float(ys.max()) + pad)
     fig.update_yaxes(range=list(y_range))
     curve = share.add_click_grid(fig, x_range=tuple(fig.layout.xaxis.range), y_range=y_range)
-    point = share.point_from_selection(ui.show(fig, key="data_fig", on_select="rerun"), curve)
+    point = share.point_from_selection(charts.show(fig, key="data_fig", on_select="rerun"), curve)
     if point is not None and point != ss.get("data_click_last"):  # the selection survives reruns: add it once
         ss["data_click_last"] = point
         ss["dataset"] = share.add_training_point(ds, *point)
@@ -154,7 +154,7 @@ def click_to_add(ds) -> None:
                "the epistemic band shrink there." + (f" {added} point(s) added so far." if added else ""))
     if added and c2.button("Reset", icon=":material/restart_alt:", key="data_click_reset",
                            help="Remove the clicked points: back to the generated data."):
-        ui.set_data(ss["data_spec"], ss["csv_bytes"])
+        state.set_data(ss["data_spec"], ss["csv_bytes"])
 
 
 st.title("Data")
@@ -178,13 +178,13 @@ with controls:
             st.error(f"**Setting not allowed** — {exc}", icon=":material/error:")
         else:
             if spec != st.session_state["data_spec"] or csv_bytes != st.session_state["csv_bytes"]:
-                ui.set_data(spec, csv_bytes)
+                state.set_data(spec, csv_bytes)
 
 ds = st.session_state["dataset"]
 with view:
-    st.subheader(ui.esc(core_data.describe(st.session_state["data_spec"])))
+    st.subheader(chrome.esc(core_data.describe(st.session_state["data_spec"])))
     kind = f"{ds.n_classes}-class classification" if ds.task == "classification" else "regression"
-    st.caption(f"{kind.capitalize()} · predict **{ui.esc(ds.target_name)}** from {ds.n_features} feature(s)")
+    st.caption(f"{kind.capitalize()} · predict **{chrome.esc(ds.target_name)}** from {ds.n_features} feature(s)")
     m = st.columns(4)
     m[0].metric("Training rows", ds.n_train)
     m[1].metric("Validation rows", len(ds.x_val))
@@ -193,9 +193,9 @@ with view:
     if ds.task == "regression" and ds.n_features == 1:
         click_to_add(ds)
     elif ds.n_features <= 2:
-        ui.show(ui.figure("data_figure", ds), key="data_fig")
+        charts.show(charts.figure("data_figure", ds), key="data_fig")
     else:
-        ui.show(ui.figure("feature_histograms", ds), key="data_hist")
+        charts.show(charts.figure("feature_histograms", ds), key="data_hist")
     cached = st.session_state.get("data_csv_cache")
     if st.session_state["data_spec"].source == "csv" and cached and cached[1] is not None:
         with st.expander("The uploaded file (first 20 rows, as read)", icon=":material/description:"):
@@ -212,10 +212,10 @@ with view:
             if summary is not None:
                 if summary.encoding:
                     sep = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "bar"}.get(summary.delimiter, "?")
-                    st.markdown(f"- Read as {ui.esc(summary.encoding)} text, {sep}-separated, decimal mark "
-                                f"“{ui.esc(summary.decimal)}”, {'with' if summary.has_header else 'without'} a header row")
+                    st.markdown(f"- Read as {chrome.esc(summary.encoding)} text, {sep}-separated, decimal mark "
+                                f"“{chrome.esc(summary.decimal)}”, {'with' if summary.has_header else 'without'} a header row")
                 for col, reason in summary.columns_dropped.items():
-                    st.markdown(f"- column **{ui.esc(col)}** not used: {ui.esc(reason)}")
+                    st.markdown(f"- column **{chrome.esc(col)}** not used: {chrome.esc(reason)}")
             for note in ds.notes:
-                st.markdown(f"- {ui.esc(note)}")
-    ui.link("pages/train.py", "Train an ensemble on these data", ":material/arrow_forward:")
+                st.markdown(f"- {chrome.esc(note)}")
+    chrome.link("pages/train.py", "Train an ensemble on these data", ":material/arrow_forward:")

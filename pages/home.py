@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from pages import ui
+from dashboard import chrome, routing
 
-ui.route_through_app()  # a deep link on a fresh server goes through app.py
+routing.route_through_app()  # a deep link on a fresh server goes through app.py
 
 st.title("Deep Ensemble Lab")
 st.markdown(
@@ -28,7 +28,7 @@ for col, (page, title, icon, text) in zip(steps, [
     with col.container(border=True):
         st.markdown(f"**{title}**")
         st.caption(text)
-        ui.link(page, f"Go to {page.split('/')[1][:-3].capitalize()}", icon)
+        chrome.link(page, f"Go to {page.split('/')[1][:-3].capitalize()}", icon)
 
 st.subheader("Four ways to build an ensemble", divider="gray")
 STRATEGIES = [
@@ -77,10 +77,10 @@ with right:
 st.subheader("Where next", divider="gray")
 nxt = st.columns(3)
 with nxt[0]:
-    ui.link("pages/data.py", "Choose or upload data", ":material/dataset:")
+    chrome.link("pages/data.py", "Choose or upload data", ":material/dataset:")
 with nxt[1]:
-    ui.link("pages/train.py", "Train the cubic toy with 5 members", ":material/play_circle:")
+    chrome.link("pages/train.py", "Train the cubic toy with 5 members", ":material/play_circle:")
 with nxt[2]:
-    ui.link("pages/uncertainty.py", "See the uncertainty of your last run", ":material/ssid_chart:")
+    chrome.link("pages/uncertainty.py", "See the uncertainty of your last run", ":material/ssid_chart:")
 st.caption("Lakshminarayanan, Pritzel & Blundell (2017), *Simple and Scalable Predictive Uncertainty "
            "Estimation using Deep Ensembles*. Huang et al. (2017), *Snapshot Ensembles: Train 1, get M for free*.")

@@ -6,13 +6,13 @@ import logging
 
 import streamlit as st
 
+from dashboard import charts, chrome, live, pool, routing, state
 from ensemble_core.data import DataError, describe, load_dataset
 from ensemble_core.lessons import LESSONS, Lesson, get_lesson, lesson_figures, lesson_ids
 from ensemble_core.race import RunSequence, describe_budget, losses_figure, race_table
 from ensemble_core.report import html_report, image_config
-from pages import ui
 
-ui.route_through_app()  # a deep link on a fresh server goes through app.py
+routing.route_through_app()  # a deep link on a fresh server goes through app.py
 
 log = logging.getLogger(__name__)
 ss = st.session_state
@@ -22,7 +22,7 @@ NUMBER = {lid: i + 1 for i, lid in enumerate(lesson_ids())}
 
 def owner() -> str:
     """Lesson runs use their own pool owner, so they do not take the Train page's slot."""
-    return ui.owner() + ":lessons"
+    return pool.owner() + ":lessons"
 
 
 def pick() -> Lesson:
@@ -50,9 +50,9 @@ def start(lesson: Lesson) -> None:
     configs = lesson.configs(scale, max_epochs=ss.get("lessons_max_epochs"))
     old = ss.get(SEQ)
     if old is not None and not old.done:
-        old.stop(ui.pool(), owner())
+        old.stop(pool.pool(), owner())
     ss[SEQ], ss[LID] = RunSequence(configs, dataset, lesson.labels), lesson.id
-    ss[SEQ].step(ui.pool(), owner())
+    ss[SEQ].step(pool.pool(), owner())
 
 
 def chart(fig, key: str) -> None:
@@ -63,20 +63,20 @@ def chart(fig, key: str) -> None:
 
 def progress(seq: RunSequence) -> None:
     i, n = seq.index, len(seq.configs)
-    job = seq.job(ui.pool(), owner())
+    job = seq.job(pool.pool(), owner())
     p = job.progress() if job is not None else None
     inner = p.fraction if p is not None else 0.0
     text = f"Training {i + 1} of {n}: **{seq.labels[min(i, n - 1)]}**"
     if job is not None:
-        text += f" · {ui.epoch_text(job)}"
+        text += f" · {chrome.epoch_text(job)}"
     st.progress(min(1.0, (i + inner) / n), text=text)
-    ui.show_in_place(losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels), "lessons_live")
+    charts.show_in_place(losses_figure(seq.events(pool.pool(), owner()), seq.configs, seq.labels), "lessons_live")
 
 
 def results(lesson: Lesson, seq: RunSequence) -> None:
     for label, run, err in zip(seq.labels, seq.runs, seq.errors):
         if run is None and err:
-            st.warning(f"**{label}:** {ui.esc(err)}", icon=":material/warning:")
+            st.warning(f"**{label}:** {chrome.esc(err)}", icon=":material/warning:")
     if not seq.complete:
         st.info("Some panels did not train, so the lesson's figures cannot be drawn. Press **Run** again.",
                 icon=":material/info:")
@@ -95,7 +95,7 @@ def results(lesson: Lesson, seq: RunSequence) -> None:
         st.markdown(f"**{caption}**")
         chart(fig, f"lessons_{key}")
     with st.expander("Training curves"):
-        chart(losses_figure(seq.events(ui.pool(), owner()), seq.configs, seq.labels), "lessons_losses")
+        chart(losses_figure(seq.events(pool.pool(), owner()), seq.configs, seq.labels), "lessons_losses")
     st.markdown("**Scores on the test set** (NLL: lower is better)")
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns[3:]})
@@ -104,7 +104,7 @@ def results(lesson: Lesson, seq: RunSequence) -> None:
                        key="lessons_report", on_click="ignore", help="One self-contained file (interactive charts) that opens offline.")
 
 
-ui.init_state()  # idempotent; covers a first visit that lands here before the router has run
+state.init_state()  # idempotent; covers a first visit that lands here before the router has run
 st.title("Lessons")
 st.caption("Six guided experiments. Each sets up the data and the ensemble in one click, trains it, tells you what "
            "to look for and ends with a question.")
@@ -116,7 +116,7 @@ with left:
     st.markdown("##### What to look for")
     st.markdown("\n".join(f"{i}. {item}" for i, item in enumerate(lesson.look_for, 1)))
 with right, st.container(border=True):
-    st.markdown(f"##### The setup\n:material/dataset: {ui.esc(describe(lesson.data_spec))}")
+    st.markdown(f"##### The setup\n:material/dataset: {chrome.esc(describe(lesson.data_spec))}")
     st.markdown("\n".join(f"- **{p.label}** · {describe_budget(p.config)}" for p in lesson.panels))
     if lesson.source:
         st.caption(f"From: {lesson.source}")
@@ -131,7 +131,7 @@ if seq is None or ss.get(LID) != lesson.id:
     st.info("Press **Run this lesson** to train it. Training happens on the server; you can watch it live.",
             icon=":material/school:")
 elif not seq.done:
-    ui.live_sequence(SEQ, owner(), progress, "Stop", "lessons_stop")
+    live.live_sequence(SEQ, owner(), progress, "Stop", "lessons_stop")
 else:
     results(lesson, seq)
 
@@ -143,4 +143,4 @@ if seq is not None and ss.get(LID) == lesson.id and seq.done:
     nxt = lesson_ids()[NUMBER[lesson.id] % len(LESSONS)]
     st.caption(f"Next: lesson {NUMBER[nxt]}, *{get_lesson(nxt).title}* (pick it above). "
                "The main run is now the app's latest run:")
-    ui.link("pages/uncertainty.py", "Explore it on the Uncertainty page", ":material/ssid_chart:")
+    chrome.link("pages/uncertainty.py", "Explore it on the Uncertainty page", ":material/ssid_chart:")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from dashboard import charts, chrome, links, live, pool, routing
+from dashboard.st_compat import push
 from ensemble_core.config import ConfigError, LossSpec, ModelSpec, OptimSpec, RunConfig, StrategySpec
 from ensemble_core.jobs import LimitError, check_limits
-from pages import live_push, ui
 
-ui.route_through_app()  # a deep link on a fresh server goes through app.py
+routing.route_through_app()  # a deep link on a fresh server goes through app.py
 
 KINDS = {"independent": "Independent seeds", "bootstrap": "Bootstrap resamples", "snapshot": "Snapshot ensemble"}
 LOSSES = {"nll": "Gaussian NLL (mean + variance)", "beta_nll": "β-NLL (Seitzer et al. 2022)",
@@ -45,7 +46,7 @@ def _get(cfg: RunConfig, dotted: str):
 def _on_kind() -> None:
     """A new strategy brings its defaults, except to controls a classroom link hid (they keep the link's value)."""
     defaults = PER_STRATEGY[st.session_state["train_kind"]]
-    st.session_state.update({k: v for k, v in defaults.items() if ui.visible(KEYS[k]) or k == "train_schedule"})
+    st.session_state.update({k: v for k, v in defaults.items() if links.visible(KEYS[k]) or k == "train_schedule"})
 
 
 TABS = {"Ensemble": ("strategy", "seed"), "Network": ("model",), "Loss": ("loss",), "Optimiser": ("optim",)}
@@ -54,13 +55,13 @@ TABS = {"Ensemble": ("strategy", "seed"), "Network": ("model",), "Loss": ("loss"
 def _tabs() -> dict:
     """The settings tabs that have a visible control (a classroom link may hide whole sections)."""
     shown = [t for t, prefixes in TABS.items()
-             if any(ui.visible(d) for d in KEYS.values() if d.split(".")[0] in prefixes)]
+             if any(links.visible(d) for d in KEYS.values() if d.split(".")[0] in prefixes)]
     return dict(zip(shown, st.tabs(shown))) if shown else {}
 
 
 def _w(control: str, widget, *args, **kwargs) -> None:
     """Draw a widget unless a classroom link hid its control (it then keeps the link's value)."""
-    if ui.visible(control):
+    if links.visible(control):
         widget(*args, **kwargs)
 
 
@@ -156,14 +157,14 @@ def start() -> None:
     except ConfigError:  # the button is disabled then; the page shows the error
         return
     ds = ss["dataset"]
-    grid = ui.preview_grid(ds)
+    grid = charts.preview_grid(ds)
     preview_x = None if grid is None else np.asarray(grid)
-    bases = ui.live_bases(cfg, ds)  # built before training starts, so the live charts stay cheap
+    bases = live.live_bases(cfg, ds)  # built before training starts, so the live charts stay cheap
     try:
-        job = ui.pool().submit(cfg, ds, ui.owner(), preview_x=preview_x,
+        job = pool.pool().submit(cfg, ds, pool.owner(), preview_x=preview_x,
                                preview_every=max(1, cfg.optim.epochs // 25) if preview_x is not None else 0,
-                               preview_min_s=ui.CHART_S / 2,  # the chart shows at most one a second
-                               on_change=live_push.SessionWaker.attach())  # its start and end reach the page at once
+                               preview_min_s=live.CHART_S / 2,  # the chart shows at most one a second
+                               on_change=live.SessionWaker.attach())  # its start and end reach the page at once
     except LimitError as exc:
         ss["train_refused"] = str(exc)
         return
@@ -172,15 +173,15 @@ def start() -> None:
 
 def stop() -> None:
     """The Stop button's callback: end the run; the members trained so far are kept."""
-    job = ui.current_job()
+    job = pool.current_job()
     if job is not None:
         job.stop()
 
 
 st.title("Train")
 ds = st.session_state["dataset"]
-st.caption(f"On **{ui.esc(ds.name)}** ({ds.task}, {ds.n_train} training rows) — change it on the Data page.")
-if ui.presenting():  # the settings tucked away, the charts full width
+st.caption(f"On **{chrome.esc(ds.name)}** ({ds.task}, {ds.n_train} training rows) — change it on the Data page.")
+if links.presenting():  # the settings tucked away, the charts full width
     left, right = st.expander("Settings", icon=":material/tune:"), st.container()
 else:
     left, right = st.columns([1, 2.2], gap="large")
@@ -191,59 +192,59 @@ with left:
     except ConfigError as exc:
         field, _, why = str(exc).partition(": ")
         label = next((k for k, d in KEYS.items() if d == field), field)
-        st.error(f"**{ui.esc(label.removeprefix('train_').replace('_', ' ').title())}** ({field}): {ui.esc(why)}",
+        st.error(f"**{chrome.esc(label.removeprefix('train_').replace('_', ' ').title())}** ({field}): {chrome.esc(why)}",
                  icon=":material/error:")
         cfg = None
     else:
         st.session_state["config"] = cfg
 
-job = ui.current_job()
+job = pool.current_job()
 # The page follows the sidebar's view of the run (drawn first in this script run).  A run that ended
 # since is then caught by the live view's own end-of-run rerun below, so the sidebar updates too.
 polling = job is not None and st.session_state.get("ui_sidebar_active", job.active)
 st.session_state.pop("ui_chart_upto", None)  # a full run draws the charts' newest data; polls are throttled
 
 
-@st.fragment(run_every=ui.poll_every(job) if polling else None)
-def live() -> None:
+@st.fragment(run_every=live.poll_every(job) if polling else None)
+def live_view() -> None:
     """Run status and charts in one fragment: one poller per page.
 
-    Each refresh sets when the next one comes (``ui.poll_every``): rarely far
-    back in a queue; the run's start and end are pushed (``live_push.SessionWaker``).
+    Each refresh sets when the next one comes (``live.poll_every``): rarely far
+    back in a queue; the run's start and end are pushed (``live.SessionWaker``).
     (Two fragments refreshing on their own timers raced with the full reruns in
     Streamlit's frontend under a classroom's load and could blank the page; so
     there is one timer, and one full rerun per run, when it ends.  Train and
     Stop live outside it and act in callbacks: a click is one full run, never a
     fragment run that restarts as a full one, which also blanked pages.)
-    The charts' data refresh at most every ``ui.live_every(ui.CHART_S)``
+    The charts' data refresh at most every ``live.live_every(live.CHART_S)``
     seconds; between refreshes they are sent unchanged.
     """
-    job = ui.sync_job()
+    job = pool.sync_job()
     if polling and (job is None or not job.active):
         st.rerun()  # finished: one full rerun shows the results everywhere and ends the polling
     if polling:
-        live_push.retime_fragment(ui.poll_every(job))  # the next refresh: the job's state sets the pace
-        live_push.SessionWaker.follow()
+        push.retime_fragment(live.poll_every(job))  # the next refresh: the job's state sets the pace
+        live.SessionWaker.follow()
     if job is not None:
         with st.container():  # one element whatever the status shows: the charts below keep their place
-            ui.job_status(job)
+            chrome.job_status(job)
         if job.status == "queued":  # nothing to chart yet; a queued page's polls stay cheap
             st.caption("The live charts appear here as soon as your run starts.")
         else:
-            ui.job_charts(job)
+            live.job_charts(job)
         return
     st.markdown("#### Learning-rate schedule")
     st.caption("Every optimiser step's learning rate for these settings (stars: snapshots).")
     if cfg is not None:
-        ui.show(ui.lr_plan(cfg, ds.n_train), key="train_lr_plan", live=True)
+        charts.show(charts.lr_plan(cfg, ds.n_train), key="train_lr_plan", live=True)
     st.info("Press **Train** to start. Every member's loss will appear here as it learns.", icon=":material/info:")
 
 
-with right, st.container(key=ui.LIVE_KEY):
+with right, st.container(key=live.LIVE_KEY):
     limit = None
     if cfg is not None:
         try:
-            check_limits(cfg, ds, ui.pool().limits)
+            check_limits(cfg, ds, pool.pool().limits)
         except LimitError as exc:
             limit = str(exc)
     b1, b2, _ = st.columns([1, 1, 2])
@@ -254,4 +255,4 @@ with right, st.container(key=ui.LIVE_KEY):
     refused = st.session_state.pop("train_refused", None)
     if limit or refused:
         st.warning(limit or refused, icon=":material/block:")
-    live()
+    live_view()

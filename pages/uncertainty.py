@@ -7,11 +7,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard import charts, chrome, exports, links, routing
 from ensemble_core import metrics, viz
 from ensemble_core.predict import ensemble_size_curve, member_metrics, predict
-from pages import ui
 
-ui.route_through_app()  # a deep link on a fresh server goes through app.py
+routing.route_through_app()  # a deep link on a fresh server goes through app.py
 
 run = st.session_state.get("run")
 ds = st.session_state.get("run_dataset")
@@ -25,13 +25,13 @@ if run is None or ds is None:
     except Exception:  # noqa: BLE001 - the page runs outside the app's router (tests)
         st.markdown("Open **Train** in the sidebar.")
     with st.expander("Or import a run you exported earlier", icon=":material/upload:"):
-        ui.run_import()
-    ui.stop()
+        exports.run_import()
+    links.stop()
 
 
 def chart(fig: go.Figure, key: str) -> None:
     """Draw a viz figure with a stable key, the lab's own template (not Streamlit's theme), PNG/SVG download."""
-    st.plotly_chart(fig, key=key, theme=None, width="stretch", config=ui.plotly_config(key))
+    st.plotly_chart(fig, key=key, theme=None, width="stretch", config=charts.plotly_config(key))
 
 
 def eval_split() -> tuple[np.ndarray, np.ndarray, str]:
@@ -48,11 +48,11 @@ reg = run.task == "regression"
 if not healthy:
     st.error("Every member of this run diverged, so there is nothing to predict with. "
              "Try a smaller learning rate on the Train page.", icon=":material/error:")
-    ui.stop()
+    links.stop()
 
 x_eval, y_eval, split_name = eval_split()
 status = "stopped early" if run.stopped else "finished"
-st.caption(f"{ui.esc(ds.name)} · {len(healthy)} healthy members of {len(run.members)} · "
+st.caption(f"{chrome.esc(ds.name)} · {len(healthy)} healthy members of {len(run.members)} · "
            f"{run.epochs_done} epochs ({status}) · scored on the {split_name} split ({len(y_eval)} rows)")
 if split_name == "train":
     st.warning("No held-out rows: the scores below are on the training data and look better than they are.")
@@ -184,8 +184,8 @@ st.caption(f"NLL of the ensemble of the first M members (coloured dots: each mem
 st.subheader("Export and share", anchor=False)
 st.caption("The run as one zip (settings, history, metrics, weights), or a standalone HTML report for people "
            "without the lab. Every chart above also has a camera icon (PNG or SVG, chosen in the Share box).")
-ui.run_exports(run, ds)
+exports.run_exports(run, ds)
 with st.expander("Import a run", icon=":material/upload:"):
     st.caption("A run exported from this lab. Its data are remade from its settings (an uploaded CSV must be "
                "loaded on the Data page first); it then replaces the run shown here.")
-    ui.run_import()
+    exports.run_import()

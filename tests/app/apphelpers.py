@@ -25,7 +25,7 @@ def chart_specs(at: AppTest) -> dict[str, dict]:
     """Every Plotly chart on screen as ``{element key suffix: figure JSON}``.
 
     Both kinds: ``st.plotly_chart`` and the live views' in-place charts
-    (:func:`pages.live_plot.live_chart`, a component whose data carry the figure).
+    (:func:`dashboard.live_plot.live_chart`, a component whose data carry the figure).
     """
     out = {}
     for chart in at.get("plotly_chart"):

@@ -42,7 +42,7 @@ def test_sidebar_follows_the_data(app):
 
 
 def test_the_owner_table_forgets_sessions_that_are_gone():
-    from pages.ui import prune_sessions
+    from dashboard.pool import prune_sessions
 
     table = {"alice": "s1", "bob": "s2", "carol": "s3"}
     assert prune_sessions(lambda sid: sid != "s2", table) == 1

@@ -17,9 +17,9 @@ def train_page(app):
 
 
 def job_of(at):
-    from pages import ui
+    from dashboard import pool
 
-    return ui.pool().get(at.session_state["job_id"], at.session_state["ui_owner"])
+    return pool.pool().get(at.session_state["job_id"], at.session_state["ui_owner"])
 
 
 def set_widgets(at, **values):
@@ -95,7 +95,7 @@ def test_tiny_training_to_completion(train_page):
     assert run is not None and run.epochs_done == 4 and not run.stopped
     assert ds is job_of(at).dataset
     assert any("Done" in s.value for s in at.success)
-    from pages.ui import duration
+    from dashboard.chrome import duration
 
     took = f"4 epochs in {duration(run.seconds)}"  # the sidebar and the page give the same time
     assert took in sidebar_text(at) and any(took in s.value for s in at.success)
@@ -164,57 +164,57 @@ def test_live_chart_bases_are_built_once_per_settings_and_never_changed_by_a_liv
     """A class training the same settings (each with its own seed) shares one set of bases, read-only."""
     import copy
 
+    from dashboard import live, state
     from ensemble_core.data import load_dataset
     from ensemble_core.training import EpochEnd
-    from pages import ui
 
-    cfg = ui.default_config().replace(**{"optim.epochs": 40, "seed": 1})
+    cfg = state.default_config().replace(**{"optim.epochs": 40, "seed": 1})
     ds = load_dataset(cfg.data)
-    bases = ui.live_bases(cfg, ds)
-    assert ui.live_bases(cfg.replace(seed=2), ds) is bases  # another student's seed: the same bases
-    assert ui.live_bases(cfg.replace(**{"optim.epochs": 41}), ds) is not bases  # other settings: their own
+    bases = live.live_bases(cfg, ds)
+    assert live.live_bases(cfg.replace(seed=2), ds) is bases  # another student's seed: the same bases
+    assert live.live_bases(cfg.replace(**{"optim.epochs": 41}), ds) is not bases  # other settings: their own
     pristine = copy.deepcopy(bases)
     events = [EpochEnd(k, 40, [1.0 / k] * 5, None, {"nll": 1.0, "rmse": 2.0}, [0.01], 0.0) for k in range(1, 11)]
-    ui._series_spec(bases["train_loss_fig"], events, lambda e: e.train_loss)
-    ui._series_spec(bases["train_val_fig"], events, lambda e: [e.val["nll"], e.val["rmse"]])
-    ui._lr_spec(bases["train_lr_live"], cfg, ds.n_train, 12)
+    live._series_spec(bases["train_loss_fig"], events, lambda e: e.train_loss)
+    live._series_spec(bases["train_val_fig"], events, lambda e: [e.val["nll"], e.val["rmse"]])
+    live._lr_spec(bases["train_lr_live"], cfg, ds.n_train, 12)
     assert bases == pristine  # the live views patch copies: a shared base never changes
 
 
 def test_the_schedule_chart_before_a_run_is_shared_by_every_seed_and_drawn_as_its_figure():
     """Each change of a setting reruns the page; the schedule does not depend on the seed: one spec for all."""
+    from dashboard import charts, live_plot, state
     from ensemble_core.data import load_dataset
-    from pages import live_plot, ui
 
-    cfg = ui.default_config().replace(**{"optim.epochs": 40, "seed": 1})
+    cfg = state.default_config().replace(**{"optim.epochs": 40, "seed": 1})
     n = load_dataset(cfg.data).n_train
-    plan = ui.lr_plan(cfg, n)
-    assert plan == live_plot.to_spec(ui.lr_figure(cfg, n))  # what drawing the figure itself would send
-    assert ui.lr_plan(cfg.replace(seed=2), n) is plan  # another student's seed: the same spec
-    other = ui.lr_plan(cfg.replace(**{"optim.schedule": "cosine"}), n)  # other settings: their own schedule
+    plan = charts.lr_plan(cfg, n)
+    assert plan == live_plot.to_spec(charts.lr_figure(cfg, n))  # what drawing the figure itself would send
+    assert charts.lr_plan(cfg.replace(seed=2), n) is plan  # another student's seed: the same spec
+    other = charts.lr_plan(cfg.replace(**{"optim.schedule": "cosine"}), n)  # other settings: their own schedule
     assert other is not plan and values(other["data"][0], "y") != values(plan["data"][0], "y")
-    assert ui.lr_plan(cfg, n + 8) is not plan  # more rows, more steps an epoch
+    assert charts.lr_plan(cfg, n + 8) is not plan  # more rows, more steps an epoch
 
 
 def test_long_live_curves_are_thinned_evenly_and_keep_the_last_epoch():
+    from dashboard import live, state
     from ensemble_core.data import load_dataset
     from ensemble_core.training import EpochEnd
-    from pages import ui
 
-    cfg = ui.default_config().replace(**{"optim.epochs": 3000, "strategy.members": 2})
-    bases = ui.live_bases(cfg, load_dataset(cfg.data))
+    cfg = state.default_config().replace(**{"optim.epochs": 3000, "strategy.members": 2})
+    bases = live.live_bases(cfg, load_dataset(cfg.data))
     events = [EpochEnd(k, 3000, [1.0 / k, 2.0 / k], None, {}, [0.01], 0.0) for k in range(1, 2501)]
-    spec = ui._series_spec(bases["train_loss_fig"], events, lambda e: e.train_loss)
+    spec = live._series_spec(bases["train_loss_fig"], events, lambda e: e.train_loss)
     for trace, scale in zip(spec["data"], (1.0, 2.0), strict=True):
-        assert len(trace["x"]) == ui.LIVE_POINTS
+        assert len(trace["x"]) == live.LIVE_POINTS
         assert trace["x"][0] == 1 and trace["x"][-1] == 2500  # the whole range, up to the newest epoch
         assert all(b > a for a, b in zip(trace["x"], trace["x"][1:]))
         gaps = {b - a for a, b in zip(trace["x"], trace["x"][1:])}
         assert max(gaps) - min(gaps) <= 1  # evenly spaced
         assert trace["y"] == [scale / x for x in trace["x"]]  # each point is its own epoch's value
-    short = ui._series_spec(bases["train_loss_fig"], events[:50], lambda e: e.train_loss)
+    short = live._series_spec(bases["train_loss_fig"], events[:50], lambda e: e.train_loss)
     assert short["data"][0]["x"] == list(range(1, 51))  # short histories are not thinned
-    done = ui._series_spec(bases["train_loss_fig"], events, lambda e: e.train_loss, None)
+    done = live._series_spec(bases["train_loss_fig"], events, lambda e: e.train_loss, None)
     assert done["data"][0]["x"] == list(range(1, 2501))  # a finished run shows every epoch
 
 
@@ -222,13 +222,14 @@ def test_live_chart_fast_path_matches_the_viz_figures():
     """The live charts patch data into specs built once; the result must equal a full viz rebuild."""
     import numpy as np
 
+    from dashboard import state
+    from dashboard.charts import lr_figure
+    from dashboard.live import _lr_spec, _series_spec, live_bases
     from ensemble_core import viz
     from ensemble_core.data import load_dataset
     from ensemble_core.training import EpochEnd
-    from pages import ui
-    from pages.ui import _lr_spec, _series_spec, live_bases, lr_figure
 
-    cfg = ui.default_config().replace(**{"optim.epochs": 30, "strategy.kind": "snapshot", "strategy.members": 2,
+    cfg = state.default_config().replace(**{"optim.epochs": 30, "strategy.kind": "snapshot", "strategy.members": 2,
                                          "strategy.snapshots": 3, "optim.optimizer": "sgd", "optim.schedule": "cyclic",
                                          "optim.lr": 0.1})
     ds = load_dataset(cfg.data)
@@ -257,7 +258,7 @@ def test_live_chart_fast_path_matches_the_viz_figures():
 def test_refresh_intervals_grow_with_the_servers_load(monkeypatch):
     from types import SimpleNamespace
 
-    from pages import ui
+    from dashboard import live
 
     class FakePool:
         max_running = 2
@@ -272,34 +273,34 @@ def test_refresh_intervals_grow_with_the_servers_load(monkeypatch):
             return self.wait
 
     def with_pool(active: int, wait: float | None = None) -> None:
-        monkeypatch.setattr(ui, "pool", lambda: FakePool(active, wait))
+        monkeypatch.setattr(live, "pool", lambda: FakePool(active, wait))
 
     with_pool(1)
-    assert ui.live_every(ui.POLL_S) == ui.POLL_S and ui.live_every(ui.CHART_S) == ui.CHART_S  # alone: full speed
+    assert live.live_every(live.POLL_S) == live.POLL_S and live.live_every(live.CHART_S) == live.CHART_S  # alone: full speed
     with_pool(4)
-    assert ui.live_every(ui.POLL_S) == ui.POLL_S  # two runs per core: still full speed
+    assert live.live_every(live.POLL_S) == live.POLL_S  # two runs per core: still full speed
     with_pool(20)
-    assert ui.live_every(ui.POLL_S) == 2.5 and ui.live_every(ui.CHART_S) == ui.SLOWEST_S  # a class: 5x, capped
+    assert live.live_every(live.POLL_S) == 2.5 and live.live_every(live.CHART_S) == live.SLOWEST_S  # a class: 5x, capped
     with_pool(200)
-    assert ui.live_every(ui.POLL_S) == ui.SLOWEST_S
+    assert live.live_every(live.POLL_S) == live.SLOWEST_S
     running, queued = SimpleNamespace(status="running"), SimpleNamespace(status="queued")
     with_pool(20, wait=4.0)
-    assert ui.poll_every(running) == 2.5 and ui.poll_every(queued) == 2.5  # a short wait: the load decides
+    assert live.poll_every(running) == 2.5 and live.poll_every(queued) == 2.5  # a short wait: the load decides
     with_pool(20, wait=12.0)
-    assert ui.poll_every(queued) == 6.0  # half the wait: quicker as the start nears
+    assert live.poll_every(queued) == 6.0  # half the wait: quicker as the start nears
     with_pool(20, wait=60.0)
-    assert ui.poll_every(queued) == ui.QUEUED_SLOWEST_S  # far back in the line: slow polls
+    assert live.poll_every(queued) == live.QUEUED_SLOWEST_S  # far back in the line: slow polls
     with_pool(1, wait=None)
-    assert ui.poll_every(queued) == ui.POLL_S  # no estimate yet
-    assert ui.poll_every(running) == ui.POLL_S  # alone: every half second
+    assert live.poll_every(queued) == live.POLL_S  # no estimate yet
+    assert live.poll_every(running) == live.POLL_S  # alone: every half second
     with_pool(3)
-    assert ui.poll_every(running) == ui.WAITING_S  # one run waits for this one's CPU: fewer redraws
+    assert live.poll_every(running) == live.WAITING_S  # one run waits for this one's CPU: fewer redraws
     with_pool(2)
-    assert ui.poll_every(running) == ui.POLL_S  # nobody waits
+    assert live.poll_every(running) == live.POLL_S  # nobody waits
 
 
 def test_durations_read_as_people_write_them():
-    from pages.ui import duration
+    from dashboard.chrome import duration
 
     assert [duration(s) for s in (0.004, 1.234, 9.994, 12.34, 99.94, 123.4, 4321.0)] == [
         "0.00 s", "1.23 s", "9.99 s", "12.3 s", "99.9 s", "123 s", "4321 s"]
@@ -326,8 +327,8 @@ def test_a_run_the_server_refuses_says_why_and_changes_nothing(train_page, monke
 def test_a_run_still_at_epoch_zero_says_it_is_starting():
     from types import SimpleNamespace
 
+    from dashboard.chrome import SLOW_START_S, epoch_text, run_state
     from ensemble_core.jobs import Progress
-    from pages.ui import SLOW_START_S, epoch_text, run_state
 
     def job(status, epoch=0, elapsed=0.0, position=None):
         return SimpleNamespace(status=status, queue_position=position, result=None,
@@ -345,7 +346,7 @@ def test_a_run_still_at_epoch_zero_says_it_is_starting():
 def _live_chart_script() -> None:
     import streamlit as st
 
-    from pages import ui
+    from dashboard import live
 
     sig = st.session_state.get("sig", 1)
     calls = st.session_state.setdefault("calls", [])
@@ -354,7 +355,7 @@ def _live_chart_script() -> None:
         calls.append(sig)
         return {"data": [{"type": "scatter", "x": [1, 2], "y": [sig, sig]}], "layout": {"height": 300}}
 
-    ui.show_live("chart", ("job", sig), build)
+    live.show_live("chart", ("job", sig), build)
 
 
 def test_live_charts_are_rebuilt_only_when_their_data_changed():
@@ -381,7 +382,7 @@ def _retime_script() -> None:
     import streamlit as st
     from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-    from pages import live_push
+    from dashboard.st_compat import push
 
     ctx = get_script_run_ctx()
     sent = []
@@ -393,11 +394,11 @@ def _retime_script() -> None:
         enqueue(msg)
 
     ctx.enqueue = spy
-    st.session_state["outside"] = live_push.retime_fragment(3.0)
+    st.session_state["outside"] = push.retime_fragment(3.0)
 
     @st.fragment(run_every=10)
     def live() -> None:
-        st.session_state["inside"] = live_push.retime_fragment(2.5)
+        st.session_state["inside"] = push.retime_fragment(2.5)
 
     live()
     st.session_state["sent"] = sent
@@ -421,7 +422,8 @@ def test_a_pushed_rerun_keeps_the_sessions_page_and_widgets(monkeypatch):
     import streamlit.runtime as streamlit_runtime
     from streamlit.proto.ClientState_pb2 import ClientState
 
-    from pages import live_push
+    from dashboard import live
+    from dashboard.st_compat import push
 
     state = ClientState(page_script_hash="train-page", query_string="seed=3", fragment_id="a poll", is_auto_rerun=True)
     requested = []
@@ -440,19 +442,19 @@ def test_a_pushed_rerun_keeps_the_sessions_page_and_widgets(monkeypatch):
     monkeypatch.setattr(streamlit_runtime, "exists", lambda: True)
     monkeypatch.setattr(streamlit_runtime, "get_instance",
                         lambda: SimpleNamespace(_session_mgr=SimpleNamespace(get_active_session_info=sessions.get)))
-    assert live_push.push_rerun("a closed tab") is False and requested == []
-    assert live_push.push_rerun("s1") is True and live_push.push_rerun("s1", "live view") is True
+    assert push.push_rerun("a closed tab") is False and requested == []
+    assert push.push_rerun("s1") is True and push.push_rerun("s1", "live view") is True
     full, fragment = requested
     assert (full.page_script_hash, full.query_string, full.fragment_id, full.is_auto_rerun) == (
         "train-page", "seed=3", "", False)  # the whole page, the one the session is on
     assert (fragment.page_script_hash, fragment.fragment_id, fragment.is_auto_rerun) == ("train-page", "live view", True)
     assert state.fragment_id == "a poll"  # the session's own state is left alone
 
-    waker, requested[:] = live_push.SessionWaker("s1"), []
+    waker, requested[:] = live.SessionWaker("s1"), []
     waker(SimpleNamespace(status="running", active=True))  # started before the live view was seen: nothing
     waker.fragment_id = "live view"
     waker(SimpleNamespace(status="running", active=True))  # started: the live view
     waker(SimpleNamespace(status="done", active=False))  # ended: the whole page
     assert [r.fragment_id for r in requested] == ["live view", ""]
     monkeypatch.setattr(streamlit_runtime, "exists", lambda: False)  # AppTest, a bare script: no server to push
-    assert live_push.push_rerun("s1") is False
+    assert push.push_rerun("s1") is False

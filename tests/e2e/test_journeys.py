@@ -196,7 +196,7 @@ def test_stop_keeps_the_partial_run(app_page):  # noqa: F811 - the fixture impor
     start_training(page, epochs=3000)
     page.wait_for_function("() => (document.querySelector('.st-key-train_loss_fig .js-plotly-plot')"
                            "?.data?.[0]?.x?.length || 0) >= 3", timeout=120_000)
-    for _ in range(4):  # the live view eases and fades nothing while it refreshes (see ui.LIVE_CSS)
+    for _ in range(4):  # the live view eases and fades nothing while it refreshes (see live.LIVE_CSS)
         assert page.evaluate(_LIVE_ANIMATIONS_JS) == []
         time.sleep(0.3)
     zoomed, before = zoom_loss_chart(page, 3000)

@@ -43,7 +43,7 @@ def _priority(pid: int) -> int:
 
 
 def test_the_done_line_is_read_with_and_without_a_queue_wait() -> None:
-    # the page's wording (pages/ui.job_status; its AppTest pins the same words)
+    # the page's wording (pages/chrome.job_status; its AppTest pins the same words)
     waited = _DONE_RE.search("Done: 5 member(s) after 300 of 300 epochs in 2.18 s (waited 10.7 s in the queue). The run")
     assert waited.groups() == ("Done", "5", "300", "300", "2.18", "10.7")
     at_once = _DONE_RE.search("Stopped early: 2 member(s) after 40 of 300 epochs in 0.52 s. The run is kept")

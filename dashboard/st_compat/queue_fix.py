@@ -40,6 +40,8 @@ from typing import Any
 
 import streamlit
 
+from dashboard.st_compat import supported
+
 #: The Streamlit versions whose queue this fix was written and tested for.
 FIXED_VERSIONS = ("1.67.0",)
 #: How many reference messages' fragments are remembered (oldest forgotten first;
@@ -79,8 +81,8 @@ def install() -> bool:
     with _lock:  # two first visitors may run app.py at once: patch once, never wrap the wrapper
         if _installed is not None:
             return _installed
-        if streamlit.__version__ not in FIXED_VERSIONS:
-            _log.warning("streamlit_fixes: Streamlit %s is not %s; the ref_hash queue fix is not applied",
+        if streamlit.__version__ not in FIXED_VERSIONS or not supported("queue_fix"):
+            _log.warning("st_compat.queue_fix: Streamlit %s is not %s; the ref_hash queue fix is not applied",
                          streamlit.__version__, FIXED_VERSIONS)
             _installed = False
             return False

@@ -1,4 +1,4 @@
-"""The fix for Streamlit 1.67's message queue (pages/streamlit_fixes.py), on the queue itself."""
+"""The fix for Streamlit 1.67's message queue (dashboard/st_compat/queue_fix.py), on the queue itself."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from streamlit.runtime import forward_msg_queue
 from streamlit.runtime.forward_msg_cache import populate_hash_if_needed
 from streamlit.runtime.scriptrunner_utils import script_run_context
 
-from pages import streamlit_fixes
+from dashboard.st_compat import queue_fix as streamlit_fixes
 
 
 def _delta(path: list[int], fragment: str, body: str) -> ForwardMsg:
@@ -50,7 +50,7 @@ def _left(queue: forward_msg_queue.ForwardMsgQueue, msgs: dict[str, ForwardMsg])
 def test_streamlit_keeps_a_fragments_reference_message_when_that_fragment_reruns() -> None:
     """The bug itself, with Streamlit's own clear: the fragment's delta is dropped, its reference kept.
 
-    If this fails, Streamlit fixed it: drop pages/streamlit_fixes.py.
+    If this fails, Streamlit fixed it: drop dashboard/st_compat/queue_fix.py.
     """
     queue, msgs = _queue_of_a_busy_server()
     streamlit_fixes.originals["clear"](queue, retain_lifecycle_msgs=True, fragment_ids_this_run=["live"])

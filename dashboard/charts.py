@@ -1,0 +1,118 @@
+"""The one chart-display helper every page uses, and the figures the dashboard builds itself."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import live_plot
+from ensemble_core.config import RunConfig
+from ensemble_core.data import Dataset
+
+log = logging.getLogger(__name__)
+
+
+def figure(name: str, *args: Any, **kwargs: Any) -> go.Figure | None:
+    """Build a figure with ``ensemble_core.viz.<name>``; ``None`` (logged) if that fails.
+
+    Figures must never take a page down: a failing builder is logged and the
+    page shows a short note instead.
+    """
+    from ensemble_core import viz
+
+    builder: Callable[..., go.Figure] = getattr(viz, name)  # a wrong name is a bug: fail loudly
+    try:
+        return builder(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - a chart problem must not become a traceback
+        log.exception("figure %s failed", name)
+        return None
+
+
+def plotly_config(key: str) -> dict[str, Any]:
+    """Plotly options for a chart: its camera button downloads it as PNG or SVG (the Share box's choice)."""
+    from ensemble_core.report import image_config
+
+    return image_config(st.session_state.get("ui_img_fmt") or "png", f"deep-ensemble-lab-{key}")
+
+
+def show(fig: go.Figure | dict | None, key: str, *, height: int | None = None, on_select: str | None = None,
+         live: bool = False) -> Any:
+    """Draw a Plotly figure with a stable key and a PNG/SVG download button.
+
+    With ``on_select="rerun"`` a click selects a point and the selection event is returned.
+    ``live=True`` (the live views) draws it with :func:`pages.live_plot.live_chart`:
+    a new figure for the same key updates the chart in place, keeping the
+    viewer's zoom; ``fig`` may then also be a figure's plain JSON data.
+    """
+    if fig is None:
+        st.caption(":material/info: This chart could not be drawn for the current data.")
+        return None
+    if live:
+        spec = fig if isinstance(fig, dict) else live_plot.to_spec(fig)
+        if height:
+            spec = {**spec, "layout": {**spec.get("layout", {}), "height": height}}
+        live_plot.live_chart(spec, key, plotly_config(key))
+        return None
+    if height:
+        fig.update_layout(height=height)
+    select = {"on_select": on_select, "selection_mode": "points"} if on_select else {}
+    return st.plotly_chart(fig, key=key, config=plotly_config(key), width="stretch", **select)
+
+
+def show_in_place(fig: go.Figure | None, key: str) -> None:
+    """A live view's chart ``key``, updated in place on each refresh (the viewer's zoom stays); nothing if ``None``."""
+    if fig is not None:
+        show(fig.update_layout(uirevision=key), key=key, live=True)
+
+
+def preview_grid(dataset: Dataset) -> Any | None:
+    """The inputs of the live preview: 1-D regression or 2-D classification, else ``None``."""
+    if (dataset.task, dataset.n_features) not in (("regression", 1), ("classification", 2)):
+        return None
+    from ensemble_core import viz
+
+    return viz.input_grid(dataset, n=200 if dataset.n_features == 1 else 50)
+
+
+def lr_figure(cfg: RunConfig, n_train: int, steps_done: int | None = None) -> go.Figure | None:
+    """The run's learning rate per step with its snapshot points, and a 'now' marker once steps were taken."""
+    from ensemble_core import schedules
+
+    return figure("lr_figure", schedules.lr_schedule(cfg, n_train),
+                  steps_per_epoch=schedules.steps_per_epoch(cfg.optim.batch_size, n_train),
+                  snapshot_steps=[s - 1 for s in schedules.snapshot_steps(cfg, n_train)],
+                  now_step=steps_done - 1 if steps_done else None, height=260)
+
+
+def lr_plan(cfg: RunConfig, n_train: int) -> dict | None:
+    """The Train page's learning-rate chart before a run, as plain JSON data (``None`` if it failed).
+
+    Every change of a setting reruns the page, and building the figure (Plotly
+    validates it in pure Python, ~35 ms holding the GIL) was about half of such
+    a rerun's server time.  The schedule depends on the settings and the number
+    of training rows, not on the seed, so one spec serves every session of the
+    server with those settings (read-only), as the live charts' bases do.
+    """
+    return _shared_plan(_settings_key(cfg, n_train), cfg, n_train)
+
+
+def _plan_spec(cfg: RunConfig, n_train: int) -> dict | None:
+    """The schedule chart before a run, built (what :func:`lr_plan` shares)."""
+    fig = lr_figure(cfg, n_train)
+    return None if fig is None else live_plot.to_spec(fig)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _shared_plan(key: str, _cfg: RunConfig, _n_train: int) -> dict | None:
+    """:func:`lr_plan` for the settings ``key`` (the arguments with a leading ``_`` are not hashed)."""
+    return _plan_spec(_cfg, _n_train)
+
+
+def _settings_key(cfg: RunConfig, *extra: Any) -> str:
+    """A cache key of ``cfg`` without its seed (and of ``extra``): what sessions with these settings share."""
+    return json.dumps([cfg.replace(seed=0).to_json(indent=None), *extra])

@@ -1,0 +1,341 @@
+"""Live views of running jobs: polling cadence, the Train page's live charts, lesson and race sequences, the push waker."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import live_plot
+from dashboard.charts import _settings_key, figure, lr_figure, plotly_config, preview_grid, show
+from dashboard.pool import pool
+from dashboard.st_compat.push import push_rerun
+from dashboard.st_compat.session import script_run
+from ensemble_core.config import RunConfig
+from ensemble_core.data import Dataset
+from ensemble_core.jobs import Job
+
+#: Seconds between redraws of the live views while a job is active (on an idle server).
+POLL_S = 0.5
+
+
+#: Seconds between redraws of the live charts (building Plotly figures is the costly part).
+CHART_S = 1.0
+
+
+#: Seconds between refreshes of the sidebar's run status while a job is active.
+SIDEBAR_POLL_S = 1.0
+
+
+#: The slowest any live view refreshes, however busy the server is.
+SLOWEST_S = 5.0
+
+
+#: The fastest a running run's page redraws while other runs wait in the queue: each redraw costs the
+#: server a script run and the browser a render, CPU that the queue's runs are waiting for.
+WAITING_S = 2.0
+
+
+#: The slowest a queued run's page refreshes its place in the line (its run's start and end are pushed).
+QUEUED_SLOWEST_S = 15.0
+
+
+#: Key of the container that holds a live view (the Train page's run, a lesson, a race).
+LIVE_KEY = "live_view"
+
+
+#: Live views redraw a few times a second.  Streamlit eases its progress bar over 0.5 s and fades
+#: elements that are being redrawn (after a 0.5 s delay); restarted on every refresh, those
+#: transitions kept the browser compositing frames at 60 fps for the whole run, which a
+#: software-rendered browser pays for on the CPU the training needs (a third of the browser's CPU
+#: on a 2-core machine).  The bar now steps, and a live view's elements never fade.
+LIVE_CSS = ("<style>[data-testid='stProgressBarTrack'] div { transition: none !important; } "
+            f".st-key-{LIVE_KEY} [data-stale='true'] {{ opacity: 1 !important; transition: none !important; }}</style>")
+
+
+def live_every(base: float, slowest: float = SLOWEST_S) -> float:
+    """Refresh interval of a live view: ``base`` seconds, slower when the server is busy.
+
+    Every refresh of every open browser costs the shared server (a script run)
+    and the browser (a redraw).  With up to two active runs per core the views
+    refresh at ``base``; beyond that the interval grows with the load (a class
+    of 20 on 2 cores: 5 x), never beyond ``slowest``.  A fragment declared with
+    it keeps the interval of its last full run; the Train page's live view
+    asks again on every refresh (:func:`poll_every`).
+    """
+    stats = pool().stats()
+    per_core = (stats["running"] + stats["queued"]) / max(1, stats["max_running"])
+    return round(min(max(base, slowest), base * max(1.0, per_core / 2)), 2)
+
+
+def poll_every(job: Job) -> float:
+    """Seconds until the Train page's live view of ``job`` should refresh next.
+
+    :func:`live_every` of :data:`POLL_S`; for a running job, no faster than
+    :data:`WAITING_S` while other runs wait in the queue; for a queued job,
+    half its expected wait (at most :data:`QUEUED_SLOWEST_S`): a class waiting
+    in line has nothing to animate, and its polls would take CPU from the runs
+    in front of it.  The polls only move the page's place in the line: the
+    run's start and end reach the page at once (:class:`pages.live_push.SessionWaker`).  The
+    live view asks again on every refresh
+    (:func:`pages.live_push.retime_fragment`), so the polls quicken as the start
+    nears and follow the server's load.
+    """
+    every = live_every(POLL_S)
+    if job.status != "queued":
+        return max(every, WAITING_S) if pool().stats()["queued"] else every
+    wait = pool().expected_wait(job)
+    return round(min(QUEUED_SLOWEST_S, max(every, (wait or 0.0) / 2)), 2)
+
+
+def live_sequence(seq_key: str, owner_key: str, body: Callable[[Any], None], stop_label: str, stop_key: str) -> None:
+    """The live view of a :class:`~ensemble_core.race.RunSequence` (a lesson, a race).
+
+    Each refresh advances the sequence in ``st.session_state[seq_key]`` (for
+    ``owner_key``), draws ``body(seq)`` and a Stop button; when the sequence is
+    done, one full rerun shows its results.
+    """
+    @st.fragment(run_every=live_every(CHART_S))
+    def live() -> None:
+        seq = st.session_state[seq_key]
+        seq.step(pool(), owner_key)
+        if seq.done:
+            st.rerun()
+        with st.container(key=LIVE_KEY):
+            body(seq)
+            if st.button(stop_label, icon=":material/stop:", key=stop_key):
+                seq.stop(pool(), owner_key)
+                st.rerun()
+
+    live()
+
+
+def show_live(key: str, signature: tuple, build: Callable[[], dict | None]) -> None:
+    """The live chart ``key`` (see :func:`show`), built by ``build`` only when ``signature`` changed.
+
+    A live view polls more often than its charts' data refresh, and each poll
+    must draw every chart again; with the same ``signature`` (the data the
+    charts were drawn from) the chart's encoded payload from the previous poll
+    is sent again, without building or encoding the figure.
+    """
+    memo = st.session_state.setdefault("ui_live_payloads", {})
+    config = plotly_config(key)  # the download format can change between polls (Share box)
+    signature = (signature, json.dumps(config, sort_keys=True))
+    hit = memo.get(key)
+    if hit is not None and hit[0] == signature:
+        live_plot.live_chart_bytes(hit[1], key)
+        return
+    spec = build()
+    if spec is None:
+        memo.pop(key, None)
+        show(None, key)
+        return
+    data = live_plot.payload(spec, config)
+    memo[key] = (signature, data)
+    live_plot.live_chart_bytes(data, key)
+
+
+def _budgeted(slot: str, signature: tuple, build: Callable[[], go.Figure | None], *, force: bool) -> dict | None:
+    """The figure for ``slot`` (as plain JSON data), rebuilt when its inputs changed, but at most ~10% of the time.
+
+    A rebuild that took ``b`` seconds is not repeated for ``10 b`` seconds (the
+    old figure is shown meanwhile) unless ``force`` (the run has ended).
+    """
+    cache = st.session_state.setdefault("ui_figs", {})
+    hit = cache.get(slot)
+    now = time.monotonic()
+    if hit is not None and hit[0] == signature:
+        return hit[1]
+    if hit is not None and not force and hit[0][0] == signature[0] and now - hit[2] < max(CHART_S, 10 * hit[3]):
+        return hit[1]
+    fig = build()
+    spec = None if fig is None else live_plot.to_spec(fig.update_layout(uirevision=slot))
+    cache[slot] = (signature, spec, now, time.monotonic() - now)
+    return spec
+
+
+def live_bases(cfg: RunConfig, ds: Dataset) -> dict[str, dict]:
+    """Specs (plain JSON data) of the live charts built once, before a job starts (their data are filled in live).
+
+    Plotly validates every property of a ``go.Figure`` in pure Python (tens of
+    milliseconds a chart, holding the GIL); the live charts patch the data of
+    these specs instead.  The bases depend on the settings but not the seed,
+    so they are shared by every session of the server (read-only): a class
+    that trains the same settings builds them once, not once per student.
+    """
+    return _shared_bases(_settings_key(cfg, ds.task, ds.n_train), cfg, ds)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _shared_bases(key: str, _cfg: RunConfig, _ds: Dataset) -> dict[str, dict]:
+    """:func:`live_bases` for the settings ``key`` (the arguments with a leading ``_`` are not hashed)."""
+    n, out = _cfg.optim.epochs, {}
+    for slot, name, kwargs in (("train_loss_fig", "loss_figure", {"metric": "loss", "height": 340}),
+                               ("train_acc_fig", "loss_figure", {"metric": "accuracy", "height": 300}),
+                               ("train_val_fig", "val_figure", {"height": 280})):
+        if slot == "train_acc_fig" and _ds.task != "classification":
+            continue
+        args = ([], n, _ds.task) if name == "val_figure" else ([], n)
+        extra = {} if name == "val_figure" else {"n_members": _cfg.strategy.members}
+        fig = figure(name, *args, **kwargs, **extra)
+        if fig is not None:
+            out[slot] = live_plot.to_spec(fig.update_layout(uirevision=slot))
+    fig = lr_figure(_cfg, _ds.n_train, 1)  # with a "now" line, which the live chart moves (any schedule)
+    if fig is not None:
+        out["train_lr_live"] = live_plot.to_spec(fig.update_layout(uirevision="train_lr_live"))
+    return out
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if v is not None and np.isfinite(v) else None
+
+
+#: Most points per trace of a live curve (longer histories are thinned evenly, the last epoch kept):
+#: redrawing many thousands of points a second would cost the viewer's browser more than the run costs
+#: the server.  (1000: a curve keeps visibly growing point by point for the first 1000 epochs.)
+LIVE_POINTS = 1000
+
+
+def _series_spec(base: dict, rows: list, values: Callable[[Any], list], most: int | None = LIVE_POINTS) -> dict | None:
+    """``base`` with trace ``j``'s ``x`` = epochs and ``y`` = ``values(row)[j]`` (None when missing).
+
+    At most ``most`` points per trace (``None``: every row, for a finished run).
+    """
+    if most is not None and len(rows) > most:
+        rows = [rows[i] for i in np.unique(np.linspace(0, len(rows) - 1, most).astype(int))]
+    data = [dict(t) for t in base["data"]]
+    x = [int(e.epoch) for e in rows]
+    for j, trace in enumerate(data):
+        trace["x"] = x
+        trace["y"] = [_finite(v[j]) if v is not None and j < len(v) else None for v in map(values, rows)]
+    layout = dict(base["layout"])
+    if rows:  # the base's "Waiting for the first epoch…" note stays until there is data
+        layout["annotations"] = [a for a in layout.get("annotations", ()) if "Waiting" not in str(a.get("text", ""))]
+    return {"data": data, "layout": layout}
+
+
+def _lr_spec(base: dict, cfg: RunConfig, n_train: int, steps: int) -> dict | None:
+    """``base`` (built with a 'now' line) with the line moved to ``steps`` and the snapshots split."""
+    from ensemble_core import schedules
+
+    spe = schedules.steps_per_epoch(cfg.optim.batch_size, n_train)
+    lrs = schedules.lr_schedule(cfg, n_train)
+    snaps = np.asarray([s - 1 for s in schedules.snapshot_steps(cfg, n_train)], dtype=int)
+    layout = dict(base["layout"])
+    shapes, notes = [dict(x) for x in layout.get("shapes", ())], [dict(x) for x in layout.get("annotations", ())]
+    now = [a for a in notes if a.get("text") == "now"]
+    if len(shapes) != 1 or len(now) != 1:
+        return None
+    xn = (min(steps, len(lrs)) or 1) / spe
+    shapes[0]["x0"] = shapes[0]["x1"] = now[0]["x"] = xn
+    layout["shapes"], layout["annotations"] = shapes, notes
+    data = [dict(t) for t in base["data"]]
+    for trace in data:
+        name = trace.get("name", "")
+        if name.startswith("Snapshot"):
+            sel = snaps[(snaps <= steps - 1) == (name == "Snapshot taken")]
+            trace["x"], trace["y"] = ((sel + 1) / spe).tolist(), lrs[sel].tolist()
+    return {"data": data, "layout": layout}
+
+
+def job_charts(job: Job) -> None:
+    """The live charts of a job, drawn from its event history.
+
+    Loss, accuracy, validation and LR charts patch the data into specs built
+    before the job started (:func:`live_bases`); the live prediction and any
+    chart without a base are rebuilt by ``viz`` within a time budget.
+    """
+    events, cfg, ds = job.events, job.config, job.dataset
+    shown = st.session_state.get("ui_chart_upto")  # (job id, events shown, when)
+    now = time.monotonic()
+    if shown is None or shown[0] != job.id or not job.active or now - shown[2] >= live_every(CHART_S):
+        shown = st.session_state["ui_chart_upto"] = (job.id, len(events), now)
+    events = events[:shown[1]]  # between refreshes the charts get the same data again (no redraw)
+    shown_sig = (job.id, shown[1], job.active)  # what every chart below is drawn from
+    epochs = [e for e in events if e.kind == "epoch"]
+    diverged = any(e.kind == "diverged" for e in events)
+    sig, force = (job.id, len(epochs), diverged), not job.active
+    most = LIVE_POINTS if job.active else None  # live curves are thinned; a finished run shows every epoch
+    n, task, members = cfg.optim.epochs, ds.task, cfg.strategy.members
+    saved = st.session_state.get("ui_live")
+    bases = saved[1] if saved and saved[0] == job.id else {}
+    steps = sum(len(e.lrs) for e in epochs)
+
+    def chart(slot: str, fast: Callable[[dict], dict | None], slow: Callable[[], go.Figure | None]) -> None:
+        def build() -> dict | None:
+            spec = fast(bases[slot]) if slot in bases and not diverged else None
+            return spec if spec is not None else _budgeted(slot, sig, slow, force=force)
+        show_live(slot, shown_sig, build)
+
+    preview = next((e for e in reversed(events) if e.kind == "preview"), None)
+    grid = preview_grid(ds)
+    top = st.columns([3, 2] if grid is not None else [1])
+    with top[0]:
+        chart("train_loss_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_loss, most),
+              lambda: figure("loss_figure", events, n, metric="loss", n_members=members, height=340))
+    if grid is not None:
+        with top[1]:
+            if preview is None:
+                st.caption("The live prediction appears after the first few epochs.")
+            else:
+                builder = "bands_figure" if task == "regression" else "class_maps"
+                show_live("train_preview", shown_sig, lambda: _budgeted(
+                    "train_preview", (job.id, preview.epoch),
+                    lambda: figure(builder, ds, grid, preview.prediction, compact=True), force=force))
+                st.caption("Live prediction of the ensemble so far." if job.active
+                           else f"The ensemble's prediction after epoch {preview.epoch}.")
+    if task == "classification":
+        chart("train_acc_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_acc, most),
+              lambda: figure("loss_figure", events, n, metric="accuracy", n_members=members, height=300))
+    second = "rmse" if task == "regression" else "accuracy"
+    chart("train_val_fig", lambda b: _series_spec(b, epochs, lambda e: [e.val.get("nll"), e.val.get(second)], most)
+          if all(e.val for e in epochs) else None, lambda: figure("val_figure", events, n, task, height=280))
+    chart("train_lr_live", lambda b: _lr_spec(b, cfg, ds.n_train, steps) if steps else None,
+          lambda: lr_figure(cfg, ds.n_train, steps))
+
+
+class SessionWaker:
+    """A job's ``on_change``: rerun the session that started the job the moment it starts or ends.
+
+    Without it a page learns of its run's start and end on its next poll,
+    which on a busy classroom server is seconds away.  At the end the session
+    gets a full rerun (the result on the page and in the sidebar); at the
+    start, a rerun of the live view only (:attr:`fragment_id`, which the view
+    records on each of its runs), which then refreshes at a running run's pace.
+    The page's polling stays as the fallback.
+    """
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        self.fragment_id: str | None = None
+
+    def __call__(self, job: Job) -> None:
+        if job.status == "running":
+            if self.fragment_id:
+                push_rerun(self.session_id, self.fragment_id)
+        elif not job.active:
+            push_rerun(self.session_id)
+
+    @staticmethod
+    def attach() -> SessionWaker | None:
+        """A waker for this script run's session (``None`` outside one), kept in ``ui_waker``."""
+        ctx, _ = script_run()
+        if ctx is None:
+            return None
+        waker = st.session_state.get("ui_waker")
+        if not isinstance(waker, SessionWaker) or waker.session_id != ctx.session_id:
+            waker = st.session_state["ui_waker"] = SessionWaker(ctx.session_id)
+        return waker
+
+    @staticmethod
+    def follow() -> None:
+        """From the live view's fragment: record its id, so that a run's start reruns just it."""
+        waker = st.session_state.get("ui_waker")
+        _, fragment_id = script_run()
+        if isinstance(waker, SessionWaker) and fragment_id:
+            waker.fragment_id = fragment_id
