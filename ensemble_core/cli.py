@@ -124,7 +124,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .persistence import save_run
     from .predict import evaluate_run
-    from .training import EpochEnd, MemberDiverged, train
+    from .run import EpochEnd, MemberDiverged
+    from .training import train
 
     config = RunConfig.from_json(_read_bytes(args.config, "config", limit=1024 * 1024))
     csv_data = None

@@ -217,7 +217,7 @@ class Job:
         self.preview_every = preview_every
         self.preview_min_s = preview_min_s
         self.status: Status = "queued"
-        self.result: Any = None  # ensemble_core.training.Run once done/stopped
+        self.result: Any = None  # ensemble_core.run.Run once done/stopped
         self.error: str | None = None
         self.submitted_at = time.monotonic()
         self.started_at: float | None = None

@@ -5,7 +5,7 @@ A saved run is a folder (or, exported, a zip holding the same flat files):
 ``config.json``
     the :class:`~ensemble_core.config.RunConfig` (``RunConfig.to_json``).
 ``run.json``
-    everything else needed to rebuild the :class:`~ensemble_core.training.Run`:
+    everything else needed to rebuild the :class:`~ensemble_core.run.Run`:
     the model's shape, the members, the scaling, names, the learning-rate
     trace, stopped/epochs/seconds and the event history (plain JSON; NaN is
     written as ``null``).
@@ -40,7 +40,7 @@ import torch
 from .config import ConfigError, RunConfig
 from .models import StackedMLP, layer_sizes
 from .predict import evaluate_run
-from .training import Done, EpochEnd, MemberDiverged, MemberInfo, Run, SnapshotTaken
+from .run import Done, EpochEnd, MemberDiverged, MemberInfo, Run, SnapshotTaken
 
 __all__ = [
     "PersistenceError",
@@ -255,7 +255,7 @@ def load_run(run_dir: str | Path) -> Run:
         run_dir: the folder.
 
     Returns:
-        The :class:`~ensemble_core.training.Run` with its model rebuilt (eval mode, CPU).
+        The :class:`~ensemble_core.run.Run` with its model rebuilt (eval mode, CPU).
 
     Raises:
         PersistenceError: a file is missing, too large or invalid.
@@ -289,7 +289,7 @@ def import_zip(data: bytes, *, max_bytes: int = MAX_IMPORT_BYTES) -> Run:
         max_bytes: the largest accepted upload.
 
     Returns:
-        The :class:`~ensemble_core.training.Run`.
+        The :class:`~ensemble_core.run.Run`.
 
     Raises:
         PersistenceError: the file is not a valid run export; the message says why.

@@ -1,7 +1,7 @@
 """Combine members into an ensemble prediction with its uncertainty split.
 
 ``combine_*`` are pure functions on member outputs; :func:`predict` runs a
-trained :class:`~ensemble_core.training.Run`'s members on raw inputs and
+trained :class:`~ensemble_core.run.Run`'s members on raw inputs and
 returns the prediction in the target's original units.  Because any subset of
 members can be combined, :func:`ensemble_size_curve` and
 :func:`member_metrics` need no retraining.
@@ -11,16 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from . import metrics as _metrics
 from .losses import to_variance
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .training import Run
+from .run import Run
 
 
 @dataclass
@@ -122,7 +120,7 @@ def _entropy(p: np.ndarray) -> np.ndarray:
         return -np.where(p > 0, p * np.log(p), 0.0).sum(axis=-1)
 
 
-def select_members(run: "Run", members: Sequence[int] | None = None) -> list[int]:
+def select_members(run: Run, members: Sequence[int] | None = None) -> list[int]:
     """Validate a member selection (default: every healthy member).
 
     Args:
@@ -163,7 +161,7 @@ def select_members(run: "Run", members: Sequence[int] | None = None) -> list[int
     return idx
 
 
-def _check_x(run: "Run", x_raw: Any) -> np.ndarray:
+def _check_x(run: Run, x_raw: Any) -> np.ndarray:
     d = int(np.asarray(run.x_mean).reshape(-1).shape[0])
     try:
         x = np.asarray(x_raw, dtype=np.float64)
@@ -184,7 +182,7 @@ def _check_x(run: "Run", x_raw: Any) -> np.ndarray:
 _CHUNK_ELEMENTS = 1 << 24
 
 
-def _forward(run: "Run", x_raw: Any) -> torch.Tensor:
+def _forward(run: Run, x_raw: Any) -> torch.Tensor:
     """Raw outputs of every member ``[M_all, N, out]`` (float64, CPU) on standardised ``x``."""
     x = _check_x(run, x_raw)
     xs = (x - np.asarray(run.x_mean, dtype=np.float64)) / np.asarray(run.x_std, dtype=np.float64)
@@ -210,7 +208,7 @@ def _forward(run: "Run", x_raw: Any) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
-def _combine(run: "Run", out: torch.Tensor, idx: list[int]) -> Prediction:
+def _combine(run: Run, out: torch.Tensor, idx: list[int]) -> Prediction:
     """Turn raw member outputs (already selected) into a prediction in original units."""
     if run.task == "classification":
         probs = torch.softmax(out, dim=-1).numpy()
@@ -224,7 +222,7 @@ def _combine(run: "Run", out: torch.Tensor, idx: list[int]) -> Prediction:
     return combine_regression(mean, var, idx)
 
 
-def predict(run: "Run", x_raw: np.ndarray, members: Sequence[int] | None = None) -> Prediction:
+def predict(run: Run, x_raw: np.ndarray, members: Sequence[int] | None = None) -> Prediction:
     """Predict raw-unit inputs with ``run``'s members, in the target's original units.
 
     Inputs are standardised with the run's training statistics, the selected
@@ -254,7 +252,7 @@ def predict(run: "Run", x_raw: np.ndarray, members: Sequence[int] | None = None)
 VAR_FLOOR = 1e-6
 
 
-def evaluate_run(run: "Run", x: np.ndarray, y: np.ndarray, members: Sequence[int] | None = None) -> dict[str, float]:
+def evaluate_run(run: Run, x: np.ndarray, y: np.ndarray, members: Sequence[int] | None = None) -> dict[str, float]:
     """:func:`ensemble_core.metrics.evaluate` of :func:`predict`, in original units.
 
     The predictive variance is floored at ``VAR_FLOOR * y_std**2`` so an
@@ -273,16 +271,16 @@ def evaluate_run(run: "Run", x: np.ndarray, y: np.ndarray, members: Sequence[int
     return _metrics.evaluate(predict(run, x, members), y, var_floor=_var_floor(run))
 
 
-def _var_floor(run: "Run") -> float:
+def _var_floor(run: Run) -> float:
     return VAR_FLOOR * float(run.y_std) ** 2 if run.task == "regression" else 0.0
 
 
-def _metric_names(run: "Run") -> tuple[str, ...]:
+def _metric_names(run: Run) -> tuple[str, ...]:
     return _metrics.CLASSIFICATION_METRICS if run.task == "classification" else _metrics.REGRESSION_METRICS
 
 
 def ensemble_size_curve(
-    run: "Run", x: np.ndarray, y: np.ndarray, metric: str = "nll", members: Sequence[int] | None = None
+    run: Run, x: np.ndarray, y: np.ndarray, metric: str = "nll", members: Sequence[int] | None = None
 ) -> list[tuple[int, float]]:
     """A metric of the ensemble of the first ``m`` members, for ``m = 1..M``.
 
@@ -311,7 +309,7 @@ def ensemble_size_curve(
     return curve
 
 
-def member_metrics(run: "Run", x: np.ndarray, y: np.ndarray) -> list[dict[str, Any]]:
+def member_metrics(run: Run, x: np.ndarray, y: np.ndarray) -> list[dict[str, Any]]:
     """Each healthy member alone, then the ensemble: the "members vs ensemble" table.
 
     Args:

@@ -188,7 +188,7 @@ def race_table(runs: Sequence[Any], dataset: Any, strategies: Sequence[str] | No
     """One row per raced run: test metrics, size, budget and training time.
 
     Args:
-        runs: trained :class:`~ensemble_core.training.Run` objects.
+        runs: trained :class:`~ensemble_core.run.Run` objects.
         dataset: the :class:`~ensemble_core.data.Dataset` they were trained on
             (its test split is scored; the validation split if there is no test).
         strategies: row labels' strategy names (default: :func:`strategy_of`).

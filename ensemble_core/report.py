@@ -342,7 +342,7 @@ def html_report(run: Any, dataset: Any, *, title: str | None = None) -> str:
     """A standalone, single-file HTML report of ``run`` on ``dataset`` (opens offline).
 
     Args:
-        run: a trained :class:`~ensemble_core.training.Run`.
+        run: a trained :class:`~ensemble_core.run.Run`.
         dataset: the :class:`~ensemble_core.data.Dataset` it was trained on.
         title: page title (default: "Deep ensemble report: <data name>").
 

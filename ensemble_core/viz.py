@@ -163,8 +163,8 @@ def loss_figure(events: Sequence[Any], n_epochs: int, *, metric: str = "loss", n
     """Per-trajectory training loss (or accuracy) per epoch, for the live Train page.
 
     Exactly one trace per trajectory, named ``"Member k"`` (``"Member k
-    (diverged)"``, dashed, once a :class:`~ensemble_core.training.MemberDiverged`
-    names it), with one point per :class:`~ensemble_core.training.EpochEnd`
+    (diverged)"``, dashed, once a :class:`~ensemble_core.run.MemberDiverged`
+    names it), with one point per :class:`~ensemble_core.run.EpochEnd`
     seen.  The x-axis is fixed to ``[1, n_epochs]`` so the chart fills up live.
 
     Args:

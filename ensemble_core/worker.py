@@ -25,7 +25,7 @@ Messages are pickled with the standard :mod:`pickle` (``send_bytes`` /
 ``recv_bytes``).  This is internal IPC between our own processes, never user
 files.  Plain pickle (instead of ``Connection.send``) also keeps torch's
 shared-memory tensor reductions out of the way: the returned
-:class:`~ensemble_core.training.Run` is copied in full.
+:class:`~ensemble_core.run.Run` is copied in full.
 
 This module never imports Streamlit.
 """

@@ -140,13 +140,14 @@ def test_ctrl_c_stops_training_and_saves_the_partial_run(tmp_path, monkeypatch, 
 
     from ensemble_core import training
     from ensemble_core.persistence import load_run
+    from ensemble_core.run import EpochEnd
 
     real_train = training.train
 
     def train_then_interrupt(config, data, on_event=None, should_stop=None, **kw):
         def relay(event):
             on_event(event)
-            if isinstance(event, training.EpochEnd) and event.epoch == 3:
+            if isinstance(event, EpochEnd) and event.epoch == 3:
                 os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C in the terminal sends
 
         return real_train(config, data, relay, should_stop, **kw)

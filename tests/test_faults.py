@@ -33,7 +33,8 @@ from ensemble_core.data import (
 from ensemble_core.jobs import GENERIC_FAILURE, JobPool
 from ensemble_core.persistence import PersistenceError, export_zip, import_zip, load_run, save_run
 from ensemble_core.predict import predict
-from ensemble_core.training import EpochEnd, MemberDiverged, SnapshotTaken, TrainingError, train
+from ensemble_core.run import EpochEnd, MemberDiverged, SnapshotTaken
+from ensemble_core.training import TrainingError, train
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -25,7 +25,8 @@ from ensemble_core.jobs import (
     count_parameters,
     user_of,
 )
-from ensemble_core.training import Done, EpochEnd, TrainingError
+from ensemble_core.run import Done, EpochEnd
+from ensemble_core.training import TrainingError
 
 
 def tiny_dataset(n: int = 20, d: int = 1) -> Dataset:

@@ -26,7 +26,7 @@ from ensemble_core.persistence import (
     save_run,
 )
 from ensemble_core.predict import predict
-from ensemble_core.training import Done, EpochEnd, MemberDiverged, MemberInfo, Preview, Run, SnapshotTaken
+from ensemble_core.run import Done, EpochEnd, MemberDiverged, MemberInfo, Preview, Run, SnapshotTaken
 
 
 def make_run(task: str = "regression", loss: str = "nll", M: int = 3, d: int = 2) -> Run:

@@ -20,7 +20,7 @@ from ensemble_core.predict import (
     member_metrics,
     predict,
 )
-from ensemble_core.training import MemberInfo, Run
+from ensemble_core.run import MemberInfo, Run
 
 
 class StackedLinear(torch.nn.Module):
@@ -163,7 +163,8 @@ def test_member_table_classification_has_brier_and_ece():
 @pytest.mark.parametrize("loss", ["nll", "mse"])
 def test_predict_agrees_with_the_engines_validation_metrics_regression(cubic, loss):
     from ensemble_core.predict import evaluate_run
-    from ensemble_core.training import EpochEnd, train
+    from ensemble_core.run import EpochEnd
+    from ensemble_core.training import train
 
     cfg = RunConfig().replace(**{"strategy.members": 3, "optim.epochs": 4, "model.width": 16, "loss.kind": loss})
     run = train(cfg, cubic)
@@ -175,7 +176,8 @@ def test_predict_agrees_with_the_engines_validation_metrics_regression(cubic, lo
 
 def test_predict_agrees_with_the_engines_validation_metrics_classification(three_class):
     from ensemble_core.predict import evaluate_run
-    from ensemble_core.training import EpochEnd, train
+    from ensemble_core.run import EpochEnd
+    from ensemble_core.training import train
 
     cfg = RunConfig().replace(**{"data.name": "blobs", "strategy.members": 3, "optim.epochs": 4, "model.width": 16})
     run = train(cfg, three_class)

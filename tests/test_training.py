@@ -12,6 +12,7 @@ from ensemble_core.config import DataSpec, LossSpec, ModelSpec, OptimSpec, RunCo
 from ensemble_core.data import Dataset
 from ensemble_core.models import StackedMLP
 from ensemble_core.predict import combine_regression
+from ensemble_core.run import Done, EpochEnd, MemberDiverged, Preview, Run, SnapshotTaken
 from ensemble_core.schedules import lr_schedule, snapshot_steps, steps_per_epoch
 from ensemble_core.strategies import (
     DataStreams,
@@ -20,16 +21,7 @@ from ensemble_core.strategies import (
     fgsm_eps,
     member_seed,
 )
-from ensemble_core.training import (
-    Done,
-    EpochEnd,
-    MemberDiverged,
-    Preview,
-    Run,
-    SnapshotTaken,
-    TrainingError,
-    train,
-)
+from ensemble_core.training import TrainingError, train
 
 SMALL = ModelSpec(hidden_layers=2, width=16)
 

@@ -19,7 +19,7 @@ import pytest
 from ensemble_core import viz
 from ensemble_core.data import Dataset
 from ensemble_core.predict import combine_classification, combine_regression
-from ensemble_core.training import EpochEnd, MemberDiverged, SnapshotTaken
+from ensemble_core.run import EpochEnd, MemberDiverged, SnapshotTaken
 
 OKABE_ITO = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"}
 

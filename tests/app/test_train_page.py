@@ -166,7 +166,7 @@ def test_live_chart_bases_are_built_once_per_settings_and_never_changed_by_a_liv
 
     from dashboard import live, state
     from ensemble_core.data import load_dataset
-    from ensemble_core.training import EpochEnd
+    from ensemble_core.run import EpochEnd
 
     cfg = state.default_config().replace(**{"optim.epochs": 40, "seed": 1})
     ds = load_dataset(cfg.data)
@@ -199,7 +199,7 @@ def test_the_schedule_chart_before_a_run_is_shared_by_every_seed_and_drawn_as_it
 def test_long_live_curves_are_thinned_evenly_and_keep_the_last_epoch():
     from dashboard import live, state
     from ensemble_core.data import load_dataset
-    from ensemble_core.training import EpochEnd
+    from ensemble_core.run import EpochEnd
 
     cfg = state.default_config().replace(**{"optim.epochs": 3000, "strategy.members": 2})
     bases = live.live_bases(cfg, load_dataset(cfg.data))
@@ -227,7 +227,7 @@ def test_live_chart_fast_path_matches_the_viz_figures():
     from dashboard.live import _lr_spec, _series_spec, live_bases
     from ensemble_core import viz
     from ensemble_core.data import load_dataset
-    from ensemble_core.training import EpochEnd
+    from ensemble_core.run import EpochEnd
 
     cfg = state.default_config().replace(**{"optim.epochs": 30, "strategy.kind": "snapshot", "strategy.members": 2,
                                          "strategy.snapshots": 3, "optim.optimizer": "sgd", "optim.schedule": "cyclic",
