@@ -46,7 +46,6 @@ This module never imports Streamlit.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import threading
@@ -61,6 +60,7 @@ import numpy as np
 
 from .config import ConfigError, RunConfig
 from .data import DataError, Dataset
+from .shapes import output_size, parameter_count
 from .worker import ProcessWorker, WorkerDied, WorkerFailure
 
 __all__ = [
@@ -71,7 +71,6 @@ __all__ = [
     "Limits",
     "Progress",
     "check_limits",
-    "count_parameters",
     "default_max_running",
     "user_of",
 ]
@@ -110,27 +109,6 @@ class Limits:
     max_parameters: int = 2_000_000
 
 
-def count_parameters(config: RunConfig, n_features: int, n_outputs: int) -> int:
-    """Number of parameters of one member: an MLP ``n_features -> width x layers -> n_outputs``.
-
-    Args:
-        config: the run (its ``model`` section is used).
-        n_features: input dimension.
-        n_outputs: output units (2 for mean+variance regression, 1 for MSE, C for classes).
-
-    Returns:
-        weights plus biases of one member.
-    """
-    sizes = [n_features] + [config.model.width] * config.model.hidden_layers + [n_outputs]
-    return int(sum(a * b + b for a, b in itertools.pairwise(sizes)))
-
-
-def _n_outputs(config: RunConfig, dataset: Dataset) -> int:
-    if dataset.task == "classification":
-        return max(dataset.n_classes, 2)
-    return 1 if config.loss.kind == "mse" else 2
-
-
 def check_limits(config: RunConfig, dataset: Dataset, limits: Limits | None = None) -> None:
     """Refuse a run that would exceed the classroom limits.
 
@@ -144,7 +122,11 @@ def check_limits(config: RunConfig, dataset: Dataset, limits: Limits | None = No
     """
     limits = limits or Limits()
     rows = int(len(dataset.x_train))
-    params = count_parameters(config, dataset.n_features, _n_outputs(config, dataset))
+    # data the engine cannot train (one class, an unknown task) is sized as the smallest valid
+    # run here; train() refuses it with the real reason
+    task = "classification" if dataset.task == "classification" else "regression"
+    params = parameter_count(dataset.n_features, output_size(task, config.loss, max(dataset.n_classes, 2)),
+                             config.model)
     members = config.strategy.members  # trajectories: snapshots cost no extra compute
     epochs = config.optim.epochs
     if rows > limits.max_rows:

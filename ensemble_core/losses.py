@@ -28,7 +28,6 @@ __all__ = [
     "beta_nll",
     "mse",
     "cross_entropy",
-    "output_size",
     "per_sample_loss",
     "loss_and_grad",
 ]
@@ -89,17 +88,6 @@ def cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
     n_classes = logits.shape[-1]
     flat = F.cross_entropy(logits.reshape(-1, n_classes), y.reshape(-1), reduction="none")
     return flat.reshape(y.shape)
-
-
-def output_size(task: str, loss: LossSpec, n_classes: int = 0) -> int:
-    """Number of outputs of a member: 2 (mean, raw variance), 1 (MSE) or ``n_classes``."""
-    if task == "classification":
-        if n_classes < 2:
-            raise ValueError(f"classification needs at least 2 classes, got {n_classes}")
-        return n_classes
-    if task == "regression":
-        return 1 if loss.kind == "mse" else 2
-    raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
 
 
 def per_sample_loss(out: Tensor, y: Tensor, task: str, loss: LossSpec) -> Tensor:

@@ -23,10 +23,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import ModelSpec
+from .shapes import layer_sizes
 
 _RNG_LOCK = threading.Lock()
 
-__all__ = ["ACTIVATIONS", "layer_sizes", "build_member", "init_member", "StackedMLP"]
+__all__ = ["ACTIVATIONS", "build_member", "init_member", "StackedMLP"]
 
 #: Backward of each activation, as autograd computes it: ``(grad, pre-activation z, output h) -> grad_z``.
 _ACT_BACKWARD = {
@@ -43,12 +44,6 @@ ACTIVATIONS: dict[str, tuple[type[nn.Module], object]] = {
     "gelu": (nn.GELU, F.gelu),
     "silu": (nn.SiLU, F.silu),
 }
-
-
-def layer_sizes(in_features: int, out_features: int, spec: ModelSpec) -> list[tuple[int, int]]:
-    """``(fan_in, fan_out)`` of every linear layer of a member."""
-    dims = [in_features] + [spec.width] * spec.hidden_layers + [out_features]
-    return list(zip(dims[:-1], dims[1:]))
 
 
 def build_member(in_features: int, out_features: int, spec: ModelSpec) -> nn.Sequential:

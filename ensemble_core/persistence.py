@@ -38,9 +38,10 @@ import numpy as np
 import torch
 
 from .config import ConfigError, RunConfig
-from .models import StackedMLP, layer_sizes
+from .models import StackedMLP
 from .predict import evaluate_run
 from .run import Done, EpochEnd, MemberDiverged, MemberInfo, Run, SnapshotTaken
+from .shapes import output_size, parameter_count
 
 __all__ = [
     "PersistenceError",
@@ -436,12 +437,6 @@ def _event(obj: Any, i: int) -> Any:
     raise PersistenceError(f"{where}: unknown event kind {kind!r}")
 
 
-def _expected_out_features(config: RunConfig, task: str, n_classes: int) -> int:
-    if task == "classification":
-        return n_classes
-    return 1 if config.loss.kind == "mse" else 2
-
-
 def _read_weights(blob: bytes) -> dict[str, torch.Tensor]:
     """Parse a safetensors blob (never a pickle); any malformed content is refused."""
     from safetensors.torch import load
@@ -513,7 +508,11 @@ def _run_from_files(files: dict[str, bytes], where: str) -> Run:
         raise PersistenceError(f"run.json: scaling has {len(x_mean)}/{len(x_std)} entries for {in_features} features")
     if np.any(x_std <= 0):
         raise PersistenceError("run.json: x_std must be positive")
-    if out_features != _expected_out_features(config, task, n_classes):
+    try:
+        expected_out = output_size(task, config.loss, n_classes)
+    except ValueError:  # fewer than 2 classes: no run of ours has that
+        expected_out = None
+    if out_features != expected_out:
         raise PersistenceError(f"run.json: {out_features} outputs per member do not fit a {task} run "
                                f"with loss {config.loss.kind!r} and {n_classes} classes")
     y_std = _number(info, "y_std", w)
@@ -525,7 +524,7 @@ def _run_from_files(files: dict[str, bytes], where: str) -> Run:
     if task == "classification" and class_names is not None and len(class_names) != n_classes:
         raise PersistenceError(f"run.json: {len(class_names)} class names for {n_classes} classes")
     state = _read_weights(files["weights.safetensors"])
-    n_params = n_members * sum(fi * fo + fo for fi, fo in layer_sizes(in_features, out_features, config.model))
+    n_params = n_members * parameter_count(in_features, out_features, config.model)
     if n_params > sum(t.numel() for t in state.values()):
         # checked before the model is built, so a forged run.json cannot make us allocate a huge model
         raise PersistenceError("weights.safetensors: holds fewer numbers than the model described in run.json")

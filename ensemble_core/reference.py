@@ -27,6 +27,7 @@ from . import losses
 from .config import RunConfig
 from .data import Dataset
 from .models import init_member
+from .shapes import output_size
 from .strategies import bootstrap_indices, fgsm_eps, member_seed
 
 __all__ = ["ReferenceResult", "train_reference", "gaussian_nll_member_loss"]
@@ -101,7 +102,7 @@ def _train_trajectory(config: RunConfig, data: Dataset, k: int,
     """Train trajectory ``k`` the seed's way; return its members, lr trace and epoch losses."""
     o, strat = config.optim, config.strategy
     seed = member_seed(config, k)
-    n_out = losses.output_size(data.task, config.loss, data.n_classes)
+    n_out = output_size(data.task, config.loss, data.n_classes)
     model = init_member(seed, x.shape[1], n_out, config.model)  # torch.manual_seed(seed); build
 
     if strat.kind == "bootstrap":

@@ -32,7 +32,7 @@ import torch
 from . import metrics
 from .config import RunConfig
 from .data import Dataset
-from .losses import loss_and_grad, output_size, to_variance
+from .losses import loss_and_grad, to_variance
 from .models import StackedMLP
 from .predict import (
     ClassificationPrediction,
@@ -42,6 +42,7 @@ from .predict import (
 )
 from .run import Done, EpochEnd, Event, MemberDiverged, MemberInfo, Preview, Run, SnapshotTaken
 from .schedules import effective_batch_size, lr_schedule, snapshot_steps, steps_per_epoch
+from .shapes import output_size
 from .strategies import DataStreams, fgsm, fgsm_eps
 
 

@@ -22,10 +22,10 @@ from ensemble_core.jobs import (
     LimitError,
     Limits,
     check_limits,
-    count_parameters,
     user_of,
 )
 from ensemble_core.run import Done, EpochEnd
+from ensemble_core.shapes import parameter_count
 from ensemble_core.training import TrainingError
 
 
@@ -379,7 +379,7 @@ def test_finished_jobs_are_forgotten_after_retention(make_pool):
 def test_limits_name_the_limit():
     ds = tiny_dataset(n=5000, d=10)
     big = RunConfig().replace(**{"strategy.members": 20, "model.width": 200, "optim.epochs": 2000})
-    params = count_parameters(big, 10, 2)
+    params = parameter_count(10, 2, big.model)
     assert params == 10 * 200 + 200 + 200 * 200 + 200 + 200 * 2 + 2
     with pytest.raises(LimitError) as err:
         check_limits(big, ds)

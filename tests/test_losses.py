@@ -15,7 +15,6 @@ from ensemble_core.losses import (
     gaussian_nll,
     loss_and_grad,
     mse,
-    output_size,
     per_sample_loss,
     to_variance,
 )
@@ -105,15 +104,6 @@ def test_per_sample_loss_dispatch() -> None:
                                beta_nll(out[..., 0], to_variance(out[..., 1]), y, 0.3))
     torch.testing.assert_close(per_sample_loss(out[..., :1], y, "regression", LossSpec("mse")),
                                (out[..., 0] - y) ** 2)
-
-
-def test_output_size() -> None:
-    assert output_size("regression", LossSpec("nll")) == 2
-    assert output_size("regression", LossSpec("beta_nll")) == 2
-    assert output_size("regression", LossSpec("mse")) == 1
-    assert output_size("classification", LossSpec(), n_classes=4) == 4
-    with pytest.raises(ValueError, match="at least 2 classes"):
-        output_size("classification", LossSpec(), n_classes=1)
 
 
 @pytest.mark.parametrize("kind,variance", [("nll", "softplus"), ("nll", "logvar"), ("beta_nll", "softplus"),

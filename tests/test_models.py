@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ensemble_core.config import ModelSpec
-from ensemble_core.models import StackedMLP, build_member, init_member, layer_sizes
+from ensemble_core.models import StackedMLP, build_member, init_member
 
 SPEC = ModelSpec(hidden_layers=2, width=8, activation="relu")
 
@@ -33,7 +33,6 @@ def test_layout_and_constructor_attributes() -> None:
     assert [tuple(w.shape) for w in model.weights] == [(4, 3, 8), (4, 8, 8), (4, 8, 5)]
     assert [tuple(b.shape) for b in model.biases] == [(4, 1, 8), (4, 1, 8), (4, 1, 5)]
     assert (model.n_members, model.in_features, model.out_features, model.spec) == (4, 3, 5, SPEC)
-    assert layer_sizes(3, 5, ModelSpec(hidden_layers=0, width=8)) == [(3, 5)]
 
 
 def test_init_is_seeded_and_does_not_touch_global_rng() -> None:
