@@ -5,6 +5,7 @@ Public API
 - :func:`load_dataset` builds the :class:`Dataset` a :class:`~ensemble_core.config.DataSpec`
   describes (synthetic, bundled or CSV).
 - :func:`dataset_from_arrays` wraps arrays you already hold (tests, notebooks).
+- :func:`add_training_point` adds one point to a 1-D regression training split.
 - :func:`parse_csv` turns uploaded bytes / text / a path into a :class:`CsvTable`;
   :func:`dataset_from_table` picks target and features and splits it.
 - :func:`load_uci` reads the UCI regression benchmark format (``../shared/datasets/uci``).
@@ -45,6 +46,7 @@ Decisions (documented here once)
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -95,6 +97,7 @@ __all__ = [
     "effective_noise",
     "load_dataset",
     "dataset_from_arrays",
+    "add_training_point",
     "describe",
     "ColumnInfo",
     "CsvTable",
@@ -813,6 +816,40 @@ def dataset_from_arrays(
     return _assemble(name=name, task=task, feature_names=list(feature_names), target_name=target_name,
                      splits=(x_tr, y_tr, x_va, y_va, x_te, y_te), class_names=class_names,
                      notes=notes, **extra)
+
+
+def add_training_point(dataset: Dataset, x: float, y: float) -> Dataset:
+    """A copy of a 1-D regression dataset with the point ``(x, y)`` added to its training split.
+
+    The training statistics (``x_mean``, ``x_std``, ``y_mean``, ``y_std``) are
+    refitted on the new training split (a zero std becomes 1.0), and a note
+    records the point.  The validation and test splits are unchanged; so is
+    ``dataset`` (reset by reloading it from its spec).
+
+    Args:
+        dataset: a regression dataset with one input feature.
+        x, y: the point, in original units.
+
+    Returns:
+        The new dataset.
+
+    Raises:
+        ValueError: the dataset is not 1-D regression, or the point is not finite.
+    """
+    if dataset.task != "regression" or dataset.x_train.shape[1] != 1:
+        raise ValueError("points can only be added to a 1-D regression data set")
+    if not (np.isfinite(x) and np.isfinite(y)):
+        raise ValueError(f"the point must be finite, got ({x}, {y})")
+    x_train = np.vstack([dataset.x_train, [[float(x)]]])
+    y_train = np.append(dataset.y_train, float(y))
+    x_std = x_train.std(axis=0)
+    x_std[x_std == 0] = 1.0
+    y_std = float(y_train.std()) or 1.0
+    return dataclasses.replace(
+        dataset, x_train=x_train, y_train=y_train, x_mean=x_train.mean(axis=0), x_std=x_std,
+        y_mean=float(y_train.mean()), y_std=y_std,
+        notes=[*dataset.notes, f"added a training point at x={x:.3g}, y={y:.3g} by clicking"],
+    )
 
 
 # ---------------------------------------------------------------- describe

@@ -13,8 +13,8 @@ round-trips through flat ``str -> str`` query parameters built on
 ``lesson``    a lesson id (see :mod:`ensemble_core.lessons`)
 
 The module also holds the small, Streamlit-free helpers the dashboard uses for
-the classroom features: syncing ``st.query_params`` (passed in as a mapping),
-the presentation-mode stylesheet, and click-to-add training points.
+the classroom features: syncing ``st.query_params`` (passed in as a mapping)
+and the presentation-mode stylesheet.
 
 No Streamlit import here: pages pass ``st.query_params`` in.
 """
@@ -27,8 +27,6 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlencode
-
-import numpy as np
 
 from .config import ConfigError, RunConfig
 
@@ -45,10 +43,6 @@ __all__ = [
     "sync_query_params",
     "PRESENTATION_CSS",
     "presentation_css",
-    "click_grid",
-    "add_click_grid",
-    "point_from_selection",
-    "add_training_point",
 ]
 
 #: Url paths of the dashboard's pages (``""`` is the home page).
@@ -263,105 +257,3 @@ h3 { font-size: 1.8rem !important; }
 def presentation_css(state: ShareState | None) -> str:
     """The stylesheet to inject (``st.html``) for ``state``: empty unless presenting."""
     return PRESENTATION_CSS if state is not None and state.presentation else ""
-
-
-# ------------------------------------------------------------ click to add data
-def click_grid(x_range: tuple[float, float], y_range: tuple[float, float], n: int = 60) -> tuple[np.ndarray, np.ndarray]:
-    """A dense grid of invisible points covering the plot, so a click anywhere selects one.
-
-    Plotly only reports clicks *on points*; :func:`add_click_grid` adds these
-    as a transparent trace, so a click on empty space selects the nearest
-    grid point.
-
-    Args:
-        x_range, y_range: the plot's axis ranges.
-        n: grid points per axis.
-
-    Returns:
-        ``(xs, ys)`` flat arrays of ``n * n`` coordinates.
-    """
-    if n < 2:
-        raise ValueError(f"n must be at least 2, got {n}")
-    gx, gy = np.meshgrid(np.linspace(*x_range, n), np.linspace(*y_range, n))
-    return gx.ravel(), gy.ravel()
-
-
-def add_click_grid(fig: Any, n: int = 60, *, x_range: tuple[float, float] | None = None,
-                   y_range: tuple[float, float] | None = None) -> int:
-    """Make a 1-D plot clickable anywhere: add the invisible click grid, return its trace index.
-
-    Uses the figure's axis ranges unless given.  Sets ``hovermode="closest"``
-    (so a click picks one grid point) and keeps unselected points fully
-    visible (a click *selects* in Plotly, which would fade the other traces).
-    Then show it with ``st.plotly_chart(fig, on_select="rerun",
-    selection_mode="points", key=...)`` and read the click with
-    :func:`point_from_selection` ``(event, curve=<the returned index>)``.
-    Verified in Chromium: a click at (75%, 30%) of a [-6, 6] x [-100, 100]
-    plot gives about (2.9, 38).
-
-    Raises:
-        ValueError: no ranges given and the figure has none.
-    """
-    xr = x_range or (tuple(fig.layout.xaxis.range) if fig.layout.xaxis.range else None)
-    yr = y_range or (tuple(fig.layout.yaxis.range) if fig.layout.yaxis.range else None)
-    if xr is None or yr is None:
-        raise ValueError("the figure has no fixed axis ranges; pass x_range and y_range")
-    xs, ys = click_grid(xr, yr, n)
-    fig.update_traces(unselected=dict(marker=dict(opacity=1.0)), selector=dict(type="scatter"))
-    fig.add_scatter(x=xs, y=ys, mode="markers", marker=dict(size=8, opacity=0), hoverinfo="none",
-                    name="click to add a point", showlegend=False)
-    fig.update_layout(hovermode="closest", clickmode="event+select")
-    return len(fig.data) - 1
-
-
-def point_from_selection(selection: Mapping[str, Any] | Any, curve: int | None = None) -> tuple[float, float] | None:
-    """The clicked ``(x, y)`` from a Streamlit Plotly selection event.
-
-    Args:
-        selection: what ``st.plotly_chart(..., on_select="rerun")`` returned
-            (``event``), or its ``event["selection"]``.
-        curve: only accept points of this trace index (the click grid's);
-            ``None`` accepts any trace.
-
-    Returns:
-        The last selected point, or ``None`` when nothing usable was clicked.
-    """
-    if selection is None:
-        return None
-    sel = selection.get("selection", selection) if isinstance(selection, Mapping) else getattr(selection, "selection", None)
-    if sel is None:
-        return None
-    points = sel.get("points", []) if isinstance(sel, Mapping) else getattr(sel, "points", [])
-    for p in reversed(list(points or [])):
-        if curve is not None and p.get("curve_number") != curve:
-            continue
-        x, y = p.get("x"), p.get("y")
-        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and np.isfinite(x) and np.isfinite(y):
-            return float(x), float(y)
-    return None
-
-
-def add_training_point(dataset: Any, x: float, y: float) -> Any:
-    """A copy of a 1-D regression ``Dataset`` with ``(x, y)`` added to the training split.
-
-    The training statistics (``x_mean``, ``x_std``, ``y_mean``, ``y_std``) are
-    refitted, as the data module fits them on the training split.  The input
-    dataset is not modified; reset by reloading from the data spec.
-
-    Raises:
-        ValueError: the dataset is not 1-D regression, or the point is not finite.
-    """
-    if getattr(dataset, "task", None) != "regression" or dataset.x_train.shape[1] != 1:
-        raise ValueError("points can only be added to a 1-D regression data set")
-    if not (np.isfinite(x) and np.isfinite(y)):
-        raise ValueError(f"the point must be finite, got ({x}, {y})")
-    x_train = np.vstack([dataset.x_train, [[float(x)]]])
-    y_train = np.append(dataset.y_train, float(y))
-    x_std = x_train.std(axis=0)
-    x_std[x_std == 0] = 1.0
-    y_std = float(y_train.std()) or 1.0
-    return dataclasses.replace(
-        dataset, x_train=x_train, y_train=y_train, x_mean=x_train.mean(axis=0), x_std=x_std,
-        y_mean=float(y_train.mean()), y_std=y_std,
-        notes=[*dataset.notes, f"added a training point at x={x:.3g}, y={y:.3g} by clicking"],
-    )

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, chrome, links, routing, state
+from dashboard import charts, chrome, links, routing, selection, state
 from ensemble_core import data as core_data
-from ensemble_core import share
 from ensemble_core.config import (
     BUNDLED_CLASSIFICATION,
     BUNDLED_REGRESSION,
@@ -142,11 +141,11 @@ def click_to_add(ds) -> None:
     pad = 0.2 * float(np.ptp(ys)) or 1.0
     y_range = (float(ys.min()) - pad, float(ys.max()) + pad)
     fig.update_yaxes(range=list(y_range))
-    curve = share.add_click_grid(fig, x_range=tuple(fig.layout.xaxis.range), y_range=y_range)
-    point = share.point_from_selection(charts.show(fig, key="data_fig", on_select="rerun"), curve)
+    curve = selection.add_click_grid(fig, x_range=tuple(fig.layout.xaxis.range), y_range=y_range)
+    point = selection.point_from_selection(charts.show(fig, key="data_fig", on_select="rerun"), curve)
     if point is not None and point != ss.get("data_click_last"):  # the selection survives reruns: add it once
         ss["data_click_last"] = point
-        ss["dataset"] = share.add_training_point(ds, *point)
+        ss["dataset"] = core_data.add_training_point(ds, *point)
         st.rerun()
     added = sum("by clicking" in note for note in ds.notes)
     c1, c2 = st.columns([4, 1], vertical_alignment="center")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from ensemble_core.data import (
     TooLargeError,
     UndecodableError,
     UnknownColumnError,
+    add_training_point,
     dataset_from_arrays,
     dataset_from_table,
     describe,
@@ -629,3 +631,18 @@ def test_header_with_numeric_looking_names_in_text_columns_is_a_header() -> None
     text = "height,weight,label\n" + "".join(f"{i},{i * 2},{'ab'[i % 2]}\n" for i in range(20))
     t = parse_csv(text)
     assert t.has_header and t.column_names == ["height", "weight", "label"]
+
+
+def test_add_training_point_refits_statistics_and_keeps_the_original() -> None:
+    x = np.array([[0.0], [2.0]])
+    d = dataset_from_arrays(x, np.array([1.0, 3.0]), task="regression")
+    d2 = add_training_point(d, 4.0, 5.0)
+    assert d.x_train.shape == (2, 1) and d2.x_train.shape == (3, 1)
+    assert d2.x_mean[0] == pytest.approx(2.0) and d2.y_mean == pytest.approx(3.0)
+    assert d2.x_std[0] == pytest.approx(np.std([0.0, 2.0, 4.0]))
+    assert d2.y_std == pytest.approx(np.std([1.0, 3.0, 5.0]))
+    assert d2.notes[-1].startswith("added a training point at x=4")
+    with pytest.raises(ValueError, match="finite"):
+        add_training_point(d, float("nan"), 1.0)
+    with pytest.raises(ValueError, match="1-D regression"):
+        add_training_point(dataclasses.replace(d, task="classification"), 1.0, 1.0)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 from urllib.parse import parse_qsl, urlsplit
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,13 +22,9 @@ from ensemble_core.share import (
     PAGES,
     SECTIONS,
     ShareState,
-    add_click_grid,
-    add_training_point,
     apply_query,
-    click_grid,
     from_query,
     make_link,
-    point_from_selection,
     presentation_css,
     sync_query_params,
     to_query,
@@ -156,55 +150,3 @@ def test_presentation_css_only_when_presenting() -> None:
     assert presentation_css(ShareState()) == ""
     css = presentation_css(ShareState(presentation=True))
     assert css.startswith("\n<style>") and css.rstrip().endswith("</style>") and "font-size" in css
-
-
-def test_add_click_grid_makes_the_plot_clickable() -> None:
-    import plotly.graph_objects as go
-
-    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], name="data"))
-    with pytest.raises(ValueError, match="ranges"):
-        add_click_grid(fig)
-    fig.update_layout(xaxis_range=[-6, 6], yaxis_range=[-10, 10])
-    curve = add_click_grid(fig, n=4)
-    assert curve == 1 and len(fig.data[1].x) == 16 and fig.data[1].marker.opacity == 0
-    assert fig.data[1].hoverinfo == "none"  # "skip" would also disable click events
-    assert fig.layout.hovermode == "closest" and fig.data[0].unselected.marker.opacity == 1.0
-
-
-def test_click_selection_gives_the_point_of_the_click_grid() -> None:
-    xs, ys = click_grid((-6, 6), (-100, 100), n=5)
-    assert xs.shape == ys.shape == (25,) and xs.min() == -6 and ys.max() == 100
-    event = {"selection": {"points": [{"curve_number": 0, "x": 1.0, "y": 2.0},
-                                      {"curve_number": 3, "x": 0.5, "y": -7.0}]}}
-    assert point_from_selection(event, curve=3) == (0.5, -7.0)
-    assert point_from_selection(event, curve=0) == (1.0, 2.0)
-    assert point_from_selection(event, curve=9) is None
-    assert point_from_selection({"selection": {"points": []}}) is None
-    assert point_from_selection(None) is None
-
-
-@dataclasses.dataclass
-class _Toy:
-    """The fields of data.Dataset that add_training_point touches."""
-
-    task: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_mean: np.ndarray
-    x_std: np.ndarray
-    y_mean: float
-    y_std: float
-    notes: list[str]
-
-
-def test_add_training_point_refits_statistics_and_keeps_the_original() -> None:
-    x = np.array([[0.0], [2.0]])
-    d = _Toy("regression", x, np.array([1.0, 3.0]), x.mean(0), x.std(0), 2.0, 1.0, [])
-    d2 = add_training_point(d, 4.0, 5.0)
-    assert d.x_train.shape == (2, 1) and d2.x_train.shape == (3, 1)
-    assert d2.x_mean[0] == pytest.approx(2.0) and d2.y_mean == pytest.approx(3.0)
-    assert d2.y_std == pytest.approx(np.std([1.0, 3.0, 5.0]))
-    with pytest.raises(ValueError, match="finite"):
-        add_training_point(d, float("nan"), 1.0)
-    with pytest.raises(ValueError, match="1-D regression"):
-        add_training_point(dataclasses.replace(d, task="classification"), 1.0, 1.0)
