@@ -33,10 +33,31 @@ def figure(name: str, *args: Any, **kwargs: Any) -> go.Figure | None:
         return None
 
 
+def image_config(fmt: str = "png", filename: str = "deep-ensemble-lab", scale: float = 2.0) -> dict[str, Any]:
+    """Plotly ``config`` whose camera button downloads the chart as an image.
+
+    Pass it to ``st.plotly_chart(fig, config=image_config("svg", "bands"))``;
+    the browser renders the image, so no server-side image library is needed.
+
+    Args:
+        fmt: ``"png"`` or ``"svg"`` (``"jpeg"`` and ``"webp"`` also work).
+        filename: file name without extension.
+        scale: resolution multiplier (PNG).
+
+    Returns:
+        The config: no Plotly logo, no lasso/box-select buttons, the download options.
+
+    Raises:
+        ValueError: an image format Plotly cannot download.
+    """
+    if fmt not in ("png", "svg", "jpeg", "webp"):
+        raise ValueError(f"fmt must be 'png' or 'svg', got {fmt!r}")
+    return {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+            "toImageButtonOptions": {"format": fmt, "filename": filename, "scale": scale}}
+
+
 def plotly_config(key: str) -> dict[str, Any]:
     """Plotly options for a chart: its camera button downloads it as PNG or SVG (the Share box's choice)."""
-    from ensemble_core.report import image_config
-
     return image_config(st.session_state.get("ui_img_fmt") or "png", f"deep-ensemble-lab-{key}")
 
 

@@ -9,9 +9,8 @@ contains URL strings in its code, e.g. for its optional map tiles; they are
 never fetched for these charts.  Tests therefore check tags and attributes,
 not the raw text.)
 
-Also here, because the Lessons and Compare pages need them and they are pure
-Plotly: :func:`side_by_side` (panels on shared axes) and :func:`image_config`
-(the PNG/SVG download button of every chart).
+Also here, because the Lessons and Compare pages need it and it is pure
+Plotly: :func:`side_by_side` (panels on shared axes).
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ __all__ = [
     "side_by_side",
     "bands_side_by_side",
     "class_maps_of",
-    "image_config",
     "regions",
     "summary_facts",
     "mean_size_curve",
@@ -127,23 +125,6 @@ def class_maps_of(run: Any, dataset: Any, *, members: Sequence[int] | None = Non
 
     grid = viz.input_grid(dataset, n)
     return viz.class_maps(dataset, grid, predict(run, np.asarray(grid), members), height=430)
-
-
-def image_config(fmt: str = "png", filename: str = "deep-ensemble-lab", *, scale: float = 2.0) -> dict[str, Any]:
-    """Plotly ``config`` whose camera button downloads the chart as PNG or SVG.
-
-    Pass it to ``st.plotly_chart(fig, config=image_config("svg", "bands"))``;
-    the browser renders the image, so no server-side image library is needed.
-
-    Args:
-        fmt: ``"png"`` or ``"svg"``.
-        filename: file name without extension.
-        scale: resolution multiplier (PNG).
-    """
-    if fmt not in ("png", "svg", "jpeg", "webp"):
-        raise ValueError(f"fmt must be 'png' or 'svg', got {fmt!r}")
-    return {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"],
-            "toImageButtonOptions": {"format": fmt, "filename": filename, "scale": scale}}
 
 
 # ------------------------------------------------------------ the numbers

@@ -7,6 +7,7 @@ import logging
 import streamlit as st
 
 from dashboard import charts, chrome, live, pool, routing, state
+from dashboard.charts import image_config
 from ensemble_core.race import (
     STRATEGIES,
     STRATEGY_LABELS,
@@ -19,7 +20,6 @@ from ensemble_core.race import (
     race_figures,
     race_table,
 )
-from ensemble_core.report import image_config
 from ensemble_core.share import apply_query, visible
 
 routing.route_through_app()  # a deep link on a fresh server goes through app.py

@@ -7,10 +7,11 @@ import logging
 import streamlit as st
 
 from dashboard import charts, chrome, live, pool, routing, state
+from dashboard.charts import image_config
 from ensemble_core.data import DataError, describe, load_dataset
 from ensemble_core.lessons import LESSONS, Lesson, get_lesson, lesson_figures, lesson_ids
 from ensemble_core.race import RunSequence, describe_budget, losses_figure, race_table
-from ensemble_core.report import html_report, image_config
+from ensemble_core.report import html_report
 
 routing.route_through_app()  # a deep link on a fresh server goes through app.py
 

@@ -11,7 +11,7 @@ import pytest
 
 from ensemble_core.config import DataSpec, ModelSpec, OptimSpec, RunConfig, StrategySpec
 from ensemble_core.data import load_dataset
-from ensemble_core.report import html_report, image_config, regions, side_by_side, summary_facts
+from ensemble_core.report import html_report, regions, side_by_side, summary_facts
 from ensemble_core.training import train
 
 URL = re.compile(r"^\s*(https?:)?//", re.I)
@@ -109,12 +109,6 @@ def test_side_by_side_keeps_every_panel_on_shared_axes() -> None:
     assert list(out.layout.yaxis.range) == [-1, 5]
     with pytest.raises(ValueError, match="one title per figure"):
         side_by_side(figs, ["a"])
-
-
-def test_image_config_downloads_png_or_svg() -> None:
-    assert image_config("svg", "bands")["toImageButtonOptions"] == {"format": "svg", "filename": "bands", "scale": 2.0}
-    with pytest.raises(ValueError):
-        image_config("gif")
 
 
 def test_mean_size_curve_ends_at_the_full_ensemble(cubic: tuple[object, object]) -> None:
