@@ -49,11 +49,10 @@ QUEUED_SLOWEST_S = 15.0
 LIVE_KEY = "live_view"
 
 
-#: Live views redraw a few times a second.  Streamlit eases its progress bar over 0.5 s and fades
-#: elements that are being redrawn (after a 0.5 s delay); restarted on every refresh, those
-#: transitions kept the browser compositing frames at 60 fps for the whole run, which a
-#: software-rendered browser pays for on the CPU the training needs (a third of the browser's CPU
-#: on a 2-core machine).  The bar now steps, and a live view's elements never fade.
+#: Stylesheet of the live views: the progress bar steps instead of easing, and the elements of the
+#: live view (:data:`LIVE_KEY`) never fade while they are redrawn.  Restarted on every refresh, those
+#: transitions would keep the browser compositing frames for the whole run, which a
+#: software-rendered browser pays for on the CPU the training needs (``docs/decisions.md``).
 LIVE_CSS = ("<style>[data-testid='stProgressBarTrack'] div { transition: none !important; } "
             f".st-key-{LIVE_KEY} [data-stale='true'] {{ opacity: 1 !important; transition: none !important; }}</style>")
 
@@ -81,10 +80,10 @@ def poll_every(job: Job) -> float:
     half its expected wait (at most :data:`QUEUED_SLOWEST_S`): a class waiting
     in line has nothing to animate, and its polls would take CPU from the runs
     in front of it.  The polls only move the page's place in the line: the
-    run's start and end reach the page at once (:class:`pages.live_push.SessionWaker`).  The
+    run's start and end reach the page at once (:class:`SessionWaker`).  The
     live view asks again on every refresh
-    (:func:`pages.live_push.retime_fragment`), so the polls quicken as the start
-    nears and follow the server's load.
+    (:func:`dashboard.st_compat.push.retime_fragment`), so the polls quicken as
+    the start nears and follow the server's load.
     """
     every = live_every(POLL_S)
     if job.status != "queued":
@@ -162,11 +161,11 @@ def _budgeted(slot: str, signature: tuple, build: Callable[[], go.Figure | None]
 def live_bases(cfg: RunConfig, ds: Dataset) -> dict[str, dict]:
     """Specs (plain JSON data) of the live charts built once, before a job starts (their data are filled in live).
 
-    Plotly validates every property of a ``go.Figure`` in pure Python (tens of
-    milliseconds a chart, holding the GIL); the live charts patch the data of
-    these specs instead.  The bases depend on the settings but not the seed,
-    so they are shared by every session of the server (read-only): a class
-    that trains the same settings builds them once, not once per student.
+    Plotly validates every property of a ``go.Figure`` in pure Python, holding
+    the GIL; the live charts patch the data of these specs instead.  The bases
+    depend on the settings but not the seed, so they are shared by every
+    session of the server (read-only): a class that trains the same settings
+    builds them once, not once per student.
     """
     return _shared_bases(_settings_key(cfg, ds.task, ds.n_train), cfg, ds)
 

@@ -2,11 +2,10 @@
 
 ``st.plotly_chart`` gives a chart a new identity whenever its figure changes
 (Streamlit 1.67 hashes the figure into the element id, and its frontend keys
-the chart by that id), so each refresh of a live chart threw the chart away
-and drew a new one from scratch.  On the Train page that was most of the
-viewer's browser work during a run (Plotly's axes, tick labels and margins,
-for three or four charts a second), and any zoom the viewer had set was lost
-on every refresh.
+the chart by that id), so a refreshed figure is a new chart, drawn from
+scratch (axes, tick labels, margins), and the viewer's zoom is lost.  For live
+charts refreshed several times a second that is most of the viewer's browser
+work (``docs/decisions.md``).
 
 :func:`live_chart` draws the figure with a small Streamlit component (``st.components.v2``)
 whose identity is its key alone: a new figure for the same key reaches the
@@ -45,12 +44,12 @@ _mount: Callable[..., Any] | None = None
 
 
 def ensure_assets() -> Path:
-    """Gzip ``plotly.min.js`` into a private folder of this process once (~0.3 s); that folder.
+    """Gzip ``plotly.min.js`` into a private folder of this process once; that folder.
 
     Served as a ``.gz`` file (``application/gzip``), the library passes
     Streamlit's HTTP compression untouched and the browser unzips it: the
-    server would otherwise gzip all 4.8 MB again for every viewer (~0.3 s of
-    CPU each, a class opening the Train page at once) or send it unzipped.
+    server would otherwise gzip the whole library again for every viewer (a
+    class opening the Train page at once) or send it unzipped.
     Safe from any thread (the server's prewarm thread does it early); the
     folder is removed at exit.
     """

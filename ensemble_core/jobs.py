@@ -30,8 +30,8 @@ Isolation: :meth:`JobPool.get` only returns a job to its owner.
 Processes, not threads (``executor="process"``, the default): the engine
 issues many small torch ops, each releasing and re-acquiring the GIL, so in a
 server whose other threads are CPU-busy (script reruns, Plotly figures) a
-training *thread* waits for the GIL switch interval at every op and runs 10 to
-100x slower.  The pool therefore keeps ``max_running`` long-lived worker
+training *thread* waits for the GIL switch interval at every op and runs many
+times slower (``docs/decisions.md``).  The pool therefore keeps ``max_running`` long-lived worker
 processes (:class:`~ensemble_core.worker.ProcessWorker`, started with the pool
 and warm); each job's dispatch thread sends the job to a free worker and
 forwards the worker's events, result or error into the :class:`Job` (its

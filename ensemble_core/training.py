@@ -420,12 +420,11 @@ class _Engine:
 
     # ------------------------------------------------------------ the result
     #: A regression member whose final predicted means miss the training targets' range by this
-    #: factor is excluded as diverged although its numbers are finite.  Examples: Adam at lr 1-100
-    #: on the cubic toy (RMSE 1e3-1e8, the NLL kept moderate by a huge predicted variance); the
-    #: last two snapshots of SGD lr 0.1 cyclic on it (347 target standard deviations off on the
-    #: training points, ensemble test RMSE 2,609 instead of ~4).  Judged on the weights that enter
-    #: the ensemble only, on the training inputs: cyclic schedules spike far beyond it at each
-    #: restart and recover by the cycle's end, and extrapolation is not judged.
+    #: factor is excluded as diverged although its numbers are finite (a huge predicted variance
+    #: can keep such a member's NLL moderate).  Judged on the weights that enter the ensemble
+    #: only, on the training inputs: cyclic schedules spike far beyond it at each restart and
+    #: recover by the cycle's end, and extrapolation is not judged.  The cases that set it are in
+    #: ``docs/decisions.md``.
     RUNAWAY_FACTOR = 100.0
 
     def runaway(self, rows: torch.Tensor) -> list[float | None]:

@@ -3,8 +3,8 @@
 The engine issues many small torch ops, each releasing and re-acquiring the
 GIL.  Inside the Streamlit server any other CPU-busy Python thread (script
 reruns, Plotly figures) makes every re-acquire wait for the GIL switch
-interval, so a run that takes 0.17 s alone took 20 s there.  A
-:class:`ProcessWorker` is one persistent child process (``spawn`` context:
+interval, so a training thread there runs many times slower than alone
+(numbers in ``docs/decisions.md``).  A :class:`ProcessWorker` is one persistent child process (``spawn`` context:
 never fork a threaded server) with its own interpreter and GIL.  It imports
 torch and :mod:`ensemble_core.training` once, when it starts, and then trains
 one job at a time:
@@ -90,14 +90,12 @@ def _dumps(obj: Any) -> bytes:
 class _Batcher:
     """The child's ``on_event``: sends the engine's events to the parent in batches, in order.
 
-    One message per event (one per epoch: 300 for the default run, 146 KB with
-    its previews) made the server's reader thread take the GIL 300 times per
-    run, while every session's script run wants it too; a reader that falls
-    64 KB behind blocks the child in ``send``.  Batched, epoch events go out at
-    most every :data:`BATCH_S`; the first event, and any other kind (a preview,
-    a snapshot, a diverged member), go at once with whatever is pending, so a
-    slow epoch after them cannot hold them back.  :meth:`flush` sends the rest
-    before the result.
+    Epoch events go out at most every :data:`BATCH_S` seconds; the first
+    event, and any other kind (a preview, a snapshot, a diverged member), go at
+    once with whatever is pending, so a slow epoch after them cannot hold them
+    back.  :meth:`flush` sends the rest before the result.  Batching keeps the
+    server's reader thread from taking the GIL once per epoch, and the child
+    from blocking in ``send`` behind a slow reader (``docs/decisions.md``).
     """
 
     def __init__(self, conn: Any, job_id: str, every: float = BATCH_S,

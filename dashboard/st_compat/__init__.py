@@ -12,7 +12,7 @@ fails loudly when the installed Streamlit leaves the range or an internal moved.
 | :mod:`.session` | ``get_script_run_ctx``, ``Runtime.is_active_session`` | the pool knows which browser sessions are still connected |
 | :mod:`.push` | ``ForwardMsg.auto_rerun``, ``AppSession.request_rerun`` | a fragment retimes itself; a run's start and end reach its page at once |
 | :mod:`.queue_fix` | ``ForwardMsgQueue.clear``, ``create_reference_msg`` | the 1.67 queue bug that froze live views under load |
-| :mod:`.startup` | ``delta_generator._use_warning_has_been_displayed`` | skips a 0.13 s REPL check on the first visitor's page |
+| :mod:`.startup` | ``delta_generator._use_warning_has_been_displayed`` | skips a slow REPL check on the first visitor's page |
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ siblings never arrived, and its element tree no longer matches the server's:
 at a delta path`` or ``'setIn' cannot be called on an ElementNode``, after
 which that page's live view never refreshes again.
 
-It needs a busy server (messages still unsent when the next run starts), so
-it showed only in the N = 20 load test (``benchmarks/load_classroom.py``): one
-to three pages of twenty froze at the end of their runs.
+It needs a busy server (messages still unsent when the next run starts); the
+classroom load test (``benchmarks/load_classroom.py``, N = 20) reproduces it
+(``docs/decisions.md``).
 
 The fix
 -------

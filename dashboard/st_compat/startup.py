@@ -2,8 +2,8 @@
 
 Streamlit checks, on the first element of the process, whether it runs in a
 REPL; the check (``inspect.stack()``, which reads the source of every frame)
-cost 0.13 s of the first visitor's page.  This app always runs under
-``streamlit run``, so the check is marked done.
+delays the first visitor's page.  This app always runs under ``streamlit run``,
+so the check is marked done.
 """
 
 from __future__ import annotations
