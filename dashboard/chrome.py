@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboard.live import SIDEBAR_POLL_S, live_every
 from dashboard.pool import pool, sync_job
+from dashboard.state import settings
 from ensemble_core.data import describe
 from ensemble_core.jobs import Job
 
@@ -104,7 +105,7 @@ def sidebar() -> None:
     with st.sidebar:
         st.caption("CURRENT DATA")
         ds = st.session_state["dataset"]
-        st.markdown(f":material/dataset: {esc(describe(st.session_state['data_spec']))}")
+        st.markdown(f":material/dataset: {esc(describe(settings().config.data))}")
         st.caption(f"{ds.task} · {ds.n_features} feature{'s' if ds.n_features > 1 else ''} · "
                    f"{ds.n_train} training rows")
         st.caption("CURRENT RUN")

@@ -282,15 +282,22 @@ class RunConfig:
         if self.strategy.kind == "snapshot":
             _check(self.optim.schedule == "cyclic", "optim.schedule",
                    "snapshot ensembles need the 'cyclic' schedule (one cosine cycle per snapshot)")
+        if self.optim.schedule == "cyclic":  # one cycle per snapshot, at least one epoch each
             _check(self.optim.epochs >= self.strategy.snapshots, "optim.epochs",
-                   f"must be at least the number of snapshots ({self.strategy.snapshots})")
+                   f"must be at least the number of snapshots ({self.strategy.snapshots}): the cyclic "
+                   "schedule restarts once per snapshot")
 
     # ------------------------------------------------------------------ helpers
     def replace(self, **sections: Any) -> "RunConfig":
         """Return a copy with whole sections or dotted fields replaced.
 
         ``cfg.replace(**{"optim.lr": 0.1, "strategy.members": 3})`` or
-        ``cfg.replace(optim=OptimSpec(...))``.
+        ``cfg.replace(optim=OptimSpec(...))``.  All changes are applied together and the result is
+        validated once, so changes that are only valid together (a snapshot strategy and its cyclic
+        schedule) can be made in one call.
+
+        Raises:
+            ConfigError: a field is unknown or the resulting config is invalid.
         """
         parts: dict[str, Any] = {}
         top: dict[str, Any] = {}
@@ -300,11 +307,10 @@ class RunConfig:
                 parts.setdefault(sec, {})[name] = value
             else:
                 top[key] = value
-        cfg = dataclasses.replace(self, **top) if top else self
         for sec, changes in parts.items():
             _check(sec in _SECTIONS, sec, f"unknown section; expected one of {', '.join(_SECTIONS)}")
-            cfg = dataclasses.replace(cfg, **{sec: replace(getattr(cfg, sec), **changes)})
-        return cfg
+            top[sec] = replace(top.get(sec, getattr(self, sec)), **changes)
+        return dataclasses.replace(self, **top) if top else self
 
     @property
     def task(self) -> Task | None:

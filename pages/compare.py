@@ -7,7 +7,6 @@ import logging
 import streamlit as st
 
 from dashboard import charts, chrome, live, pool, routing, state
-from dashboard.charts import image_config
 from ensemble_core.race import (
     STRATEGIES,
     STRATEGY_LABELS,
@@ -20,7 +19,6 @@ from ensemble_core.race import (
     race_figures,
     race_table,
 )
-from ensemble_core.share import apply_query, visible
 
 routing.route_through_app()  # a deep link on a fresh server goes through app.py
 
@@ -40,43 +38,45 @@ def owner() -> str:
     return pool.owner() + ":compare"
 
 
-def chart(fig, key: str) -> None:
-    """A chart with the house template and a PNG download button."""
-    if fig is not None:
-        st.plotly_chart(fig, key=key, theme=None, width="stretch", config=image_config("png", key))
-
-
 def plan() -> tuple[list, list[str]] | None:
     """The race controls; returns ``(configs, strategies)`` at equal budget, or ``None`` after showing why not.
 
-    A classroom link's ``hide`` flags apply: ``strategy.kind`` hides the strategy picker,
-    ``strategy.members`` the ensemble size and ``optim.epochs`` the budget (defaults are used).
+    A classroom link's hidden controls apply: ``strategy.kind`` hides the strategy picker,
+    ``strategy.members`` the ensemble size and ``optim.epochs`` the budget (their values are kept).
     """
-    base, state = ss["config"], apply_query(st.query_params)[0]
+    s = state.settings()
+    base = s.config
     m_default = min(max(base.strategy.ensemble_size, 2), 10)
     c1, c2, c3 = st.columns([3, 1, 1.3])
-    picked = ["independent", "bootstrap", "snapshot"]
-    if visible("strategy.kind", state):
-        picked = c1.multiselect("Strategies", list(STRATEGIES), default=picked, format_func=STRATEGY_LABELS.get,
-                                key="compare_strategies",
-                                help=" ".join(f"**{STRATEGY_LABELS[s]}**: {h}" for s, h in HELP.items()))
-    m = m_default
-    if visible("strategy.members", state):
-        m = c2.number_input("Members M", 2, 10, m_default, key="compare_members",
-                            help="Ensemble size of every strategy (members, or snapshots).")
-    budget = int(m) * race_base(base, int(m)).optim.epochs
-    if visible("optim.epochs", state):
-        budget = c3.number_input("Budget (member-epochs)", 1, 20_000, budget, step=int(m), key="compare_budget",
-                                 help="Compute per strategy: members × epochs. Every strategy gets exactly this much.")
-    if ss.get("compare_max_epochs"):  # tests: tiny runs
-        budget = int(m) * int(ss["compare_max_epochs"])
+    picked = list(s.compare.strategies)
+    if s.visible("strategy.kind"):
+        with c1:
+            picked = list(state.bind(st.multiselect, "compare.strategies", "Strategies", list(STRATEGIES),
+                                     format_func=STRATEGY_LABELS.get, key="compare_strategies", convert=tuple,
+                                     to_widget=list, help=" ".join(f"**{STRATEGY_LABELS[k]}**: {h}"
+                                                                   for k, h in HELP.items())))
+    m = s.compare.members or m_default
+    if s.visible("strategy.members"):
+        with c2:
+            state.bind(st.number_input, "compare.members", "Members M", key="compare_members", step=1,
+                       rng=state.Range(2, 10, integer=True), to_widget=lambda v: v or m_default,
+                       help="Ensemble size of every strategy (members, or snapshots); 2 to 10.")
+        m = s.compare.members or m_default
+    budget = s.compare.budget or m * race_base(base, m).optim.epochs
+    if s.visible("optim.epochs"):
+        with c3:
+            state.bind(st.number_input, "compare.budget", "Budget (member-epochs)", key="compare_budget", step=m,
+                       rng=state.Range(1, 20_000, integer=True), to_widget=lambda v: v or budget,
+                       help="Compute per strategy: members × epochs (1 to 20,000). Every strategy gets exactly "
+                            "this much.")
+        budget = s.compare.budget or budget
     try:
-        configs = race_configs(race_base(base, int(m)), picked, int(budget))
+        configs = race_configs(race_base(base, m), picked, int(budget))
     except BudgetError as exc:
         st.error(f"**Not a fair race:** {chrome.esc(exc)}", icon=":material/balance:")
         return None
-    st.markdown("  \n".join(f":material/balance: **{STRATEGY_LABELS[s]}** · {describe_budget(c)}"
-                            for s, c in zip(picked, configs)))
+    st.markdown("  \n".join(f":material/balance: **{STRATEGY_LABELS[k]}** · {describe_budget(c)}"
+                            for k, c in zip(picked, configs)))
     return configs, picked
 
 
@@ -113,10 +113,10 @@ def results(seq: RunSequence) -> None:
     st.caption("Time is wall-clock on a shared server. The engine trains all members of an ensemble in one batched "
                "program, so M members × E epochs take about as long as E epochs of one network, while a snapshot "
                "ensemble's epochs run one after another: equal compute budget, not equal waiting time.")
-    chart(losses_figure([r.history for r in runs], [r.config for r in runs], labels), "compare_losses")
+    charts.show(losses_figure([r.history for r in runs], [r.config for r in runs], labels), "compare_losses")
     for key, caption, fig in figures:
         st.markdown(f"**{caption}**")
-        chart(fig, f"compare_{key}")
+        charts.show(fig, f"compare_{key}")
 
 
 state.init_state()  # idempotent; covers a first visit that lands here before the router has run
@@ -131,7 +131,7 @@ c1, c2 = st.columns([1, 4])
 if c1.button("Start the race", type="primary", icon=":material/flag:", key="compare_start",
              disabled=planned is None or running):
     configs, picked = planned
-    ss[SEQ] = seq = RunSequence(configs, ds, [STRATEGY_LABELS[s] for s in picked])
+    ss[SEQ] = seq = RunSequence(configs, ds, [STRATEGY_LABELS[k] for k in picked])
     seq.step(pool.pool(), owner())
     running = True
 if seq is None:

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, chrome, links, routing, selection, state
+from dashboard import charts, chrome, routing, selection, state
+from dashboard.settings import Range
 from ensemble_core import data as core_data
 from ensemble_core.config import (
     BUNDLED_CLASSIFICATION,
     BUNDLED_REGRESSION,
     SYNTHETIC_CLASSIFICATION,
     SYNTHETIC_REGRESSION,
-    ConfigError,
     DataSpec,
 )
 from ensemble_core.data import DataError
@@ -42,92 +42,130 @@ def read_csv(csv_bytes: bytes) -> tuple[core_data.CsvTable | None, str | None]:
     return table, error
 
 
-def _init_widgets(spec: DataSpec) -> None:
-    defaults = {"data_source": spec.source, "data_seed": spec.seed, "data_val": spec.val_fraction,
-                "data_test": spec.test_fraction, "data_task": spec.task}
-    if spec.source == "synthetic":
-        defaults |= {"data_synth": spec.name, "data_n": spec.n, "data_noise": spec.noise, "data_gap": spec.gap,
-                     "data_classes": spec.n_classes}
-    elif spec.source == "bundled":
-        defaults["data_bundled"] = spec.name
-    for key, value in defaults.items():
-        st.session_state.setdefault(key, value)
+def _reload() -> None:
+    """After a data setting changed: load the new data, or put the old setting back with a message."""
+    ss, s = st.session_state, state.settings()
+    spec = s.config.data
+    try:
+        state.load_data(spec, ss["csv_bytes"] if spec.source == "csv" else None)
+    except DataError as exc:
+        s.set_data(ss["dataset_spec"])  # back to the data on screen
+        state.note("data_error", f"These data cannot be used: {exc}")
 
 
-def _v(control: str, key: str, widget, *args, **kwargs):
-    """A widget's value; a control hidden by a classroom link is not drawn and keeps the link's value."""
-    return widget(*args, key=key, **kwargs) if links.visible(control) else st.session_state[key]
+def _bind(widget, path: str, label: str, *args, key: str, **kwargs):
+    """A data control: a view of ``config.data``; a change loads the data (:func:`_reload`)."""
+    return state.bind(widget, path, label, *args, key=key, after=_reload, **kwargs)
 
 
-def synthetic_controls() -> dict:
+def _switch_source() -> None:
+    """The Source control changed: show that source, and load its last (or default) data if it has some."""
+    ss, s = st.session_state, state.settings()
+    source = ss.get("data_source") or s.data_view
+    spec = s.spec_for_view(source)
+    s.data_view = source
+    if spec is None or spec == s.config.data:
+        return
+    if source == "csv" and ss["csv_bytes"] is None:
+        return
+    try:
+        state.load_data(spec, ss["csv_bytes"] if source == "csv" else None)
+    except DataError as exc:
+        s.data_view = s.config.data.source
+        state.note("data_source", f"These data cannot be used: {exc}")
+
+
+def synthetic_controls() -> None:
     names = list(SYNTHETIC_REGRESSION + SYNTHETIC_CLASSIFICATION)
-    name = _v("data.name", "data_synth", st.selectbox, "Generator", names,
-                        format_func=lambda n: f"{PRETTY[n]} ({'regression' if n in SYNTHETIC_REGRESSION else 'classification'})",
-                        help="Regression toys: the paper's cubic y = x³ + ε, a sine whose noise grows with |x|, "
-                             "and a curve with a hole in the inputs. Classification toys are 2-D.")
+    spec = state.config().data
+    _bind(st.selectbox, "data.name", "Generator", names, key="data_synth",
+          format_func=lambda n: f"{PRETTY[n]} ({'regression' if n in SYNTHETIC_REGRESSION else 'classification'})",
+          help="Regression toys: the paper's cubic y = x³ + ε, a sine whose noise grows with |x|, "
+               "and a curve with a hole in the inputs. Classification toys are 2-D.")
     c1, c2 = st.columns(2)
-    n = _v("data.n", "data_n", c1.number_input, "Training points", 4, 10_000, step=10,
-                        help="How many points to train on. The paper's toy uses 20.")
-    seed = _v("data.seed", "data_seed", c2.number_input, "Seed", 0, 2**31 - 1, help="Same seed, same points.")
-    noise = _v("data.noise", "data_noise", st.slider, "Noise", 0.0, 10.0, step=0.5,
-                      help="3 is each generator's intended look (the cubic's σ = 3); 0 is noise-free, 6 doubles it.")
-    spec = {"source": "synthetic", "name": name, "n": int(n), "noise": float(noise), "seed": int(seed)}
-    if name in ("cubic", "sine"):
-        spec["gap"] = _v("data.gap", "data_gap", st.toggle, "Leave a gap in the inputs",
-                                help="Remove a band of x values from the training data, to see the "
-                                     "ensemble become unsure *between* data.")
-    if name in ("spirals", "blobs"):
-        spec["n_classes"] = _v("data.n_classes", "data_classes", st.slider, "Classes", 2, 10, help="Number of classes.")
-    return spec
+    with c1:
+        _bind(st.number_input, "data.n", "Training points", key="data_n", step=10, rng=Range(4, 10_000, integer=True),
+              help="How many points to train on (4 to 10,000). The paper's toy uses 20.")
+    with c2:
+        _bind(st.number_input, "data.seed", "Seed", key="data_seed", step=1, rng=Range(0, 2**31 - 1, integer=True),
+              help="Same seed, same points.")
+    _bind(st.slider, "data.noise", "Noise", 0.0, 10.0, step=0.5, key="data_noise",
+          help="3 is each generator's intended look (the cubic's σ = 3); 0 is noise-free, 6 doubles it.")
+    if spec.name in ("cubic", "sine"):
+        _bind(st.toggle, "data.gap", "Leave a gap in the inputs", key="data_gap",
+              help="Remove a band of x values from the training data, to see the ensemble become unsure "
+                   "*between* data.")
+    if spec.name in ("spirals", "blobs"):
+        _bind(st.slider, "data.n_classes", "Classes", 2, 10, key="data_classes", help="Number of classes.")
 
 
-def bundled_controls() -> dict:
+def bundled_controls() -> None:
     names = list(BUNDLED_REGRESSION + BUNDLED_CLASSIFICATION)
-    st.session_state.setdefault("data_bundled", names[0])
-    name = _v("data.name", "data_bundled", st.selectbox, "Data set", names,
-                        format_func=lambda n: f"{PRETTY[n]} ({'regression' if n in BUNDLED_REGRESSION else 'classification'})",
-                        help="Small real data sets that ship with scikit-learn (no download).")
-    seed = _v("data.seed", "data_seed", st.number_input, "Split seed", 0, 2**31 - 1,
-              help="Seed of the shuffle before splitting.")
-    return {"source": "bundled", "name": name, "seed": int(seed)}
+    _bind(st.selectbox, "data.name", "Data set", names, key="data_bundled",
+          format_func=lambda n: f"{PRETTY[n]} ({'regression' if n in BUNDLED_REGRESSION else 'classification'})",
+          help="Small real data sets that ship with scikit-learn (no download).")
+    _bind(st.number_input, "data.seed", "Split seed", key="data_seed", step=1, rng=Range(0, 2**31 - 1, integer=True),
+          help="Seed of the shuffle before splitting.")
 
 
-def csv_controls() -> tuple[dict | None, bytes | None]:
-    upload = st.file_uploader("CSV file", type=["csv", "txt", "tsv"], key="data_upload",
-                              help="Comma, semicolon or tab separated, with a header row. "
-                                   "The file stays in your session only.")
-    csv_bytes = upload.getvalue() if upload is not None else st.session_state.get("csv_bytes")
+def _uploaded() -> None:
+    """A file was uploaded: read it and, if it can be used, make it the current data."""
+    ss, s = st.session_state, state.settings()
+    upload = ss.get("data_upload")
+    if upload is None:
+        return
+    csv_bytes = upload.getvalue()
+    table, error = read_csv(csv_bytes)
+    if table is None:
+        state.note("data_upload", f"This file cannot be read: {error}")
+        return
+    numeric = tuple(c.name for c in table.columns if c.kind == "numeric" and c.name != table.column_names[-1])
+    spec = DataSpec(**{**dataclasses.asdict(DataSpec()), "source": "csv", "name": (upload.name or "upload.csv")[:200],
+                       "target": table.column_names[-1], "features": numeric, "seed": s.config.data.seed,
+                       "val_fraction": s.config.data.val_fraction, "test_fraction": s.config.data.test_fraction})
+    try:
+        state.load_data(spec, csv_bytes)
+    except DataError as exc:
+        state.note("data_upload", f"These data cannot be used: {exc}")
+        ss["csv_pending"] = csv_bytes  # the file stays chosen: its columns can still be picked
+        s.data_view = "csv"
+    else:
+        ss.pop("csv_pending", None)
+
+
+def csv_controls() -> None:
+    ss, s = st.session_state, state.settings()
+    st.file_uploader("CSV file", type=["csv", "txt", "tsv"], key="data_upload", on_change=_uploaded,
+                     help="Comma, semicolon or tab separated, with a header row. The file stays in your session only.")
+    state.show_notes("data_upload")
+    csv_bytes = ss["csv_bytes"] if s.config.data.source == "csv" else None
     if csv_bytes is None:
-        st.info("Upload a file to use your own data.", icon=":material/upload_file:")
-        return None, None
+        st.info("Upload a file to use your own data. Until then training uses "
+                f"**{chrome.esc(core_data.describe(s.config.data))}**.", icon=":material/upload_file:")
+        return
     table, error = read_csv(csv_bytes)
     if table is None:
         st.error(f"**This file cannot be read:** {chrome.esc(error)}", icon=":material/error:")
-        return None, None
+        return
     columns = table.column_names
-    name = upload.name if upload is not None else st.session_state["data_spec"].name
-    target = st.selectbox("Target column (what to predict)", columns, index=len(columns) - 1, key="data_target",
-                          help="The column the ensemble learns to predict.")
-    numeric = [c.name for c in table.columns if c.kind == "numeric" and c.name != target]
-    others = [c for c in columns if c != target]
-    features = st.multiselect("Feature columns (inputs)", others, default=numeric,
-                              key=f"data_features_{hashlib.md5(target.encode()).hexdigest()[:8]}",
-                              help="Only numeric columns can be inputs; text columns are left out by default.")
-    task = st.selectbox("Task", list(TASKS), format_func=TASKS.get, key="data_task",
-                        help="Inferred: a target with a few whole-number or text values is a class label.")
-    return {"source": "csv", "name": (name or "upload.csv")[:200], "target": target,
-            "features": tuple(features), "task": task}, csv_bytes
+    _bind(st.selectbox, "data.target", "Target column (what to predict)", columns, key="data_target",
+          help="The column the ensemble learns to predict.")
+    target = s.config.data.target
+    _bind(st.multiselect, "data.features", "Feature columns (inputs)", [c for c in columns if c != target],
+          key="data_features", convert=tuple, to_widget=lambda v: [c for c in v if c in columns and c != target],
+          help="Only numeric columns can be inputs; text columns are left out by default.")
+    _bind(st.selectbox, "data.task", "Task", list(TASKS), format_func=TASKS.get, key="data_task",
+          help="Inferred: a target with a few whole-number or text values is a class label.")
 
 
-def split_controls(source: str) -> dict:
+def split_controls(source: str) -> None:
     with st.expander("Train / validation / test split", icon=":material/splitscreen:"):
         if source == "synthetic":
             st.caption("Synthetic sets draw fresh validation and test points; 0 switches a set off.")
-        val = _v("data.val_fraction", "data_val", st.slider, "Validation fraction", 0.0, 0.5, step=0.05,
-                        help="Held out to track the ensemble's validation metric while training.")
-        test = _v("data.test_fraction", "data_test", st.slider, "Test fraction", 0.0, 0.5, step=0.05,
-                         help="Held out to score the final ensemble (never used for training).")
-    return {"val_fraction": float(val), "test_fraction": float(test)}
+        _bind(st.slider, "data.val_fraction", "Validation fraction", 0.0, 0.5, step=0.05, key="data_val",
+              help="Held out to track the ensemble's validation metric while training.")
+        _bind(st.slider, "data.test_fraction", "Test fraction", 0.0, 0.5, step=0.05, key="data_test",
+              help="Held out to score the final ensemble (never used for training). Validation + test ≤ 0.8.")
 
 
 def click_to_add(ds) -> None:
@@ -153,35 +191,34 @@ def click_to_add(ds) -> None:
                "the epistemic band shrink there." + (f" {added} point(s) added so far." if added else ""))
     if added and c2.button("Reset", icon=":material/restart_alt:", key="data_click_reset",
                            help="Remove the clicked points: back to the generated data."):
-        state.set_data(ss["data_spec"], ss["csv_bytes"])
+        state.set_data(state.config().data, ss["csv_bytes"])
 
 
 st.title("Data")
 st.caption("Choose what the ensemble learns from. Everything below updates as you change it.")
-_init_widgets(st.session_state["data_spec"])
+s = state.settings()
 controls, view = st.columns([1.15, 2], gap="large")
 with controls:
-    source = _v("data.source", "data_source", st.segmented_control, "Source", list(SOURCES),
-                format_func=SOURCES.get, help="Synthetic toys show the ideas best; real sets (bundled with "
-                "scikit-learn) show they work on real data; or upload your own CSV.")
-    source = source or "synthetic"
-    csv_bytes = None
-    fields = synthetic_controls() if source == "synthetic" else bundled_controls() if source == "bundled" else None
-    if source == "csv":
-        fields, csv_bytes = csv_controls()
-    if fields is not None:
-        fields |= split_controls(source)
-        try:
-            spec = DataSpec(**{**dataclasses.asdict(DataSpec()), **fields})
-        except ConfigError as exc:
-            st.error(f"**Setting not allowed** — {exc}", icon=":material/error:")
-        else:
-            if spec != st.session_state["data_spec"] or csv_bytes != st.session_state["csv_bytes"]:
-                state.set_data(spec, csv_bytes)
+    if s.visible("data.source"):
+        st.session_state["data_source"] = s.data_view
+        st.segmented_control("Source", list(SOURCES), format_func=SOURCES.get, key="data_source",
+                             on_change=_switch_source, help="Synthetic toys show the ideas best; real sets (bundled "
+                             "with scikit-learn) show they work on real data; or upload your own CSV.")
+        state.show_notes("data_source")
+    source = s.data_view
+    if source == "synthetic":
+        synthetic_controls()
+    elif source == "bundled":
+        bundled_controls()
+    else:
+        csv_controls()
+    if s.config.data.source == source:
+        split_controls(source)
+    state.show_notes("data_error")
 
 ds = st.session_state["dataset"]
 with view:
-    st.subheader(chrome.esc(core_data.describe(st.session_state["data_spec"])))
+    st.subheader(chrome.esc(core_data.describe(state.config().data)))
     kind = f"{ds.n_classes}-class classification" if ds.task == "classification" else "regression"
     st.caption(f"{kind.capitalize()} · predict **{chrome.esc(ds.target_name)}** from {ds.n_features} feature(s)")
     m = st.columns(4)
@@ -196,7 +233,7 @@ with view:
     else:
         charts.show(charts.figure("feature_histograms", ds), key="data_hist")
     cached = st.session_state.get("data_csv_cache")
-    if st.session_state["data_spec"].source == "csv" and cached and cached[1] is not None:
+    if state.config().data.source == "csv" and cached and cached[1] is not None:
         with st.expander("The uploaded file (first 20 rows, as read)", icon=":material/description:"):
             st.dataframe(cached[1].frame.head(20), hide_index=True)
     with st.expander("Training rows (first 200)", icon=":material/table:", expanded=ds.n_features > 2):

@@ -7,8 +7,7 @@ import logging
 import streamlit as st
 
 from dashboard import charts, chrome, live, pool, routing, state
-from dashboard.charts import image_config
-from ensemble_core.data import DataError, describe, load_dataset
+from ensemble_core.data import DataError, describe
 from ensemble_core.lessons import LESSONS, Lesson, get_lesson, lesson_figures, lesson_ids
 from ensemble_core.race import RunSequence, describe_budget, losses_figure, race_table
 from ensemble_core.report import html_report
@@ -27,39 +26,30 @@ def owner() -> str:
 
 
 def pick() -> Lesson:
-    ids = lesson_ids()
-    if "lessons_pick" not in ss:
-        wanted = st.query_params.get("lesson")
-        ss["lessons_pick"] = wanted if wanted in ids else ids[0]
-    st.selectbox("Lesson", ids, key="lessons_pick", format_func=lambda i: f"{NUMBER[i]}. {get_lesson(i).title}",
-                 label_visibility="collapsed")
-    if st.query_params.get("lesson") != ss["lessons_pick"]:
-        st.query_params["lesson"] = ss["lessons_pick"]
-    return get_lesson(ss["lessons_pick"])
+    """The lesson picker, a view of ``settings().lesson`` (a link may set it)."""
+    s, ids = state.settings(), lesson_ids()
+    if s.lesson not in ids:
+        s.lesson = ids[0]
+    state.bind(st.selectbox, "lesson", "Lesson", ids, key="lessons_pick",
+               format_func=lambda i: f"{NUMBER[i]}. {get_lesson(i).title}", label_visibility="collapsed")
+    return get_lesson(s.lesson)
 
 
 def start(lesson: Lesson) -> None:
     """One click: make the lesson's data and main config current, then train every panel in turn."""
+    s = state.settings()
     try:
-        dataset = load_dataset(lesson.data_spec)
+        dataset = state.load_data(lesson.data_spec)
     except DataError as exc:
-        st.error(f"The lesson's data could not be made: {exc}", icon=":material/error:")
+        st.error(f"The lesson's data could not be made: {chrome.esc(exc)}", icon=":material/error:")
         return
-    ss["data_spec"], ss["csv_bytes"], ss["dataset"] = lesson.data_spec, None, dataset
-    ss["config"] = lesson.panels[-1].config
-    scale = 0.25 if ss.get("lessons_quick") else 1.0
-    configs = lesson.configs(scale, max_epochs=ss.get("lessons_max_epochs"))
+    s.config = lesson.panels[-1].config.replace(data=lesson.data_spec)
+    configs = lesson.configs(0.25 if s.lessons_quick else 1.0)
     old = ss.get(SEQ)
     if old is not None and not old.done:
         old.stop(pool.pool(), owner())
     ss[SEQ], ss[LID] = RunSequence(configs, dataset, lesson.labels), lesson.id
     ss[SEQ].step(pool.pool(), owner())
-
-
-def chart(fig, key: str) -> None:
-    """A chart with the house template and a PNG download button."""
-    if fig is not None:
-        st.plotly_chart(fig, key=key, theme=None, width="stretch", config=image_config("png", key))
 
 
 def progress(seq: RunSequence) -> None:
@@ -94,9 +84,9 @@ def results(lesson: Lesson, seq: RunSequence) -> None:
         return
     for key, caption, fig in figures:
         st.markdown(f"**{caption}**")
-        chart(fig, f"lessons_{key}")
+        charts.show(fig, f"lessons_{key}")
     with st.expander("Training curves"):
-        chart(losses_figure(seq.events(pool.pool(), owner()), seq.configs, seq.labels), "lessons_losses")
+        charts.show(losses_figure(seq.events(pool.pool(), owner()), seq.configs, seq.labels), "lessons_losses")
     st.markdown("**Scores on the test set** (NLL: lower is better)")
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns[3:]})
@@ -123,7 +113,8 @@ with right, st.container(border=True):
         st.caption(f"From: {lesson.source}")
     clicked = st.button("Run this lesson", type="primary", icon=":material/play_arrow:", key="lessons_run",
                         width="stretch")
-    st.toggle("Quick run", key="lessons_quick", help="A quarter of the epochs: rougher, but 4× faster.")
+    state.bind(st.toggle, "lessons_quick", "Quick run", key="lessons_quick",
+               help="A quarter of the epochs: rougher, but 4× faster.")
 if clicked:
     start(lesson)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import charts, chrome, exports, links, routing
@@ -27,11 +26,6 @@ if run is None or ds is None:
     with st.expander("Or import a run you exported earlier", icon=":material/upload:"):
         exports.run_import()
     links.stop()
-
-
-def chart(fig: go.Figure, key: str) -> None:
-    """Draw a viz figure with a stable key, the lab's own template (not Streamlit's theme), PNG/SVG download."""
-    st.plotly_chart(fig, key=key, theme=None, width="stretch", config=charts.plotly_config(key))
 
 
 def eval_split() -> tuple[np.ndarray, np.ndarray, str]:
@@ -76,7 +70,7 @@ if reg and ds.n_features == 1:
     split = c1.toggle("Split into aleatoric and epistemic", value=True, key="unc_split")
     show_members = c2.toggle("Show each member's mean", value=True, key="unc_members")
     grid = viz.input_grid(ds)
-    chart(viz.bands_figure(ds, grid, predict(run, grid.x, members=members), split=split, members=show_members),
+    charts.show(viz.bands_figure(ds, grid, predict(run, grid.x, members=members), split=split, members=show_members),
           "unc_bands")
     st.caption("**Orange** (aleatoric) is the noise the members expect in the data; **hatched blue** (epistemic) "
                "is where they disagree. Away from the training data (grey) the members diverge and the "
@@ -84,7 +78,7 @@ if reg and ds.n_features == 1:
 elif not reg and ds.n_features == 2:
     st.subheader("Where is the model unsure?", anchor=False)
     grid = viz.input_grid(ds)
-    chart(viz.class_maps(ds, grid, predict(run, grid.x, members=members)), "unc_maps")
+    charts.show(viz.class_maps(ds, grid, predict(run, grid.x, members=members)), "unc_maps")
     st.caption("Left: the predicted class, faded where the ensemble is unsure. Middle: total entropy, high on "
                "every class boundary. Right: mutual information — high only where the *members disagree*, "
                "typically away from the data.")
@@ -92,15 +86,15 @@ elif reg:
     st.subheader("Predictions and their intervals", anchor=False)
     tabs = st.tabs(["Predicted vs actual", "Intervals by uncertainty", "Error vs uncertainty", "1-D slice"])
     with tabs[0]:
-        chart(viz.pred_vs_actual(y_eval, pred_eval, target_name=ds.target_name), "unc_pva")
+        charts.show(viz.pred_vs_actual(y_eval, pred_eval, target_name=ds.target_name), "unc_pva")
         st.caption("Points near the dashed line are accurate; a good ensemble gives long bars exactly to the "
                    "points that miss (orange crosses are outside their ±2σ interval).")
     with tabs[1]:
-        chart(viz.intervals_by_uncertainty(y_eval, pred_eval), "unc_intervals")
+        charts.show(viz.intervals_by_uncertainty(y_eval, pred_eval), "unc_intervals")
         st.caption("Test points sorted by predicted σ. If the uncertainty is meaningful, residuals spread out "
                    "as the band widens, and about 95% of points stay inside it.")
     with tabs[2]:
-        chart(viz.error_vs_uncertainty(y_eval, pred_eval), "unc_err")
+        charts.show(viz.error_vs_uncertainty(y_eval, pred_eval), "unc_err")
         st.caption("Larger predicted σ should come with larger errors: the black bin averages should follow "
                    "the dashed line.")
     with tabs[3]:
@@ -108,24 +102,24 @@ elif reg:
         feat = st.selectbox("Feature to vary (the others stay at their training median)", range(len(names)),
                             format_func=lambda i: names[i], key="unc_slice_feature")
         sgrid = viz.slice_grid(ds, feat)
-        chart(viz.bands_figure(ds, sgrid, predict(run, sgrid.x, members=members), feature=feat), "unc_slice")
+        charts.show(viz.bands_figure(ds, sgrid, predict(run, sgrid.x, members=members), feature=feat), "unc_slice")
         st.caption("A cut through input space. The faint points are training rows whose *other* features "
                    "vary, so they need not sit on the curve; watch the bands grow beyond them.")
 else:
     st.subheader("Does the uncertainty flag the mistakes?", anchor=False)
     tabs = st.tabs(["Uncertainty of right and wrong", "Keep the most certain", "1-D slice"])
     with tabs[0]:
-        chart(viz.entropy_by_correctness(y_eval, pred_eval), "unc_entropy")
+        charts.show(viz.entropy_by_correctness(y_eval, pred_eval), "unc_entropy")
         st.caption("Wrong predictions should sit to the right: higher predictive entropy.")
     with tabs[1]:
-        chart(viz.rejection_figure(y_eval, pred_eval), "unc_reject")
+        charts.show(viz.rejection_figure(y_eval, pred_eval), "unc_reject")
         st.caption("Keep only the most certain predictions: accuracy should rise as uncertain ones are set aside.")
     with tabs[2]:
         names = list(ds.feature_names)
         feat = st.selectbox("Feature to vary (the others stay at their training median)", range(len(names)),
                             format_func=lambda i: names[i], key="unc_slice_feature")
         sgrid = viz.slice_grid(ds, feat)
-        chart(viz.prob_slice_figure(ds, sgrid, predict(run, sgrid.x, members=members), feature=feat), "unc_slice")
+        charts.show(viz.prob_slice_figure(ds, sgrid, predict(run, sgrid.x, members=members), feature=feat), "unc_slice")
         st.caption("Class probabilities along one feature. Where the shaded member ranges are wide the members "
                    "disagree, and the mutual information (dotted) rises.")
 
@@ -139,16 +133,16 @@ if reg:
     cover = [metrics.interval_coverage(y_eval, pred_eval.mean, var, lv) for lv in levels]
     c1, c2 = st.columns([3, 2])
     with c1:
-        chart(viz.calibration_figure(expected, observed, area), "unc_calibration")
+        charts.show(viz.calibration_figure(expected, observed, area), "unc_calibration")
         st.caption("For each nominal level, the share of points inside the central interval. On the diagonal "
                    "the intervals mean what they say; below it the ensemble is over-confident.")
     with c2:
-        chart(viz.coverage_figure(levels, cover), "unc_coverage")
+        charts.show(viz.coverage_figure(levels, cover), "unc_coverage")
         st.caption("Bars should reach their orange target marks.")
 else:
     bins = metrics.reliability_bins(y_eval, pred_eval.probs)
     ece = metrics.ece(y_eval, pred_eval.probs)
-    chart(viz.reliability_figure(bins.confidence, bins.accuracy, bins.count, ece,
+    charts.show(viz.reliability_figure(bins.confidence, bins.accuracy, bins.count, ece,
                                  bin_edges=np.append(bins.lower, bins.upper[-1])), "unc_reliability")
     st.caption("When the ensemble says 80% it should be right 80% of the time: bars on the diagonal. "
                "ECE is the count-weighted gap between bars and their red confidence marks.")
@@ -171,7 +165,7 @@ st.caption(f"The ensemble (all {len(healthy)} healthy members, highlighted) has 
 # ----------------------------------------------------------- size curve
 st.subheader("How many members do you need?", anchor=False)
 curve = ensemble_size_curve(run, x_eval, y_eval, "nll")
-chart(viz.size_curve_figure([c[0] for c in curve], [c[1] for c in curve], "NLL",
+charts.show(viz.size_curve_figure([c[0] for c in curve], [c[1] for c in curve], "NLL",
                             member_values=list(table.loc[table.index != "Ensemble", "NLL"]),
                             member_ids=[r["index"] for r in rows if r["index"] is not None], current=m),
       "unc_size_curve")

@@ -23,10 +23,10 @@ def test_the_budget_is_shown_and_enforced(app):
 
 
 def test_race_runs_and_gives_one_row_per_strategy(app):
-    app.session_state["compare_max_epochs"] = 2  # tiny: 2 epochs per member (per cycle for snapshots)
     open_page(app, "compare")
     app.multiselect(key="compare_strategies").set_value(["independent", "bootstrap", "snapshot", "single"]).run()
     app.number_input(key="compare_members").set_value(3).run()
+    app.number_input(key="compare_budget").set_value(6).run()  # tiny: 2 epochs per member (per cycle for snapshots)
     app.button(key="compare_start").click().run()
     run_until(app, _finished, timeout=240, pause=0.2)
     assert not app.error and not app.warning
@@ -50,11 +50,11 @@ def test_classification_race_shows_maps_per_strategy(app):
     from ensemble_core.data import load_dataset
 
     spec = DataSpec(name="moons", n=60)
-    app.session_state["data_spec"], app.session_state["dataset"] = spec, load_dataset(spec)
-    app.session_state["config"] = app.session_state["config"].replace(data=spec)
-    app.session_state["compare_max_epochs"] = 2
+    app.session_state["settings"].set_data(spec)
+    app.session_state["dataset"] = load_dataset(spec)
     open_page(app, "compare")
     app.multiselect(key="compare_strategies").set_value(["independent", "snapshot"]).run()
+    app.number_input(key="compare_budget").set_value(10).run()  # 5 members x 2 epochs
     app.button(key="compare_start").click().run()
     run_until(app, _finished, timeout=240, pause=0.2)
     table = app.dataframe[0].value

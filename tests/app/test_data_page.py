@@ -31,16 +31,16 @@ def test_switch_generator(data_page, name, task):
     at = data_page
     at.selectbox(key="data_synth").set_value(name).run()
     assert not at.exception and not at.error
-    assert at.session_state["data_spec"].name == name
+    assert at.session_state["settings"].config.data.name == name
     assert at.session_state["dataset"].task == task
-    assert at.session_state["config"].data == at.session_state["data_spec"]
+    assert at.session_state["settings"].config.data == at.session_state["settings"].config.data
 
 
 def test_gap_and_size_controls(data_page):
     at = data_page
     at.number_input(key="data_n").set_value(60).run()
     at.toggle(key="data_gap").set_value(True).run()
-    spec = at.session_state["data_spec"]
+    spec = at.session_state["settings"].config.data
     assert (spec.n, spec.gap) == (60, True)
     assert at.session_state["dataset"].n_train == 60
     assert "60 points" in sidebar_text(at)
@@ -60,11 +60,12 @@ def test_split_controls_and_invalid_split(data_page):
     at = data_page
     at.segmented_control(key="data_source").set_value("bundled").run()
     at.slider(key="data_test").set_value(0.4).run()
-    assert at.session_state["data_spec"].test_fraction == 0.4
+    assert at.session_state["settings"].config.data.test_fraction == 0.4
     at.slider(key="data_val").set_value(0.5).run()  # 0.5 + 0.4 leaves < 20% for training
     assert not at.exception
-    assert any("data.val_fraction" in e.value for e in at.error)
-    assert at.session_state["data_spec"].val_fraction != 0.5
+    assert any("Validation fraction" in e.value and "Kept 0\\.2" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.session_state["settings"].config.data.val_fraction == 0.2
+    assert at.slider(key="data_val").value == 0.2  # the control shows what will train
 
 
 def test_csv_upload_with_summary(data_page):

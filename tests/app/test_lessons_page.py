@@ -14,8 +14,16 @@ def _finished(at) -> bool:
     return any("Scores on the test set" in m.value for m in at.markdown)
 
 
+@pytest.fixture(autouse=True)
+def tiny_lessons(monkeypatch):
+    """Tiny runs: 2 epochs per member / per cycle (the page trains ``Lesson.configs``)."""
+    from ensemble_core.lessons import Lesson
+
+    full = Lesson.configs
+    monkeypatch.setattr(Lesson, "configs", lambda self, scale=1.0, max_epochs=None: full(self, scale, max_epochs=2))
+
+
 def _run_lesson(app, lesson_id: str):
-    app.session_state["lessons_max_epochs"] = 2  # tiny runs: 2 epochs per member / per cycle
     open_page(app, "lessons")
     app.selectbox(key="lessons_pick").set_value(lesson_id).run()
     assert app.query_params["lesson"] == [lesson_id] or app.query_params["lesson"] == lesson_id
@@ -56,7 +64,7 @@ def test_figure1_lesson_has_four_panels_side_by_side(app):
     assert members == [5, 1, 1, 5]
     # the lesson made its setup current and published its main run
     ss = app.session_state
-    assert ss["config"].strategy.members == 5 and ss["data_spec"].name == "cubic"
+    assert ss["settings"].config.strategy.members == 5 and ss["settings"].config.data.name == "cubic"
     assert ss["run"] is not None and len(ss["run"].healthy) == 5
     table = app.dataframe[0].value
     assert len(table) == 4

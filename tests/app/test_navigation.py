@@ -10,9 +10,9 @@ MY_PAGES = ["home", "data", "train"]
 
 def test_defaults_give_every_page_data(app):
     ss = app.session_state
-    assert ss["data_spec"].name == "cubic" and ss["data_spec"].n == 20
+    assert ss["settings"].config.data.name == "cubic" and ss["settings"].config.data.n == 20
     assert ss["dataset"].task == "regression" and ss["dataset"].n_train == 20
-    assert ss["config"].data == ss["data_spec"]
+    assert ss["dataset_spec"] == ss["settings"].config.data  # the data on screen are the settings' data
     assert ss["csv_bytes"] is None and ss["run"] is None and ss["job_id"] is None
 
 

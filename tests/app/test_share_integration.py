@@ -80,8 +80,8 @@ def test_a_link_restores_the_train_widgets_and_the_data(fresh):
     assert widget(at, "train_kind").value == "bootstrap"
     assert widget(at, "train_lr").value == 0.003
     assert widget(at, "train_epochs").value == 60
-    assert at.session_state["config"] == cfg  # the widgets rebuild exactly the link's config
-    assert at.session_state["dataset"].n_train == 30 and at.session_state["data_spec"].name == "sine"
+    assert at.session_state["settings"].config == cfg  # the widgets rebuild exactly the link's config
+    assert at.session_state["dataset"].n_train == 30 and at.session_state["settings"].config.data.name == "sine"
     assert "30 training rows" in " ".join(c.value for c in at.sidebar.caption)
     assert not at.warning
 
@@ -95,11 +95,11 @@ def test_a_classroom_link_draws_only_the_chosen_controls(fresh):
     assert drawn == {"train_members", "train_kind"}
     assert [t.label for t in at.tabs] == ["Ensemble"]
     set_widget(at, "train_members", 6)  # students change what they may; the hidden values stay the link's
-    got = at.session_state["config"]
+    got = at.session_state["settings"].config
     assert got.strategy.members == 6 and got.optim.lr == 0.003 and got.model.width == 32
     # switching strategy does not overwrite hidden controls with the strategy's defaults
     set_widget(at, "train_kind", "bootstrap")
-    assert at.session_state["config"].optim.lr == 0.003
+    assert at.session_state["settings"].config.optim.lr == 0.003
     # the Data page hides its controls too
     open_page(at, "data")
     assert widget(at, "data_n") is None and widget(at, "data_synth") is None and widget(at, "data_noise") is None
@@ -126,7 +126,7 @@ def test_a_url_changed_in_place_is_applied(fresh):
     at = fresh(page="train")
     at.query_params.update({"strategy.members": "7", "page": "train"})
     at.run()
-    assert widget(at, "train_members").value == 7 and at.session_state["config"].strategy.members == 7
+    assert widget(at, "train_members").value == 7 and at.session_state["settings"].config.strategy.members == 7
 
 
 def test_every_control_set_in_the_ui_survives_a_reload_from_the_link(fresh):
@@ -136,7 +136,7 @@ def test_every_control_set_in_the_ui_survives_a_reload_from_the_link(fresh):
     open_page(at, "train")
     for key, value in TRAIN_VALUES.items():
         set_widget(at, key, value)
-    cfg = at.session_state["config"]
+    cfg = at.session_state["settings"].config
     for key, value in TRAIN_VALUES.items():  # the UI really changed every control
         assert widget(at, key).value == value, key
     params = dict(at.query_params)
@@ -148,7 +148,7 @@ def test_every_control_set_in_the_ui_survives_a_reload_from_the_link(fresh):
     open_page(again, "train")
     for key, value in TRAIN_VALUES.items():
         assert widget(again, key).value == value, key
-    assert again.session_state["config"] == cfg
+    assert again.session_state["settings"].config == cfg
     open_page(again, "data")
     for key, value in DATA_VALUES.items():
         assert widget(again, key).value == value, key
@@ -161,7 +161,7 @@ def test_a_bad_link_warns_and_opens_the_defaults(fresh, params):
     at = fresh(params, page="train")
     assert at.warning and "could not be used" in at.warning[0].value
     assert "<script>" not in at.warning[0].value  # user text is escaped
-    assert at.session_state["config"] == RunConfig().replace(**{"optim.epochs": 300})
+    assert at.session_state["settings"].config == RunConfig().replace(**{"optim.epochs": 300})
     at.button(key="ui_share_dismiss").click().run()
     assert not at.warning
 

@@ -36,7 +36,7 @@ def set_widgets(at, **values):
 def test_lr_schedule_is_drawn_before_training(train_page):
     at = train_page
     set_widgets(at, epochs=40, batch=8)
-    cfg = at.session_state["config"]
+    cfg = at.session_state["settings"].config
     assert cfg.optim.epochs == 40 and cfg.optim.batch_size == 8
     lr = chart_specs(at)["train_lr_plan"]
     n_steps = 40 * schedules.steps_per_epoch(8, at.session_state["dataset"].n_train)
@@ -45,12 +45,19 @@ def test_lr_schedule_is_drawn_before_training(train_page):
     assert any(b.label == "Train" and not b.disabled for b in at.button)
 
 
-def test_snapshot_strategy_switches_to_its_defaults_and_marks_snapshots(train_page):
+def test_snapshot_strategy_takes_the_cyclic_schedule_and_offers_its_recipe(train_page):
     at = train_page
+    before = at.session_state["settings"].config
     set_widgets(at, kind="snapshot")
-    o = at.session_state["config"].optim
-    assert (o.optimizer, o.schedule, o.lr, o.lr_min) == ("adam", "cyclic", 0.01, 0.0)
-    assert at.session_state["config"].strategy.members == 1
+    cfg = at.session_state["settings"].config
+    # only what a snapshot ensemble needs changes, and the page says so next to the control
+    assert cfg == before.replace(**{"strategy.kind": "snapshot", "optim.schedule": "cyclic"})
+    assert any("this also set the schedule to cyclic" in i.value for i in at.info)
+    at.button(key="train_recipe").click().run()  # the recipe is an explicit choice
+    o = at.session_state["settings"].config.optim
+    assert (o.optimizer, o.schedule, o.lr, o.lr_min, o.granularity) == ("adam", "cyclic", 0.01, 0.0, "iteration")
+    assert at.session_state["settings"].config.strategy.members == 1
+    assert not any(b.key == "train_recipe" for b in at.button)  # offered only while the run differs from it
     set_widgets(at, snapshots=4, epochs=40)
     lr = chart_specs(at)["train_lr_plan"]
     planned = next(t for t in lr["data"] if t.get("name", "").startswith("Snapshot (planned)"))
@@ -58,12 +65,18 @@ def test_snapshot_strategy_switches_to_its_defaults_and_marks_snapshots(train_pa
     assert max(values(lr["data"][0], "y")) == pytest.approx(0.01)
 
 
-def test_invalid_settings_name_the_field(train_page):
+def test_invalid_settings_are_refused_next_to_the_control(train_page):
     at = train_page
-    set_widgets(at, kind="snapshot", snapshots=6, epochs=3)
+    set_widgets(at, kind="snapshot", snapshots=6, epochs=3)  # fewer epochs than snapshots
     errors = " ".join(e.value for e in at.error)
-    assert "optim.epochs" in errors and "Epochs" in errors
-    assert any(b.label == "Train" and b.disabled for b in at.button)
+    assert "Epochs" in errors and "snapshots" in errors and "Kept 300" in errors
+    assert at.session_state["settings"].config.optim.epochs == 300
+    assert at.number_input(key="train_epochs").value == 300  # the control shows what will train
+    set_widgets(at, epochs=9000)  # typed beyond the control's range: refused, not clamped
+    errors = " ".join(e.value for e in at.error)
+    assert "9000 is above the largest allowed value, 5000" in errors
+    assert at.session_state["settings"].config.optim.epochs == 300
+    assert any(b.label == "Train" and not b.disabled for b in at.button)
 
 
 def test_every_control_has_help(train_page):
@@ -372,7 +385,7 @@ def test_live_charts_are_rebuilt_only_when_their_data_changed():
     assert chart_specs(at)["chart"]["data"][0]["y"] == [2, 2]
     assert chart_specs(at)["chart"]["layout"]["height"] == 300
     assert at.session_state["ui_live_payloads"]["chart"][1] != first
-    at.session_state["ui_img_fmt"] = "svg"  # the Share box's download format: same data, new chart options
+    at.session_state["settings"].img_fmt = "svg"  # the Share box's download format: same data, new chart options
     at.run()
     assert at.session_state["calls"] == [1, 2, 2]
     assert "svg" in json.dumps(json.loads(at.session_state["ui_live_payloads"]["chart"][1])["config"])

@@ -1,0 +1,247 @@
+"""The typed settings model of one browser session (no Streamlit here: a plain, testable object).
+
+Every page's settings live in one :class:`Settings`: the :class:`RunConfig` that
+trains (data spec included) plus what the pages need besides it (the lesson
+picked, the race's choices, the Share box's options, what a classroom link
+hides).  Widgets are views of it (:func:`dashboard.state.bind`): a widget's
+value is written from the model before it is drawn, and a change goes back
+into the model through :meth:`Settings.set`, which validates it.  A control
+that is not drawn keeps its value, because the value never lived in the widget.
+
+Setting paths are dotted names: the config's own (``"optim.lr"``,
+``"data.n"``, ``"seed"``) and the pages' (:data:`PAGE_FIELDS`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ensemble_core import share
+from ensemble_core.config import (
+    BUNDLED_CLASSIFICATION,
+    BUNDLED_REGRESSION,
+    ConfigError,
+    DataSpec,
+    RunConfig,
+)
+
+__all__ = ["CompareSettings", "Settings", "Range", "PAGE_FIELDS", "DATA_SOURCES", "default_config",
+           "SNAPSHOT_RECIPE", "SettingError"]
+
+#: Where the Data page can take data from.
+DATA_SOURCES: tuple[str, ...] = ("synthetic", "bundled", "csv")
+#: The pages' own settings (besides the config's fields), with their types.
+PAGE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "lesson": (str, type(None)),
+    "lessons_quick": bool,
+    "compare.strategies": tuple,
+    "compare.members": (int, type(None)),
+    "compare.budget": (int, type(None)),
+    "data_view": str,
+    "share_hide": tuple,
+    "presentation": bool,
+    "img_fmt": str,
+}
+#: The snapshot recipe the Train page offers with one click (Adam + cyclic cosine from 0.01 to 0, per
+#: iteration, 1 trajectory x 5 snapshots).  See docs/decisions.md: Huang et al.'s SGD at 0.1 overshoots here.
+SNAPSHOT_RECIPE: dict[str, Any] = {"optim.optimizer": "adam", "optim.schedule": "cyclic", "optim.lr": 0.01,
+                                   "optim.lr_min": 0.0, "optim.granularity": "iteration",
+                                   "strategy.members": 1, "strategy.snapshots": 5}
+
+
+class SettingError(ConfigError):
+    """A value a control cannot take; the message is written for the person who typed it."""
+
+
+def default_config(data: DataSpec | None = None) -> RunConfig:
+    """The config a new session starts from: the paper's toy, 5 members, 300 epochs (long enough to watch)."""
+    cfg = RunConfig().replace(**{"optim.epochs": 300})
+    return cfg.replace(data=data) if data is not None else cfg
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a typed control accepts: ``lo <= value <= hi`` (and whole numbers when ``integer``)."""
+
+    lo: float
+    hi: float
+    integer: bool = False
+
+    def check(self, label: str, value: Any) -> Any:
+        """``value`` as the control's type, or :class:`SettingError` saying what is allowed."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SettingError(f"{label}: {value!r} is not a number.")
+        if self.integer and value != int(value):
+            raise SettingError(f"{label}: {value:g} is not a whole number.")
+        if value < self.lo:
+            raise SettingError(f"{label}: {value:g} is below the smallest allowed value, {self.lo:g}.")
+        if value > self.hi:
+            raise SettingError(f"{label}: {value:g} is above the largest allowed value, {self.hi:g}.")
+        return int(value) if self.integer else float(value)
+
+
+@dataclass
+class CompareSettings:
+    """The strategy race's choices (``None``: derived from the config, see ``pages/compare.py``)."""
+
+    strategies: tuple[str, ...] = ("independent", "bootstrap", "snapshot")
+    members: int | None = None
+    budget: int | None = None
+
+
+def _default_spec(source: str, like: DataSpec) -> DataSpec:
+    """A spec of ``source`` for a Data page switching to it, with ``like``'s seed and split."""
+    keep = {"seed": like.seed, "val_fraction": like.val_fraction, "test_fraction": like.test_fraction}
+    if source == "bundled":
+        return DataSpec(source="bundled", name=(BUNDLED_REGRESSION + BUNDLED_CLASSIFICATION)[0], **keep)
+    return DataSpec(**keep)
+
+
+@dataclass
+class Settings:
+    """One session's settings: the config that trains plus every page's choices.
+
+    Attributes:
+        config: the run configuration (``config.data`` is the current data's spec).
+        lesson: the lesson picked on the Lessons page (``None``: the first).
+        lessons_quick: lessons train at a quarter of their epochs.
+        compare: the strategy race's choices.
+        data_view: which source the Data page shows (it differs from ``config.data.source`` only
+            while "Your CSV" is picked and no file is loaded yet).
+        remembered: the last spec used per data source, so switching back restores it.
+        hidden: controls (or sections) a classroom link hides; they keep their values.
+        presentation: presentation mode (larger type for a projector).
+        share_hide: what the Share box's classroom link will hide.
+        img_fmt: the format of chart downloads (``"png"`` or ``"svg"``).
+        notes: per widget key, a message to show next to that control once (a refused input, or a
+            setting that a change had to adjust); the page pops it when it draws the control.
+    """
+
+    config: RunConfig = field(default_factory=default_config)
+    lesson: str | None = None
+    lessons_quick: bool = False
+    compare: CompareSettings = field(default_factory=CompareSettings)
+    data_view: str = "synthetic"
+    remembered: dict[str, DataSpec] = field(default_factory=dict)
+    hidden: frozenset[str] = frozenset()
+    presentation: bool = False
+    share_hide: tuple[str, ...] = ()
+    img_fmt: str = "png"
+    notes: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ reading
+    def get(self, path: str) -> Any:
+        """The value of the setting ``path`` (a config field such as ``"optim.lr"`` or a page field)."""
+        if path in PAGE_FIELDS:
+            obj: Any = self
+            for part in path.split("."):
+                obj = getattr(obj, part)
+            return obj
+        obj = self.config
+        for part in path.split("."):
+            if not hasattr(obj, part):
+                raise SettingError(f"{path}: no such setting.")
+            obj = getattr(obj, part)
+        return obj
+
+    def visible(self, control: str) -> bool:
+        """Whether ``control`` is shown (a classroom link may hide it or its section)."""
+        return share.visible(control, share.ShareState(hidden=self.hidden) if self.hidden else None)
+
+    # ------------------------------------------------------------------ writing
+    def set(self, path: str, value: Any) -> list[str]:
+        """Set ``path`` to ``value`` after validating it; returns the other settings it had to change.
+
+        A change touches nothing else, except where the config would be invalid otherwise: a snapshot
+        ensemble needs the cyclic schedule (and at least one epoch per snapshot), and a CSV target
+        cannot also be a feature.  Those adjustments are returned (as dotted paths) so the page can
+        say so.
+
+        Raises:
+            SettingError: the value is refused; the settings are unchanged.
+        """
+        if path in PAGE_FIELDS:
+            self._set_page(path, value)
+            return []
+        changes = {path: value}
+        cfg = self.config
+        if path == "strategy.kind" and value == "snapshot":
+            if cfg.optim.schedule != "cyclic":
+                changes["optim.schedule"] = "cyclic"
+            if cfg.optim.epochs < cfg.strategy.snapshots:
+                changes["optim.epochs"] = cfg.strategy.snapshots
+        if path == "data.target" and value in cfg.data.features:
+            changes["data.features"] = tuple(f for f in cfg.data.features if f != value)
+        try:
+            new = cfg.replace(**changes)
+        except ConfigError as exc:
+            raise SettingError(_plain(str(exc))) from None
+        self.config = new
+        if path.startswith("data."):
+            self.remembered[new.data.source] = new.data
+        return [p for p in changes if p != path]
+
+    def apply(self, changes: dict[str, Any]) -> None:
+        """Set several config fields at once (an explicit recipe); all or nothing (:class:`SettingError`)."""
+        try:
+            self.config = self.config.replace(**changes)
+        except ConfigError as exc:
+            raise SettingError(_plain(str(exc))) from None
+
+    def set_data(self, spec: DataSpec) -> None:
+        """Make ``spec`` the config's data (the caller loaded it) and the Data page's view."""
+        self.config = self.config.replace(data=spec)
+        self.remembered[spec.source] = spec
+        self.data_view = spec.source
+
+    def spec_for_view(self, source: str) -> DataSpec | None:
+        """The spec the Data page switches to when ``source`` is picked (``None``: a CSV not yet uploaded)."""
+        if source not in DATA_SOURCES:
+            raise SettingError(f"Source: {source!r} is not one of {', '.join(DATA_SOURCES)}.")
+        if source == self.config.data.source:
+            return self.config.data
+        if source in self.remembered:
+            return self.remembered[source]
+        return None if source == "csv" else _default_spec(source, self.config.data)
+
+    def _set_page(self, path: str, value: Any) -> None:
+        expected = PAGE_FIELDS[path]
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected in (int, (int, type(None)))):
+            raise SettingError(f"{path}: {value!r} is not a valid value.")
+        if path == "img_fmt" and value not in ("png", "svg"):
+            raise SettingError("Chart downloads: choose PNG or SVG.")
+        if path == "data_view" and value not in DATA_SOURCES:
+            raise SettingError(f"Source: {value!r} is not one of {', '.join(DATA_SOURCES)}.")
+        if path == "share_hide":
+            unknown = [h for h in value if h not in share.CONTROLS and h not in share.SECTIONS]
+            if unknown:
+                raise SettingError(f"Hide: unknown control(s) {', '.join(map(str, unknown))}.")
+        if path.startswith("compare."):
+            self.compare = dataclasses.replace(self.compare, **{path.split(".", 1)[1]: value})
+        else:
+            setattr(self, path, value)
+
+    # ------------------------------------------------------------------ links
+    def share_state(self, page: str, lesson: str | None = None) -> share.ShareState:
+        """What a link to ``page`` carries now (raises ConfigError for a page links do not know)."""
+        return share.ShareState(config=self.config, page=page, hidden=self.hidden,
+                                presentation=self.presentation, lesson=lesson)
+
+    def open_link(self, state: share.ShareState, *, with_config: bool) -> None:
+        """Take a link's options (hidden controls, presentation, lesson) and, ``with_config``, its config."""
+        self.hidden, self.presentation = state.hidden, state.presentation
+        if state.lesson is not None:
+            self.lesson = state.lesson
+        if with_config:
+            self.config = state.config
+            self.remembered[state.config.data.source] = state.config.data
+            self.data_view = state.config.data.source
+
+
+def _plain(message: str) -> str:
+    """A config error (``"optim.lr: must be in (0.0, 100.0], got 0"``) as a sentence for the page."""
+    name, _, why = message.partition(": ")
+    return f"{name}: {why}" if why else message
