@@ -8,9 +8,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import chrome, links, live, pool, routing, state
-from dashboard.st_compat import queue_fix, startup
-from ensemble_core import share
+from dashboard import chrome, links, live, pool, routing, state, theme
+from dashboard.st_compat import history, queue_fix, startup
 
 startup.skip_repl_check()  # once per process: see dashboard/st_compat/startup.py
 queue_fix.install()  # once per server: see dashboard/st_compat/queue_fix.py (pages froze under a classroom's load)
@@ -31,13 +30,13 @@ state.init_state()
 links.open_link()  # once per session: a shared link restores its setup (and a classroom link hides controls)
 # The tab's icon is a file in the repo: a ":material/...:" icon is fetched from fonts.gstatic.com, which
 # an offline classroom cannot reach (and which would tell Google about every visit).
+# The menu starts open on a laptop and closed on a phone ("auto"), where it would cover the page; a
+# projector gets the page alone.
 st.set_page_config(page_title="Deep Ensemble Lab", page_icon=str(ROOT / "dashboard" / "assets" / "icon.png"), layout="wide",
-                   initial_sidebar_state="collapsed" if links.presenting() else "expanded")
-st.html("<style>.block-container { padding-top: 2.2rem; } h1 { padding-top: 0.5rem; }</style>")
+                   initial_sidebar_state="collapsed" if links.presenting() else "auto")
+history.install([url for *_, url in PAGES])  # one browser-history entry per page visit (before the URL is written)
+theme.apply(links.presenting())
 st.html(live.LIVE_CSS)
-if links.presenting():
-    st.html(share.presentation_css(links.link_state()))  # then room for its larger title (it was clipped)
-    st.html("<style>[data-testid='stMainBlockContainer'] { padding-top: 3.5rem; } h1 { line-height: 1.3; }</style>")
 page = st.navigation([
     st.Page(script, title=title, icon=icon, url_path=url, default=(i == 0))
     for i, (script, title, icon, url) in enumerate(PAGES) if (ROOT / script).exists()

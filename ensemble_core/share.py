@@ -12,9 +12,9 @@ round-trips through flat ``str -> str`` query parameters built on
 ``present``   ``"1"`` for presentation mode
 ``lesson``    a lesson id (see :mod:`ensemble_core.lessons`)
 
-The module also holds the small, Streamlit-free helpers the dashboard uses for
-the classroom features: syncing ``st.query_params`` (passed in as a mapping)
-and the presentation-mode stylesheet.
+The module also holds the small, Streamlit-free helper the dashboard uses to
+keep the URL in step: syncing ``st.query_params`` (passed in as a mapping).
+How presentation mode looks is the dashboard's business (``dashboard/theme.py``).
 
 No Streamlit import here: pages pass ``st.query_params`` in.
 """
@@ -41,8 +41,6 @@ __all__ = [
     "make_link",
     "visible",
     "sync_query_params",
-    "PRESENTATION_CSS",
-    "presentation_css",
 ]
 
 #: Url paths of the dashboard's pages (``""`` is the home page).
@@ -233,27 +231,3 @@ def sync_query_params(query_params: MutableMapping[str, Any], state: ShareState)
     for k in changed:
         query_params[k] = wanted[k]
     return bool(stale or changed)
-
-
-# ------------------------------------------------------------ presentation mode
-#: Stylesheet for presentation mode: larger type for a projector, full-width content.
-#: Tuck the configuration away with ``st.set_page_config(initial_sidebar_state="collapsed")``
-#: (the sidebar keeps the navigation, so it is collapsed, not removed).  Checked in Chromium
-#: on Streamlit 1.67's DOM (``stMarkdownContainer``, ``stMainBlockContainer``).
-PRESENTATION_CSS = """
-<style>
-[data-testid="stAppViewContainer"] { font-size: 21px; }
-[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.3rem; }
-[data-testid="stCaptionContainer"] { font-size: 1.05rem; }
-h1 { font-size: 3rem !important; }
-h2 { font-size: 2.3rem !important; }
-h3 { font-size: 1.8rem !important; }
-[data-testid="stMetricValue"] { font-size: 2.6rem; }
-[data-testid="stMainBlockContainer"] { padding-top: 1.5rem; max-width: 96vw; }
-</style>
-"""
-
-
-def presentation_css(state: ShareState | None) -> str:
-    """The stylesheet to inject (``st.html``) for ``state``: empty unless presenting."""
-    return PRESENTATION_CSS if state is not None and state.presentation else ""

@@ -25,7 +25,6 @@ from ensemble_core.share import (
     apply_query,
     from_query,
     make_link,
-    presentation_css,
     sync_query_params,
     to_query,
     visible,
@@ -144,9 +143,3 @@ def test_sync_query_params_writes_only_changes_and_keeps_foreign_keys() -> None:
     assert qp == {"utm": "x", "strategy.members": "3", "page": "train"}
     assert not sync_query_params(qp, state)
     assert from_query(qp) == state
-
-
-def test_presentation_css_only_when_presenting() -> None:
-    assert presentation_css(ShareState()) == ""
-    css = presentation_css(ShareState(presentation=True))
-    assert css.startswith("\n<style>") and css.rstrip().endswith("</style>") and "font-size" in css
