@@ -105,9 +105,18 @@ pio.templates[TEMPLATE] = go.layout.Template(
 )
 
 
+#: A horizontal legend in rows at the bottom of the figure, below the axis title (Plotly makes room for
+#: it).  Above the plot it sat where Plotly's toolbar appears, which covered it as soon as it took more
+#: than one row (a phone, or many entries); any width wraps it here.
+LEGEND_BELOW = dict(orientation="h", yref="container", y=0.0, yanchor="bottom", x=0.0, xanchor="left")
+
+
 def _finish(fig: go.Figure, *, title: str | None, uirevision: Any, height: int | None,
-            legend_top: bool = True, compact: bool = False) -> go.Figure:
+            legend_below: bool = True, compact: bool = False) -> go.Figure:
     """Apply the template, title, legend placement, height and ``uirevision``.
+
+    ``legend_below``: the legend in rows below the plot (:data:`LEGEND_BELOW`);
+    otherwise Plotly's default, a column at the right.
 
     The key sizes and colours are also pinned on the figure itself (not only in
     the template), so they survive renderers that swap the template, such as
@@ -126,12 +135,12 @@ def _finish(fig: go.Figure, *, title: str | None, uirevision: Any, height: int |
             gridcolor=ax.gridcolor or _GRID, linecolor=ax.linecolor or "#9AA3AF")
     if title and not compact:
         layout["title"] = dict(text=title)
-    if legend_top:
-        layout["legend"].update(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0.0)
+    if legend_below:
+        layout["legend"].update(LEGEND_BELOW)
     if compact:
         layout.update(margin=dict(l=50, r=10, t=30, b=40), showlegend=False)
-    elif title:
-        layout["margin"] = dict(t=100 if legend_top else 70)
+    else:  # the top keeps room for the title, or only for the toolbar above the plot
+        layout["margin"] = dict(t=70 if title else 40)
     fig.update_layout(layout)
     return fig
 
@@ -206,7 +215,7 @@ def loss_figure(events: Sequence[Any], n_epochs: int, *, metric: str = "loss", n
         fig.add_annotation(text="Waiting for the first epoch…", showarrow=False, xref="paper", yref="paper",
                            x=0.5, y=0.5, font=dict(size=18, color=TOTAL_COLOR))
     fig.update_layout(hovermode="closest")
-    return _finish(fig, title=title, uirevision=uirevision, height=height, legend_top=k <= 10)
+    return _finish(fig, title=title, uirevision=uirevision, height=height, legend_below=k <= 10)
 
 
 def val_figure(events: Sequence[Any], n_epochs: int, task: str, *, target_unit: str | None = None,
@@ -240,7 +249,7 @@ def val_figure(events: Sequence[Any], n_epochs: int, task: str, *, target_unit: 
     if rows and all(not v for _, v in rows):
         fig.add_annotation(text="No validation split", showarrow=False, xref="paper", yref="paper",
                            x=0.5, y=0.5, font=dict(size=18, color=TOTAL_COLOR))
-    return _finish(fig, title=None, uirevision=uirevision, height=height, legend_top=False).update_layout(
+    return _finish(fig, title=None, uirevision=uirevision, height=height, legend_below=False).update_layout(
         showlegend=False, margin=dict(t=20))
 
 
@@ -450,8 +459,8 @@ def feature_histograms(dataset: Any, *, max_features: int = 12, cols: int = 4, h
     if x.shape[1] > k:
         fig.add_annotation(text=f"first {k} of {x.shape[1]} features", xref="paper", yref="paper", x=1, y=-0.12,
                            showarrow=False, font=dict(size=13, color=TOTAL_COLOR), xanchor="right")
-    fig = _finish(fig, title=None, uirevision=uirevision, height=height or 250 * rows + 90, legend_top=False)
-    return fig.update_layout(legend=dict(orientation="h", x=0.0, y=1.0, yanchor="bottom"), margin=dict(t=90))
+    return _finish(fig, title=None, uirevision=uirevision, height=height or 250 * rows + 90).update_layout(
+        margin=dict(t=60))  # the subplots' titles
 
 
 def _no_data_intervals(dataset: Any, lo: float, hi: float, feature: int = 0) -> list[tuple[float, float]]:
@@ -628,10 +637,10 @@ def class_maps(dataset: Any, grid: Any, prediction: Any, *, compact: bool = Fals
     fig.update_yaxes(scaleanchor=False)
     fig.update_annotations(font_size=17)
     fig = _finish(fig, title=None, uirevision=uirevision, height=height or (320 if compact else 480),
-                  legend_top=False, compact=compact)
+                  legend_below=False, compact=compact)
     if compact:
         return fig
-    return fig.update_layout(margin=dict(t=50, b=110), legend=dict(orientation="h", x=0.0, y=-0.2, yanchor="top"))
+    return fig.update_layout(margin=dict(t=50), legend=LEGEND_BELOW)
 
 
 # --------------------------------------------------------- more features
