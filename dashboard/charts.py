@@ -10,7 +10,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import live_plot
+from dashboard import live_plot, theme
 from ensemble_core.config import RunConfig
 from ensemble_core.data import Dataset
 
@@ -81,8 +81,10 @@ def show(fig: go.Figure | dict | None, key: str, *, height: int | None = None, o
         return None
     if height:
         fig.update_layout(height=height)
+    theme.display_figure(fig, theme.chart_display())  # a projector's larger type, a phone's compact legend
     select = {"on_select": on_select, "selection_mode": "points"} if on_select else {}
-    return st.plotly_chart(fig, key=key, config=plotly_config(key), width="stretch", **select)
+    return st.plotly_chart(fig, key=key, config=theme.toolbar(plotly_config(key)), width="stretch", theme=None,
+                           **select)
 
 
 def show_in_place(fig: go.Figure | None, key: str) -> None:

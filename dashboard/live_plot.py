@@ -33,6 +33,8 @@ import plotly.graph_objects as go
 import streamlit as st
 import streamlit.components.v1 as components_v1
 
+from dashboard import theme
+
 #: ``plotly.min.js`` of the ``plotly`` package: the library the live charts draw with.
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 _ASSETS = "plotly_assets"
@@ -108,6 +110,44 @@ const plotly = (path) => {
   }
   return window.__delPlotly;
 };
+const isFont = (key) => key === 'font' || key.endsWith('font');
+// every explicit font size times k (objects and lists of objects only, never data arrays)
+const scaleFonts = (node, k) => {
+  if (Array.isArray(node)) {
+    if (node.length && node[0] && typeof node[0] === 'object' && !Array.isArray(node[0])) {
+      node.forEach((item) => scaleFonts(item, k));
+    }
+    return;
+  }
+  for (const key of Object.keys(node)) {
+    const value = node[key];
+    if (!value || typeof value !== 'object') continue;
+    if (isFont(key) && !Array.isArray(value)) {
+      if (typeof value.size === 'number') value.size = Math.round(value.size * k * 10) / 10;
+    } else {
+      scaleFonts(value, k);
+    }
+  }
+};
+const merge = (base, patch) => {
+  for (const [key, value] of Object.entries(patch)) {
+    const both = value && typeof value === 'object' && !Array.isArray(value) && base[key] && typeof base[key] === 'object';
+    if (both) merge(base[key], value); else base[key] = value;
+  }
+  return base;
+};
+// how this viewer sees charts (dashboard/theme.py: chart_display): a projector's or a phone's type, a phone's legend
+const display = (figure, how, height) => {
+  if (!how) return;
+  const layout = figure.layout || (figure.layout = {});
+  const inherited = ((layout.template || {}).layout || {}).font || {};
+  layout.font = layout.font || {};
+  layout.font.size = layout.font.size || inherited.size || 12;
+  scaleFonts(layout, how.scale || 1);
+  scaleFonts(figure.data || [], how.scale || 1);
+  if (how.height) layout.height = Math.round((layout.height || height) * how.height);
+  merge(layout, how.layout || {});
+};
 export default function (component) {
   const { parentElement } = component;
   // the server sends the payload as UTF-8 JSON bytes (see payload()), parsed here once
@@ -120,6 +160,8 @@ export default function (component) {
     div.style.width = '100%';
     parentElement.appendChild(div);
   }
+  display(data.figure, data.display, data.height || 400);
+  if (data.display && data.display.height) data.height = data.figure.layout.height;
   div.style.height = (data.height || 400) + 'px';
   plotly(data.src).then((Plotly) => {
     Plotly.react(div, data.figure.data, data.figure.layout, data.config);
@@ -153,12 +195,20 @@ def payload(spec: dict[str, Any], config: dict[str, Any] | None = None) -> bytes
     """
     layout = spec.get("layout") or {}
     height = int(layout.get("height") or 400)
-    return json.dumps({"figure": spec, "config": dict(config or {}, responsive=False), "height": height,
+    return json.dumps({"figure": spec, "config": dict(theme.toolbar(config), responsive=False), "height": height,
                        "src": PLOTLY_PATH}, separators=(",", ":")).encode()
 
 
 def live_chart_bytes(data: bytes, key: str) -> None:
-    """Draw a chart from its :func:`payload` as the chart ``key`` (see :func:`live_chart`)."""
+    """Draw a chart from its :func:`payload` as the chart ``key`` (see :func:`live_chart`).
+
+    In presentation mode or on a phone the payload also says how this viewer
+    sees charts (:func:`dashboard.theme.chart_display`), applied by the
+    browser: payloads are shared between polls and sessions as they were built.
+    """
+    how = theme.chart_display()
+    if how:
+        data = data[:-1] + b',"display":' + json.dumps(how, separators=(",", ":")).encode() + b"}"
     (_mount or _component())(key=key, data=data)
 
 
