@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 
 import streamlit as st
 
@@ -16,9 +15,6 @@ from ensemble_core.jobs import Job
 
 log = logging.getLogger(__name__)
 
-#: The app's root folder (page paths are relative to it).
-ROOT = Path(__file__).resolve().parent.parent
-
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
 
@@ -29,11 +25,8 @@ def esc(text: object) -> str:
 
 
 def link(page: str, label: str, icon: str | None = None) -> None:
-    """``st.page_link`` that degrades to a caption when the page does not exist yet."""
-    if (ROOT / page).exists():
-        st.page_link(page, label=label, icon=icon)
-    else:
-        st.caption(f"{label} (coming soon)")
+    """A link to another page (``page``: its script, e.g. ``"pages/train.py"``)."""
+    st.page_link(page, label=label, icon=icon)
 
 
 def empty_state(message: str, page: str, label: str, icon: str = ":material/arrow_forward:") -> None:

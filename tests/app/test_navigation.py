@@ -27,11 +27,10 @@ def test_every_page_opens_with_the_sidebar(app, page):
     assert not app.error
 
 
-def test_optional_pages_are_registered_only_when_present(app):
+def test_every_page_is_registered_and_pages_holds_only_page_scripts(app):
     registered = {str(info.get("script_path", "")).rsplit("/", 1)[-1] for info in app._registered_pages.values()}
-    for name in ("home", "data", "train", "uncertainty", "lessons", "compare"):
-        assert (f"{name}.py" in registered) == (ROOT / "pages" / f"{name}.py").exists(), name
-    assert "ui.py" not in registered
+    scripts = {p.name for p in (ROOT / "pages").glob("*.py")}
+    assert registered == scripts == {f"{n}.py" for n in ("home", "data", "train", "uncertainty", "lessons", "compare")}
 
 
 def test_sidebar_follows_the_data(app):
