@@ -39,7 +39,7 @@ theme.apply(links.presenting())
 st.html(live.LIVE_CSS)
 page = st.navigation([
     st.Page(script, title=title, icon=icon, url_path=url, default=(i == 0))
-    for i, (script, title, icon, url) in enumerate(PAGES) if (ROOT / script).exists()
+    for i, (script, title, icon, url) in enumerate(PAGES)
 ])
 st.session_state["ui_page"] = page.url_path or "home"
 goto = st.session_state.pop("ui_share_goto", None)

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import live_plot, theme
+from dashboard.state import settings
 from ensemble_core.config import RunConfig
 from ensemble_core.data import Dataset
 
@@ -58,7 +59,7 @@ def image_config(fmt: str = "png", filename: str = "deep-ensemble-lab", scale: f
 
 def plotly_config(key: str) -> dict[str, Any]:
     """Plotly options for a chart: its camera button downloads it as PNG or SVG (the Share box's choice)."""
-    return image_config(st.session_state.get("ui_img_fmt") or "png", f"deep-ensemble-lab-{key}")
+    return image_config(settings().img_fmt, f"deep-ensemble-lab-{key}")
 
 
 def show(fig: go.Figure | dict | None, key: str, *, height: int | None = None, on_select: str | None = None,
@@ -103,12 +104,20 @@ def preview_grid(dataset: Dataset) -> Any | None:
 
 
 def lr_figure(cfg: RunConfig, n_train: int, steps_done: int | None = None) -> go.Figure | None:
-    """The run's learning rate per step with its snapshot points, and a 'now' marker once steps were taken."""
+    """The run's learning rate per step with its snapshot points, and a 'now' marker once steps were taken.
+
+    ``None`` (logged) when the schedule cannot be computed: a chart never takes the page down.
+    """
     from ensemble_core import schedules
 
-    return figure("lr_figure", schedules.lr_schedule(cfg, n_train),
-                  steps_per_epoch=schedules.steps_per_epoch(cfg.optim.batch_size, n_train),
-                  snapshot_steps=[s - 1 for s in schedules.snapshot_steps(cfg, n_train)],
+    try:
+        lrs = schedules.lr_schedule(cfg, n_train)
+        spe = schedules.steps_per_epoch(cfg.optim.batch_size, n_train)
+        snaps = [s - 1 for s in schedules.snapshot_steps(cfg, n_train)]
+    except Exception:  # noqa: BLE001 - a chart problem must not become a traceback
+        log.exception("learning-rate schedule of %s failed", cfg)
+        return None
+    return figure("lr_figure", lrs, steps_per_epoch=spe, snapshot_steps=snaps,
                   now_step=steps_done - 1 if steps_done else None, height=260)
 
 
