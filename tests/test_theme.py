@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+from packaging.version import Version
+from streamlit.runtime.scriptrunner_utils import script_run_context as src
 
+import dashboard.st_compat as compat
 from dashboard import live_plot, theme
 from dashboard.st_compat import history
 from ensemble_core import viz
@@ -115,3 +119,24 @@ def test_outside_a_script_run_nothing_is_a_phone_or_a_history_navigation() -> No
 def test_history_guard_is_one_module_of_plain_javascript() -> None:
     assert history._JS.lstrip().startswith("export default function")
     assert "pushState" in history._JS and "replaceState" in history._JS
+
+
+def test_history_navigation_is_read_from_streamlits_script_run_context(monkeypatch) -> None:
+    """The internal history.restoring() reads: a rename in a new Streamlit fails here, not in a classroom."""
+    assert "is_history_navigation" in {f.name for f in dataclasses.fields(src.ScriptRunContext)}
+
+    class Ctx:
+        is_history_navigation = True
+
+    monkeypatch.setattr(src, "get_script_run_ctx", lambda *a, **k: Ctx())
+    assert history.restoring() is True
+
+
+def test_history_outside_the_supported_range_is_plain_streamlit(monkeypatch) -> None:
+    class Ctx:
+        is_history_navigation = True
+
+    monkeypatch.setattr(src, "get_script_run_ctx", lambda *a, **k: Ctx())
+    monkeypatch.setattr(compat, "INSTALLED", Version("99.0.0"))
+    assert history.install(["home", "data"]) is False  # nothing mounted
+    assert history.ready() is True and history.restoring() is False  # the URL is written at once, Back as Streamlit does

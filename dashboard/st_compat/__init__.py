@@ -13,6 +13,7 @@ fails loudly when the installed Streamlit leaves the range or an internal moved.
 | :mod:`.push` | ``ForwardMsg.auto_rerun``, ``AppSession.request_rerun`` | a fragment retimes itself; a run's start and end reach its page at once |
 | :mod:`.queue_fix` | ``ForwardMsgQueue.clear``, ``create_reference_msg`` | the 1.67 queue bug that froze live views under load |
 | :mod:`.startup` | ``delta_generator._use_warning_has_been_displayed`` | skips a slow REPL check on the first visitor's page |
+| :mod:`.history` | the frontend's ``history.pushState`` calls, ``ScriptRunContext.is_history_navigation`` | one browser-history entry per page visit; Back restores that page's setup |
 """
 
 from __future__ import annotations
