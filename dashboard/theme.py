@@ -99,7 +99,7 @@ TOOLBAR_REMOVE = ("select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d",
 PHONE_LAYOUT: dict[str, Any] = {
     "legend": {"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0, "yanchor": "bottom",
                "tracegroupgap": 0, "itemwidth": 30, "entrywidthmode": "pixels", "entrywidth": 0},
-    "margin": {"l": 8, "r": 20},
+    "margin": {"l": 8, "r": 30},  # on the right, room for the schedule chart's "now" label at the last epoch
     "title": {"yref": "container", "y": 1, "yanchor": "top", "pad": {"t": 30}},
 }
 
