@@ -134,13 +134,14 @@ def _shown(value: Any) -> str:
 
 def bind(widget: Callable[..., Any], path: str, label: str, *args: Any, key: str, rng: Range | None = None,
          convert: Callable[[Any], Any] | None = None, after: Callable[[], None] | None = None,
-         to_widget: Callable[[Any], Any] | None = None, **kwargs: Any) -> Any:
+         to_widget: Callable[[Any], Any] | None = None, note_here: bool = True, **kwargs: Any) -> Any:
     """Draw ``widget(label, *args, **kwargs)`` as a view of the setting ``path``; returns the setting's value.
 
     The widget shows the model's value on every run (so a widget that was not drawn, and whose state
     Streamlit dropped, shows it again), and a change goes through :meth:`Settings.set` (after
     ``convert`` and the ``rng`` check): a refused value leaves the setting as it was and a message
-    under the control; ``after`` runs after an accepted change.  A control that a classroom link
+    under the control (``note_here=False``: the caller shows it with :func:`show_notes`, e.g. below a
+    row of narrow columns); ``after`` runs after an accepted change.  A control that a classroom link
     hides is not drawn and keeps its value.  Do not pass ``value``/``index``/``default``.
     """
     s = settings()
@@ -149,5 +150,6 @@ def bind(widget: Callable[..., Any], path: str, label: str, *args: Any, key: str
     current = s.get(path)
     st.session_state[key] = to_widget(current) if to_widget is not None else current
     widget(label, *args, key=key, on_change=_commit, args=(key, path, rng, label, convert, after), **kwargs)
-    show_notes(key)
+    if note_here:
+        show_notes(key)
     return s.get(path)

@@ -108,11 +108,13 @@ def controls(task: str) -> None:
                  horizontal=True, help="Per mini-batch (Huang et al.) or once per epoch (the seed code).")
         c1, c2 = st.columns(2)
         with c1:
-            bind(st.number_input, "optim.epochs", "Epochs", key="train_epochs", step=1,
+            bind(st.number_input, "optim.epochs", "Epochs", key="train_epochs", step=1, note_here=False,
                  rng=Range(1, 5000, integer=True), help="Passes over the training data (all cycles); 1 to 5000.")
         with c2:
             bind(st.select_slider, "optim.batch_size", "Batch size", _with(BATCHES, cfg.optim.batch_size),
-                 key="train_batch", help="Rows per step; capped at the number of training rows.")
+                 key="train_batch", note_here=False, help="Rows per step; capped at the number of training rows.")
+        state.show_notes("train_epochs")  # below the row: a narrow column would wrap it word by word
+        state.show_notes("train_batch")
         bind(st.select_slider, "optim.weight_decay", "Weight decay", _with(DECAYS, cfg.optim.weight_decay),
              key="train_wd", help="L2 penalty on the weights.")
         if cfg.optim.optimizer == "sgd":
