@@ -124,12 +124,19 @@ def toolbar(config: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def phone() -> bool:
-    """Whether this session's browser says it is a phone (its ``User-Agent``; tablets and desktops are not)."""
+    """Whether this session's browser says it is a phone (its ``User-Agent``; tablets and desktops are not).
+
+    Read once per session (``st.context.headers`` copies every header on each call).
+    """
+    known = st.session_state.get("ui_phone")
+    if known is not None:
+        return known
     try:
         agent = st.context.headers.get("User-Agent") or ""
     except Exception:  # noqa: BLE001 - no request (a test's AppTest): not a phone
         return False
-    return bool(_PHONE_UA.search(agent))
+    st.session_state["ui_phone"] = found = bool(_PHONE_UA.search(agent))
+    return found
 
 
 def _presenting() -> bool:

@@ -362,13 +362,9 @@ class RunConfig:
         With ``only_changed`` (default) fields equal to the default are left out
         so links stay short; :meth:`from_query` restores them.
         """
-        default = RunConfig()
-        out: dict[str, str] = {}
-        for key, value in _flatten(self).items():
-            if only_changed and _flatten(default).get(key) == value:
-                continue
-            out[key] = _encode(value)
-        return out
+        default = _flatten(RunConfig()) if only_changed else {}
+        return {key: _encode(value) for key, value in _flatten(self).items()
+                if not (only_changed and default.get(key) == value)}
 
     @classmethod
     def from_query(cls, params: Mapping[str, Any], *, strict: bool = False) -> "RunConfig":
