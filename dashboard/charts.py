@@ -106,18 +106,19 @@ def preview_grid(dataset: Dataset) -> Any | None:
 def lr_figure(cfg: RunConfig, n_train: int, steps_done: int | None = None) -> go.Figure | None:
     """The run's learning rate per step with its snapshot points, and a 'now' marker once steps were taken.
 
+    Drawn from :func:`ensemble_core.schedules.schedule_points` (at most ~2,000
+    exact points), so its cost does not grow with the run's number of steps.
     ``None`` (logged) when the schedule cannot be computed: a chart never takes the page down.
     """
     from ensemble_core import schedules
 
     try:
-        lrs = schedules.lr_schedule(cfg, n_train)
-        spe = schedules.steps_per_epoch(cfg.optim.batch_size, n_train)
-        snaps = [s - 1 for s in schedules.snapshot_steps(cfg, n_train)]
+        plan = schedules.schedule_points(cfg, n_train)
     except Exception:  # noqa: BLE001 - a chart problem must not become a traceback
         log.exception("learning-rate schedule of %s failed", cfg)
         return None
-    return figure("lr_figure", lrs, steps_per_epoch=spe, snapshot_steps=snaps,
+    return figure("lr_figure", plan.lrs, steps=plan.steps, total_steps=plan.total,
+                  steps_per_epoch=plan.steps_per_epoch, snapshot_steps=plan.snapshots,
                   now_step=steps_done - 1 if steps_done else None, height=260)
 
 

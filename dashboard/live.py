@@ -222,15 +222,15 @@ def _lr_spec(base: dict, cfg: RunConfig, n_train: int, steps: int) -> dict | Non
     """``base`` (built with a 'now' line) with the line moved to ``steps`` and the snapshots split."""
     from ensemble_core import schedules
 
-    spe = schedules.steps_per_epoch(cfg.optim.batch_size, n_train)
-    lrs = schedules.lr_schedule(cfg, n_train)
+    sched = schedules.LrSchedule(cfg, n_train)  # the few steps it needs, never the list of every step
+    spe, total = sched.steps_per_epoch, sched.total
     snaps = np.asarray([s - 1 for s in schedules.snapshot_steps(cfg, n_train)], dtype=int)
     layout = dict(base["layout"])
     shapes, notes = [dict(x) for x in layout.get("shapes", ())], [dict(x) for x in layout.get("annotations", ())]
     now = [a for a in notes if a.get("text") == "now"]
     if len(shapes) != 1 or len(now) != 1:
         return None
-    xn = (min(steps, len(lrs)) or 1) / spe
+    xn = (min(steps, total) or 1) / spe
     shapes[0]["x0"] = shapes[0]["x1"] = now[0]["x"] = xn
     layout["shapes"], layout["annotations"] = shapes, notes
     data = [dict(t) for t in base["data"]]
@@ -238,7 +238,7 @@ def _lr_spec(base: dict, cfg: RunConfig, n_train: int, steps: int) -> dict | Non
         name = trace.get("name", "")
         if name.startswith("Snapshot"):
             sel = snaps[(snaps <= steps - 1) == (name == "Snapshot taken")]
-            trace["x"], trace["y"] = ((sel + 1) / spe).tolist(), lrs[sel].tolist()
+            trace["x"], trace["y"] = ((sel + 1) / spe).tolist(), sched.at(sel).tolist()
     return {"data": data, "layout": layout}
 
 

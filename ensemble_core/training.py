@@ -41,7 +41,7 @@ from .predict import (
     combine_regression,
 )
 from .run import Done, EpochEnd, Event, MemberDiverged, MemberInfo, Preview, Run, SnapshotTaken
-from .schedules import effective_batch_size, lr_schedule, snapshot_steps, steps_per_epoch
+from .schedules import LrSchedule, effective_batch_size, snapshot_steps, steps_per_epoch
 from .shapes import output_size
 from .strategies import DataStreams, fgsm, fgsm_eps
 
@@ -135,8 +135,10 @@ class _Engine:
         self.batch = effective_batch_size(o.batch_size, self.n_train)
         self.spe = steps_per_epoch(o.batch_size, self.n_train)
         self.bounds = [(s, min(s + self.batch, self.n_train)) for s in range(0, self.n_train, self.batch)]
-        self.lrs = lr_schedule(config, self.n_train)
-        self.lrs_list = self.lrs.tolist()
+        # the learning rate of each step is computed as the step comes (never a list of every step
+        # up front: a 10^8-step run must start, and stop, at once); lr_trace holds the steps taken
+        self.schedule = LrSchedule(config, self.n_train)
+        self.lr_trace: list[float] = []
         self.snap_steps = snapshot_steps(config, self.n_train)
         self.streams = DataStreams(config, self.n_train)
         self.seeds = self.streams.seeds
@@ -255,7 +257,8 @@ class _Engine:
         for s, e in self.bounds:
             if self.should_stop is not None and self.should_stop():
                 return False
-            lr = self.lrs_list[self.step]
+            lr = self.schedule(self.step)
+            self.lr_trace.append(lr)
             if group["lr"] != lr:
                 group["lr"] = lr
             xb, yb = x_epoch[:, s:e], y_epoch[:, s:e]
@@ -365,7 +368,7 @@ class _Engine:
             train_acc = [v if self.healthy_host[k] else float("nan") for k, v in enumerate(host[1])]
         self.epochs_done = epoch
         val = self.val_metrics()
-        lrs = self.lrs_list[(epoch - 1) * self.spe: epoch * self.spe]
+        lrs = self.lr_trace[(epoch - 1) * self.spe: epoch * self.spe]
         self.emit(EpochEnd(epoch=epoch, n_epochs=self.config.optim.epochs, train_loss=train_loss,
                            train_acc=train_acc, val=val, lrs=lrs, elapsed=time.perf_counter() - self.t0))
 
@@ -477,7 +480,7 @@ class _Engine:
         model = StackedMLP.from_flat(stacked.cpu(), data.n_features, self.n_out, self.config.model)
         model.eval()
         return Run(config=self.config, task=self.task, model=model, members=infos, history=self.history,
-                   lr_trace=self.lrs[: self.step].copy(), epochs_done=self.epochs_done, stopped=stopped,
+                   lr_trace=np.asarray(self.lr_trace, dtype=np.float64), epochs_done=self.epochs_done, stopped=stopped,
                    seconds=time.perf_counter() - self.t0, x_mean=np.asarray(data.x_mean, dtype=np.float64),
                    x_std=np.asarray(data.x_std, dtype=np.float64), y_mean=float(data.y_mean),
                    y_std=float(data.y_std), n_classes=data.n_classes if self.task == "classification" else 0,
@@ -507,7 +510,9 @@ def train(
     never mix; each trajectory keeps its own init seed, data order (or
     bootstrap resample) and optimiser state, exactly as
     :func:`ensemble_core.reference.train_reference` trains them one by one.
-    The learning rate of step ``i`` is ``schedules.lr_schedule(config, n)[i]``.
+    The learning rate of step ``i`` is ``schedules.lr_schedule(config, n)[i]``, computed as the
+    step comes (:class:`~ensemble_core.schedules.LrSchedule`), so memory and the time to the
+    first stop check do not grow with the number of steps.
 
     ``on_event`` receives each :data:`Event`; ``should_stop`` is polled between
     batches and, when it returns True, training ends and the members trained so

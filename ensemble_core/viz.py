@@ -255,7 +255,8 @@ def val_figure(events: Sequence[Any], n_epochs: int, task: str, *, target_unit: 
 
 def lr_figure(lrs: np.ndarray, *, steps_per_epoch: int, snapshot_steps: Sequence[int] = (),
               now_step: int | None = None, title: str | None = None, height: int | None = 300,
-              uirevision: Any = "lr", max_points: int = 4000) -> go.Figure:
+              uirevision: Any = "lr", max_points: int = 4000, steps: Sequence[int] | None = None,
+              total_steps: int | None = None) -> go.Figure:
     """The learning rate of every optimiser step, x in epochs, with snapshot points and a "now" line.
 
     Step ``t`` (0-based) is drawn at ``(t + 1) / steps_per_epoch`` epochs.
@@ -264,35 +265,47 @@ def lr_figure(lrs: np.ndarray, *, steps_per_epoch: int, snapshot_steps: Sequence
     has reached them.
 
     Args:
-        lrs: ``[T]`` learning rate per step.
+        lrs: ``[T]`` learning rate per step, or the learning rate at each of ``steps``.
         steps_per_epoch: optimiser steps per epoch (> 0).
-        snapshot_steps: steps at which snapshots are taken.
+        snapshot_steps: steps at which snapshots are taken (drawn when their
+            learning rate is known: every step, or one of ``steps``).
         now_step: the last step done (``None``: training not started).
         title, height, uirevision: layout options.
         max_points: the line is thinned (evenly) to at most this many points.
+        steps: the 0-based, increasing steps whose rates ``lrs`` holds (a
+            schedule drawn at a few points: :func:`ensemble_core.schedules.schedule_points`);
+            ``None``: every step ``0..T-1``.
+        total_steps: the run's number of steps (default: ``len(lrs)``, or the last of ``steps`` + 1).
     """
     if steps_per_epoch <= 0:
         raise ValueError(f"steps_per_epoch: must be > 0, got {steps_per_epoch}")
     lrs = np.asarray(lrs, dtype=np.float64).ravel()
-    t = np.arange(len(lrs))
-    keep = t if len(t) <= max_points else np.unique(np.linspace(0, len(t) - 1, max_points).astype(int))
+    t = np.arange(len(lrs)) if steps is None else np.asarray(steps, dtype=np.int64).ravel()
+    if len(t) != len(lrs):
+        raise ValueError(f"steps: {len(t)} steps for {len(lrs)} learning rates")
+    total = int(total_steps) if total_steps is not None else (int(t[-1]) + 1 if len(t) else 0)
+    keep = np.arange(len(t)) if len(t) <= max_points else np.unique(
+        np.linspace(0, len(t) - 1, max_points).astype(int))
     x = (t + 1) / steps_per_epoch
     fig = go.Figure(go.Scatter(x=x[keep], y=lrs[keep], name="Learning rate", mode="lines",
                                line=dict(color=ENSEMBLE_COLOR, width=2.5),
                                hovertemplate="epoch %{x:.2f}<br>lr %{y:.3g}<extra></extra>"))
-    snaps = np.asarray([s for s in snapshot_steps if 0 <= s < len(lrs)], dtype=int)
+    pos = np.searchsorted(t, np.asarray(list(snapshot_steps), dtype=np.int64))
+    known = [(int(s), int(i)) for s, i in zip(snapshot_steps, pos) if 0 <= s < total and i < len(t) and t[i] == s]
+    snaps = np.asarray([s for s, _ in known], dtype=int)
+    at = np.asarray([i for _, i in known], dtype=int)
     done = snaps <= now_step if now_step is not None else np.zeros(len(snaps), bool)
     for mask, name, fill in ((~done, "Snapshot (planned)", "white"), (done, "Snapshot taken", EPISTEMIC_COLOR)):
-        fig.add_trace(go.Scatter(x=x[snaps[mask]], y=lrs[snaps[mask]], name=name, mode="markers",
+        fig.add_trace(go.Scatter(x=(snaps[mask] + 1) / steps_per_epoch, y=lrs[at[mask]], name=name, mode="markers",
                                  marker=dict(size=13, color=fill, symbol="star",
                                              line=dict(color=EPISTEMIC_COLOR, width=2)),
                                  hovertemplate=name + " at epoch %{x:.2f}<extra></extra>"))
-    if now_step is not None and len(lrs):
-        xn = (min(now_step, len(lrs) - 1) + 1) / steps_per_epoch
+    if now_step is not None and total:
+        xn = (min(now_step, total - 1) + 1) / steps_per_epoch
         fig.add_vline(x=xn, line=dict(color=BAD_COLOR, width=2.5, dash="dot"),
                       annotation=dict(text="now", font=dict(color=BAD_COLOR, size=15)),
-                      annotation_position="top left" if xn > 0.5 * len(lrs) / steps_per_epoch else "top right")
-    fig.update_xaxes(title_text="Epoch", range=[0, max(len(lrs), 1) / steps_per_epoch])
+                      annotation_position="top left" if xn > 0.5 * total / steps_per_epoch else "top right")
+    fig.update_xaxes(title_text="Epoch", range=[0, max(total, 1) / steps_per_epoch])
     top = float(np.nanmax(lrs)) if len(lrs) else 1.0
     fig.update_yaxes(title_text="Learning rate", exponentformat="power", range=[-0.08 * top, 1.3 * top])  # room for "now" above the line
     fig = _finish(fig, title=title, uirevision=uirevision, height=height)
