@@ -17,10 +17,14 @@ A saved run is a folder (or, exported, a zip holding the same flat files):
     the stacked model's ``state_dict`` in the safetensors format.
 
 Loading rebuilds :class:`~ensemble_core.models.StackedMLP` from ``run.json`` and
-the config, then loads the weights with safetensors after checking every key
-and shape.  Imported zips are checked for size, member names (exactly the
-files above, no folders, no ``..``), encryption and JSON types; anything wrong
-raises :class:`PersistenceError` with a message for a human.
+the config, then copies in the weights after checking the safetensors header
+(every name, float32/float64 dtype, shape and byte range).  Every file's size
+is checked against what ``config.json`` implies (:func:`run_budget`) before it
+is read, and ``run.json``'s values are counted before it is parsed, so memory
+is bounded by the config, not by the file.  Imported zips are also checked for
+member names (exactly the files above, no folders, no ``..``), encryption and
+JSON types; anything wrong raises :class:`PersistenceError` with a message for
+a human.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ import csv
 import io
 import json
 import math
+import warnings
 import zipfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +43,12 @@ import numpy as np
 import torch
 
 from .config import ConfigError, RunConfig
+from .data import MAX_CLASSES, MAX_CSV_COLUMNS, MAX_CSV_ROWS
 from .models import StackedMLP
 from .predict import evaluate_run
 from .run import Done, EpochEnd, MemberDiverged, MemberInfo, Run, SnapshotTaken
-from .shapes import output_size, parameter_count
+from .schedules import steps_per_epoch
+from .shapes import layer_sizes, output_size, parameter_count
 
 __all__ = [
     "PersistenceError",
@@ -50,6 +57,12 @@ __all__ = [
     "RUN_FILES",
     "MAX_IMPORT_BYTES",
     "MAX_UNPACKED_BYTES",
+    "MAX_CONFIG_BYTES",
+    "MAX_IMPORT_STEPS",
+    "MAX_IMPORT_PARAMETERS",
+    "MAX_FEATURES",
+    "RunBudget",
+    "run_budget",
     "run_files",
     "save_run",
     "load_run",
@@ -249,6 +262,28 @@ def export_zip(run: Run, dataset: Any = None) -> bytes:
 
 
 # ============================================================== reading
+class _Files:
+    """The files of a saved run, read lazily: their declared sizes first, their bytes only on demand."""
+
+    def __init__(self, where: str, sizes: dict[str, int], read: Any) -> None:
+        self.where, self.sizes, self._read = where, sizes, read
+
+    def read(self, name: str, limit: int, why: str) -> bytes:
+        """The bytes of ``name``, refused before reading when its size exceeds ``limit`` (``why`` says where from)."""
+        size = self.sizes[name]
+        if size > limit:
+            raise PersistenceError(f"{name} is {_mb(size)}; {why} it can be at most {_mb(limit)}, so this file "
+                                   "was not made by this lab and is not read")
+        data = self._read(name)
+        if len(data) > limit:  # a file that changed size after it was listed
+            raise PersistenceError(f"{name}: larger than its listed size")
+        return data
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.1f} KB" if n >= 1024 else f"{n} bytes"
+
+
 def load_run(run_dir: str | Path) -> Run:
     """Load a run written by :func:`save_run`.
 
@@ -264,26 +299,33 @@ def load_run(run_dir: str | Path) -> Run:
     path = Path(run_dir)
     if not path.is_dir():
         raise PersistenceError(f"{path}: not a folder with a saved run")
-    files: dict[str, bytes] = {}
-    total = 0
+    sizes: dict[str, int] = {}
     for name in RUN_FILES:
         f = path / name
-        if not f.is_file():
-            continue
-        size = f.stat().st_size
-        total += size
-        if total > MAX_UNPACKED_BYTES:
-            raise PersistenceError(f"{name}: the run's files exceed {MAX_UNPACKED_BYTES // 2**20} MB")
-        files[name] = f.read_bytes()
-    return _run_from_files(files, where=str(path))
+        if f.is_file():
+            sizes[name] = f.stat().st_size
+    if sum(sizes.values()) > MAX_UNPACKED_BYTES:
+        raise PersistenceError(f"the run's files exceed {MAX_UNPACKED_BYTES // 2**20} MB")
+
+    def read(name: str) -> bytes:
+        try:
+            return (path / name).read_bytes()
+        except OSError as exc:
+            raise PersistenceError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+
+    return _run_from_files(_Files(str(path), sizes, read))
 
 
 def import_zip(data: bytes, *, max_bytes: int = MAX_IMPORT_BYTES) -> Run:
     """Load a run from the bytes of a zip made by :func:`export_zip`.
 
     Only the file names of :data:`RUN_FILES` are allowed (no folders, no path
-    tricks); sizes are bounded before anything is unpacked; weights are read
-    with safetensors and JSON is type-checked.  Nothing is unpickled or executed.
+    tricks).  Every file's size, as the archive lists it, is checked against
+    what the run's ``config.json`` implies before it is unpacked or parsed
+    (see :func:`run_budget`); ``weights.safetensors``'s header (tensor names,
+    float32/float64 dtypes, shapes) is checked against the model before any
+    tensor is read.  Nothing is unpickled or executed, and the memory used is
+    bounded by the config, not by the archive.
 
     Args:
         data: the uploaded file's content.
@@ -297,10 +339,9 @@ def import_zip(data: bytes, *, max_bytes: int = MAX_IMPORT_BYTES) -> Run:
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise PersistenceError(f"expected the zip file's bytes, got {type(data).__name__}")
-    data = bytes(data)
     if len(data) > max_bytes:
         raise PersistenceError(f"the file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB")
-    if not data:
+    if not len(data):
         raise PersistenceError("the file is empty")
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -318,25 +359,90 @@ def import_zip(data: bytes, *, max_bytes: int = MAX_IMPORT_BYTES) -> Run:
             raise PersistenceError("the archive lists the same file twice")
         if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES:
             raise PersistenceError(f"the archive unpacks to more than {MAX_UNPACKED_BYTES // 2**20} MB")
-        files: dict[str, bytes] = {}
-        for info in infos:
+        by_name = {i.filename: i for i in infos}
+
+        def read(name: str) -> bytes:
+            info = by_name[name]
             if info.flag_bits & 0x1:
-                raise PersistenceError(f"{info.filename}: encrypted files are not supported")
+                raise PersistenceError(f"{name}: encrypted files are not supported")
             try:
-                files[info.filename] = zf.read(info)
+                return zf.read(info)  # never more than the listed file_size (zipfile stops there)
             except Exception as exc:  # noqa: BLE001 - bad CRC, zlib.error, truncation, unsupported method ...
-                raise PersistenceError(f"{info.filename}: damaged, cannot be read from the archive "
+                raise PersistenceError(f"{name}: damaged, cannot be read from the archive "
                                        f"({type(exc).__name__})") from None
-    return _run_from_files(files, where="the archive")
+
+        return _run_from_files(_Files("the archive", {i.filename: i.file_size for i in infos}, read))
+
+
+# ------------------------------------------------------------ budget
+#: Largest ``config.json`` read (a config with 500 long column names is well below it).
+MAX_CONFIG_BYTES = 1024 * 1024
+#: Most optimiser steps (``lr_trace`` entries) an imported run may hold, whatever its config says.
+MAX_IMPORT_STEPS = 500_000
+#: Most parameters (all members together) an imported run's model may have: 100 MB as float32.
+MAX_IMPORT_PARAMETERS = 25_000_000
+#: Most input features of a run: a CSV has at most this many columns.
+MAX_FEATURES = MAX_CSV_COLUMNS
+_BUNDLED_ROWS = 2_000  # the largest bundled set (digits) has 1,797 rows
+_CLICK_MARGIN = 1_000  # points a user may add by clicking on the Data page's plot
+_MAX_VAL_KEYS = 16  # validation metrics per epoch event (the engine writes fewer than 10)
+_BYTES_PER_NUMBER = 40  # a float's repr, its separator and json.dumps(indent=1)'s indentation
+_RUN_JSON_TEXT = 4 * 1024 * 1024  # names (features, classes, reasons) and keys on top of the numbers
+_MAX_HEADER = 100 * 1024  # a safetensors header: a few dozen tensors' names, dtypes and shapes
+_DTYPES = {"F32": ("<f4", 4), "F64": ("<f8", 8)}
+
+
+@dataclass(frozen=True)
+class RunBudget:
+    """The most a saved run with a given config can hold: what an import accepts, and what it reads.
+
+    Attributes:
+        steps: most ``lr_trace`` entries (optimiser steps over the run).
+        steps_per_epoch: most learning rates in one epoch event.
+        events: most events in the history.
+        trajectories: losses per epoch event (``strategy.members``).
+        members: most members (the ensemble size).
+        numbers: most numbers ``run.json`` can hold.
+        run_json_bytes: largest ``run.json`` accepted.
+    """
+
+    steps: int
+    steps_per_epoch: int
+    events: int
+    trajectories: int
+    members: int
+    numbers: int
+    run_json_bytes: int
+
+
+def run_budget(config: RunConfig) -> RunBudget:
+    """What a run trained with ``config`` can hold at most (see :class:`RunBudget`).
+
+    The training rows are bounded by the data spec (synthetic: ``data.n`` plus
+    points added by clicking; bundled: the largest set; CSV: the row limit),
+    so the steps per epoch and the run's steps are too; the steps are also
+    capped at :data:`MAX_IMPORT_STEPS`.
+    """
+    d, o, s = config.data, config.optim, config.strategy
+    rows = {"synthetic": d.n + _CLICK_MARGIN, "bundled": _BUNDLED_ROWS}.get(d.source, MAX_CSV_ROWS)
+    spe = min(steps_per_epoch(o.batch_size, rows), MAX_IMPORT_STEPS)
+    steps = min(o.epochs * spe, MAX_IMPORT_STEPS)
+    events = o.epochs + s.ensemble_size + s.members + 1  # epochs, snapshots, diverged members, done
+    numbers = (2 * steps  # lr_trace, and the same learning rates in the epoch events
+               + o.epochs * (2 * s.members + _MAX_VAL_KEYS + 4) + 8 * events + 8 * s.ensemble_size
+               + 3 * MAX_FEATURES + MAX_CLASSES + 64)
+    return RunBudget(steps=steps, steps_per_epoch=spe, events=events, trajectories=s.members,
+                     members=s.ensemble_size, numbers=numbers,
+                     run_json_bytes=_RUN_JSON_TEXT + _BYTES_PER_NUMBER * numbers)
 
 
 # ------------------------------------------------------------ validation
-def _load_json(files: dict[str, bytes], name: str) -> Any:
+def _load_json(raw: bytes, name: str) -> Any:
     def no_constants(token: str) -> Any:
         raise ValueError(f"{token} is not allowed")
 
     try:
-        return json.loads(files[name].decode("utf-8"), parse_constant=no_constants)
+        return json.loads(raw.decode("utf-8"), parse_constant=no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise PersistenceError(f"{name}: not valid JSON ({exc})") from None
 
@@ -409,7 +515,7 @@ def _member(obj: Any, i: int) -> MemberInfo:
     return info
 
 
-def _event(obj: Any, i: int) -> Any:
+def _event(obj: Any, i: int, budget: RunBudget) -> Any:
     where = f"run.json: events[{i}]"
     if not isinstance(obj, dict):
         raise PersistenceError(f"{where}: must be an object")
@@ -417,12 +523,19 @@ def _event(obj: Any, i: int) -> Any:
     if kind == "epoch":
         val = _get(obj, "val", dict, where)
         acc = _get(obj, "train_acc", list, where, nullable=True)
+        loss, lrs = _get(obj, "train_loss", list, where), _get(obj, "lrs", list, where)
+        for key, got, most in (("train_loss", len(loss), budget.trajectories),
+                               ("train_acc", len(acc or ()), budget.trajectories),
+                               ("val", len(val), _MAX_VAL_KEYS), ("lrs", len(lrs), budget.steps_per_epoch)):
+            if got > most:
+                raise PersistenceError(f"{where}: {key} has {got:,} entries; a run of these settings has at "
+                                       f"most {most:,}")
         return EpochEnd(
             epoch=_get(obj, "epoch", int, where), n_epochs=_get(obj, "n_epochs", int, where),
-            train_loss=_num_list(_get(obj, "train_loss", list, where), f"{where}.train_loss"),
+            train_loss=_num_list(loss, f"{where}.train_loss"),
             train_acc=None if acc is None else _num_list(acc, f"{where}.train_acc"),
             val=dict(zip(val, _num_list(list(val.values()), f"{where}.val"))),
-            lrs=_num_list(_get(obj, "lrs", list, where), f"{where}.lrs"),
+            lrs=_num_list(lrs, f"{where}.lrs"),
             elapsed=_number(obj, "elapsed", where))
     if kind == "snapshot":
         return SnapshotTaken(trajectory=_get(obj, "trajectory", int, where),
@@ -434,82 +547,148 @@ def _event(obj: Any, i: int) -> Any:
     if kind == "done":
         return Done(epochs_done=_get(obj, "epochs_done", int, where), stopped=_get(obj, "stopped", bool, where),
                     seconds=_number(obj, "seconds", where))
-    raise PersistenceError(f"{where}: unknown event kind {kind!r}")
+    raise PersistenceError(f"{where}: unknown event kind {kind[:40]!r}")
 
 
-def _read_weights(blob: bytes) -> dict[str, torch.Tensor]:
-    """Parse a safetensors blob (never a pickle); any malformed content is refused."""
-    from safetensors.torch import load
+def _expected_tensors(n_members: int, in_features: int, out_features: int, config: RunConfig
+                      ) -> dict[str, tuple[int, ...]]:
+    """Name and shape of every tensor of the stacked model (``StackedMLP``'s ``state_dict``)."""
+    out: dict[str, tuple[int, ...]] = {}
+    for layer, (fan_in, fan_out) in enumerate(layer_sizes(in_features, out_features, config.model)):
+        out[f"weights.{layer}"] = (n_members, fan_in, fan_out)
+        out[f"biases.{layer}"] = (n_members, 1, fan_out)
+    return out
 
+
+def _is_int_list(value: Any, length: int | None = None) -> bool:
+    return (isinstance(value, list) and (length is None or len(value) == length)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value))
+
+
+def _read_weights(blob: bytes, expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors blob as read-only arrays over ``blob`` (never a pickle).
+
+    The header is parsed here, so every name, dtype (float32/float64), shape and byte range is
+    checked against ``expected`` before any tensor is looked at; malformed content is refused.
+    """
+    name = "weights.safetensors"
+    invalid = PersistenceError(f"{name}: not a valid safetensors file")
+    if len(blob) < 8:
+        raise invalid
+    n = int.from_bytes(blob[:8], "little")
+    if n > _MAX_HEADER or 8 + n > len(blob):
+        raise invalid
     try:
-        return load(blob)
-    except Exception as exc:  # safetensors raises its own error types for any malformed header
-        raise PersistenceError(f"weights.safetensors: not a valid safetensors file ({type(exc).__name__})") from None
-
-
-def _load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
+        header = json.loads(blob[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise invalid from None
+    if not isinstance(header, dict):
+        raise invalid
+    header.pop("__metadata__", None)
+    missing = sorted(set(expected) - set(header))
+    extra = sorted(set(header) - set(expected))
     if missing or extra:
         bits = []
         if missing:
             bits.append(f"missing {', '.join(missing[:5])}")
         if extra:
-            bits.append(f"unexpected {', '.join(extra[:5])}")
-        raise PersistenceError(f"weights.safetensors: does not match the model ({'; '.join(bits)})")
-    for key, ref in expected.items():
-        got = state[key]
-        if tuple(got.shape) != tuple(ref.shape):
-            raise PersistenceError(f"weights.safetensors: {key} has shape {tuple(got.shape)}, "
-                                   f"the model needs {tuple(ref.shape)}")
-        if not got.is_floating_point():
-            raise PersistenceError(f"weights.safetensors: {key} must hold floating-point numbers, got {got.dtype}")
-        state[key] = got.to(ref.dtype)
-    model.load_state_dict(state, strict=True)
+            bits.append(f"unexpected {', '.join(str(e)[:40] for e in extra[:5])}")
+        raise PersistenceError(f"{name}: does not match the model ({'; '.join(bits)})")
+    data_start, arrays = 8 + n, {}
+    for key, shape in expected.items():
+        entry = header[key]
+        if not isinstance(entry, dict):
+            raise invalid
+        dtype, got, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if dtype not in _DTYPES:
+            raise PersistenceError(f"{name}: {key} must hold floating-point numbers (float32 or float64), "
+                                   f"got {str(dtype)[:20]}")
+        if not _is_int_list(got):
+            raise invalid
+        if tuple(got) != shape:
+            shown = str(tuple(got[:6])) if len(got) <= 6 else f"{len(got)} dimensions"
+            raise PersistenceError(f"{name}: {key} has shape {shown}, the model needs {shape}")
+        np_dtype, itemsize = _DTYPES[dtype]
+        count = math.prod(shape)
+        if (not _is_int_list(offsets, 2) or offsets[1] - offsets[0] != count * itemsize
+                or data_start + offsets[1] > len(blob)):
+            raise invalid
+        arrays[key] = np.frombuffer(blob, dtype=np_dtype, count=count, offset=data_start + offsets[0]).reshape(shape)
+    return arrays
 
 
-def _run_from_files(files: dict[str, bytes], where: str) -> Run:
-    missing = [n for n in _REQUIRED if n not in files]
+def _load_weights(model: torch.nn.Module, arrays: dict[str, np.ndarray]) -> None:
+    """Copy the checked arrays into the model's parameters (no intermediate tensors are kept)."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "not writable": the arrays are only read
+        for key, param in model.state_dict().items():
+            param.copy_(torch.from_numpy(arrays[key]))
+
+
+def _run_from_files(files: _Files) -> Run:
+    missing = [n for n in _REQUIRED if n not in files.sizes]
     if missing:
-        raise PersistenceError(f"{where} is not a saved run: {', '.join(missing)} missing")
+        raise PersistenceError(f"{files.where} is not a saved run: {', '.join(missing)} missing")
+    config_text = files.read("config.json", MAX_CONFIG_BYTES, "holding a run's settings")
     try:
-        config = RunConfig.from_json(files["config.json"])
+        config = RunConfig.from_json(config_text)
     except ConfigError as exc:
         raise PersistenceError(f"config.json: {exc}") from None
     except (TypeError, ValueError, RecursionError) as exc:
         raise PersistenceError(f"config.json: not a valid run configuration ({type(exc).__name__})") from None
-    info = _load_json(files, "run.json")
+    budget = run_budget(config)
+    raw = files.read("run.json", budget.run_json_bytes,
+                     f"for a run of these settings ({config.optim.epochs:,} epochs, at most "
+                     f"{budget.steps:,} optimiser steps and {budget.members} members)")
+    values, most = raw.count(b",") + 1, budget.numbers + 12 * budget.events + 8 * budget.members + 65_536
+    if values > most:  # counted before parsing: parsing costs memory per value, not per byte
+        raise PersistenceError(f"run.json holds about {values:,} values; a run of these settings has at most "
+                               f"{most:,}, so this file was not made by this lab and is not read")
+    info = _load_json(raw, "run.json")
+    del raw
     if not isinstance(info, dict):
         raise PersistenceError("run.json: must be a JSON object")
     w = "run.json"
     if info.get("format") != FORMAT:
-        raise PersistenceError(f"run.json: not a Deep Ensemble Lab run (format {info.get('format')!r})")
+        raise PersistenceError(f"run.json: not a Deep Ensemble Lab run (format {str(info.get('format'))[:40]!r})")
     version = _get(info, "version", int, w)
     if version > FORMAT_VERSION:
         raise PersistenceError(f"run.json: format version {version} is newer than this program "
                                f"(reads up to {FORMAT_VERSION})")
     task = _get(info, "task", str, w)
     if task not in ("regression", "classification"):
-        raise PersistenceError(f"run.json: task must be 'regression' or 'classification', got {task!r}")
+        raise PersistenceError(f"run.json: task must be 'regression' or 'classification', got {task[:40]!r}")
     shape = _get(info, "model", dict, w)
     n_members = _get(shape, "n_members", int, f"{w}: model")
     in_features = _get(shape, "in_features", int, f"{w}: model")
     out_features = _get(shape, "out_features", int, f"{w}: model")
-    members = [_member(m, i) for i, m in enumerate(_get(info, "members", list, w))]
+    raw_members, raw_events = _get(info, "members", list, w), _get(info, "events", list, w)
+    raw_trace = _get(info, "lr_trace", list, w)
+    # sizes against the config before anything is converted or built
+    if not 1 <= n_members <= budget.members:
+        raise PersistenceError(f"run.json: {n_members} members, but the config trains at most "
+                               f"{config.strategy.ensemble_size}")
+    if len(raw_members) != n_members:
+        raise PersistenceError(f"run.json: {len(raw_members)} members listed but the model holds {n_members}")
+    if not 1 <= in_features <= MAX_FEATURES:
+        raise PersistenceError(f"run.json: {in_features} input features; a run has 1 to {MAX_FEATURES}")
+    if len(raw_trace) > budget.steps:
+        raise PersistenceError(f"run.json: lr_trace has {len(raw_trace):,} entries; a run of these settings "
+                               f"takes at most {budget.steps:,} optimiser steps")
+    if len(raw_events) > budget.events:
+        raise PersistenceError(f"run.json: {len(raw_events):,} events; a run of these settings has at most "
+                               f"{budget.events:,}")
+    members = [_member(m, i) for i, m in enumerate(raw_members)]
     x_mean = np.asarray(_num_list(_get(info, "x_mean", list, w), f"{w}: x_mean", allow_null=False))
     x_std = np.asarray(_num_list(_get(info, "x_std", list, w), f"{w}: x_std", allow_null=False))
     n_classes = _get(info, "n_classes", int, w)
     class_names = _get(info, "class_names", list, w, nullable=True)
-    # consistency between the pieces
-    if not 1 <= n_members <= 1000 or len(members) != n_members:
-        raise PersistenceError(f"run.json: {len(members)} members listed but the model holds {n_members}")
-    if not 1 <= in_features <= 100_000 or len(x_mean) != in_features or len(x_std) != in_features:
+    if len(x_mean) != in_features or len(x_std) != in_features:
         raise PersistenceError(f"run.json: scaling has {len(x_mean)}/{len(x_std)} entries for {in_features} features")
     if np.any(x_std <= 0):
         raise PersistenceError("run.json: x_std must be positive")
     try:
-        expected_out = output_size(task, config.loss, n_classes)
+        expected_out = output_size(task, config.loss, n_classes) if n_classes <= MAX_CLASSES else None
     except ValueError:  # fewer than 2 classes: no run of ours has that
         expected_out = None
     if out_features != expected_out:
@@ -518,26 +697,27 @@ def _run_from_files(files: dict[str, bytes], where: str) -> Run:
     y_std = _number(info, "y_std", w)
     if not (math.isfinite(y_std) and y_std > 0):
         raise PersistenceError("run.json: y_std must be positive")
-    if n_members > config.strategy.ensemble_size:
-        raise PersistenceError(f"run.json: {n_members} members, but the config trains at most "
-                               f"{config.strategy.ensemble_size}")
     if task == "classification" and class_names is not None and len(class_names) != n_classes:
         raise PersistenceError(f"run.json: {len(class_names)} class names for {n_classes} classes")
-    state = _read_weights(files["weights.safetensors"])
+    history = [_event(e, i, budget) for i, e in enumerate(raw_events)]
     n_params = n_members * parameter_count(in_features, out_features, config.model)
-    if n_params > sum(t.numel() for t in state.values()):
-        # checked before the model is built, so a forged run.json cannot make us allocate a huge model
-        raise PersistenceError("weights.safetensors: holds fewer numbers than the model described in run.json")
+    if n_params > MAX_IMPORT_PARAMETERS:
+        raise PersistenceError(f"run.json: the model has {n_params:,} parameters; at most "
+                               f"{MAX_IMPORT_PARAMETERS:,} can be imported here")
+    expected = _expected_tensors(n_members, in_features, out_features, config)
+    blob = files.read("weights.safetensors", 8 + _MAX_HEADER + 8 * n_params,
+                      f"for the model in run.json ({n_members} members, {n_params:,} parameters)")
+    arrays = _read_weights(blob, expected)
     try:
         model = StackedMLP(n_members, in_features, out_features, config.model)
     except (ValueError, RuntimeError) as exc:
         raise PersistenceError(f"run.json: cannot rebuild the model ({exc})") from None
-    _load_weights(model, state)
+    _load_weights(model, arrays)
+    del arrays, blob
     model.eval()
     return Run(
-        config=config, task=task, model=model, members=members,
-        history=[_event(e, i) for i, e in enumerate(_get(info, "events", list, w))],
-        lr_trace=np.asarray(_num_list(_get(info, "lr_trace", list, w), f"{w}: lr_trace"), dtype=np.float64),
+        config=config, task=task, model=model, members=members, history=history,
+        lr_trace=np.asarray(_num_list(raw_trace, f"{w}: lr_trace"), dtype=np.float64),
         epochs_done=_get(info, "epochs_done", int, w), stopped=_get(info, "stopped", bool, w),
         seconds=_number(info, "seconds", w), x_mean=x_mean, x_std=x_std,
         y_mean=_number(info, "y_mean", w), y_std=y_std, n_classes=n_classes,

@@ -185,7 +185,7 @@ def test_weights_that_do_not_match_the_model_are_refused():
     with pytest.raises(PersistenceError, match=r"weights.0 has shape \(3, 2, 9\)"):
         import_zip(_tampered(**{"weights.safetensors": save(wrong_shape)}))
     missing = {k: v for k, v in state.items() if k != "biases.1"}
-    with pytest.raises(PersistenceError, match="fewer numbers than the model"):
+    with pytest.raises(PersistenceError, match="does not match the model .missing biases.1"):
         import_zip(_tampered(**{"weights.safetensors": save(missing)}))
     renamed = {**missing, "pad": torch.zeros(100)}
     with pytest.raises(PersistenceError, match="missing biases.1; unexpected pad"):
@@ -210,7 +210,7 @@ def test_weights_that_do_not_match_the_model_are_refused():
     ({"run.json": _run_json(x_std=[1.0, 0.0])}, "x_std must be positive"),
     ({"run.json": _run_json(model={"n_members": 3, "in_features": 2, "out_features": 5})}, "5 outputs per member"),
     ({"run.json": _run_json(model={"n_members": 3, "in_features": 20000, "out_features": 2},
-                            x_mean=[0.0] * 20000, x_std=[1.0] * 20000)}, "fewer numbers than the model"),
+                            x_mean=[0.0] * 20000, x_std=[1.0] * 20000)}, "20000 input features; a run has 1 to 500"),
     ({"run.json": _run_json(events=[{"kind": "rm -rf"}])}, "unknown event kind"),
     ({"run.json": b'{"format": NaN}'}, "NaN is not allowed"),
     ({"config.json": b'{"optim": {"lr": -1}}'}, "config.json: optim.lr"),
