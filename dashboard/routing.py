@@ -21,7 +21,7 @@ def route_through_app() -> None:
     leaves that mode and reruns through ``app.py``; a visitor racing with them
     (the mode already left), or a page run on its own (AppTest), gets the shared
     state filled in so the page still works.  It must not run at import time: a
-    rerun raised mid-import leaves ``pages.ui`` half-imported for others.
+    rerun raised mid-import leaves a module half-imported for others.
     """
     if getattr(_ROUTED, "active", False):
         return
