@@ -135,6 +135,8 @@ class SettingsMachine(RuleBasedStateMachine):
             return
         w.set_value(value).run()
         self._check_page()
+        self.at.run()  # a later run (a poll, another click) on the same page
+        self._check_page()
         self.expected = _accept(self.expected, path, value, rng)
 
     # ------------------------------------------------------------------ rules
@@ -169,6 +171,8 @@ class SettingsMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.page == "train")
     @rule()
     def train_and_stop(self) -> None:
+        self.at.run()  # the page as a user finds it a moment later (a poll)
+        self._check_page()
         button = next((b for b in self.at.button if b.label == "Train"), None)
         if button is None or button.disabled:
             return
@@ -211,6 +215,6 @@ def _router(monkeypatch):
 
 def test_settings_never_break(monkeypatch) -> None:
     """Random journeys through the Train and Data pages keep the config and the controls in step."""
-    machine = settings(max_examples=12, stateful_step_count=25, derandomize=True, deadline=None,
+    machine = settings(max_examples=25, stateful_step_count=30, derandomize=True, deadline=None,
                        suppress_health_check=list(HealthCheck), database=None)(SettingsMachine)
     machine.TestCase().runTest()
