@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import streamlit as st
 
@@ -27,6 +28,20 @@ def esc(text: object) -> str:
 def link(page: str, label: str, icon: str | None = None) -> None:
     """A link to another page (``page``: its script, e.g. ``"pages/train.py"``)."""
     st.page_link(page, label=label, icon=icon)
+
+
+def results_table(table: Any, first_number: int = 3) -> None:
+    """A results table whose columns from ``first_number`` on are numbers, shown to 3 significant digits.
+
+    In presentation mode it is drawn as a static table (``st.table``), whose text the projector's larger
+    type reaches; ``st.dataframe`` draws on a canvas at a fixed size.
+    """
+    numbers = list(table.columns[first_number:])
+    if settings().presentation:
+        st.table(table.style.format("{:.3g}", subset=numbers, na_rep="–").hide(axis="index"))
+        return
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="%.3g") for c in numbers})
 
 
 def empty_state(message: str, page: str, label: str, icon: str = ":material/arrow_forward:") -> None:

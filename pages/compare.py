@@ -108,8 +108,7 @@ def results(seq: RunSequence) -> None:
     st.subheader("Results on the test set")
     best = table.loc[table["test NLL"].idxmin(), "strategy"]
     st.markdown(f":material/trophy: Best test NLL: **{best}** (lower is better; equal budget for all).")
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns[3:]})
+    chrome.results_table(table)
     st.caption("Time is wall-clock on a shared server. The engine trains all members of an ensemble in one batched "
                "program, so M members × E epochs take about as long as E epochs of one network, while a snapshot "
                "ensemble's epochs run one after another: equal compute budget, not equal waiting time.")

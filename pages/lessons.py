@@ -88,8 +88,7 @@ def results(lesson: Lesson, seq: RunSequence) -> None:
     with st.expander("Training curves"):
         charts.show(losses_figure(seq.events(pool.pool(), owner()), seq.configs, seq.labels), "lessons_losses")
     st.markdown("**Scores on the test set** (NLL: lower is better)")
-    st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.3g") for c in table.columns[3:]})
+    chrome.results_table(table)
     st.download_button("HTML report of the main run", data=lambda: html_report(seq.runs[-1], seq.dataset),
                        file_name=f"lesson-{lesson.id}-report.html", mime="text/html", icon=":material/download:",
                        key="lessons_report", on_click="ignore", help="One self-contained file (interactive charts) that opens offline.")

@@ -70,3 +70,24 @@ def test_a_classroom_link_hides_the_chosen_controls(app):
     assert app.number_input[0].label == "Members M"
     text = " ".join(m.value for m in app.markdown)
     assert "Independent seeds" in text and "Snapshot ensemble" in text  # the default race is still planned
+
+
+def _results_script() -> None:
+    import pandas as pd
+    import streamlit as st
+
+    from dashboard import chrome, state
+
+    state.settings().presentation = st.session_state.get("present", False)
+    chrome.results_table(pd.DataFrame({"strategy": ["a", "b"], "members": [5, 1], "budget": [10, 10],
+                                       "test NLL": [1.23456, 2.5]}))
+
+
+def test_results_tables_grow_with_presentation_mode():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_results_script, default_timeout=60).run()
+    assert len(at.dataframe) == 1 and not at.table  # a sortable grid on a laptop
+    at.session_state["present"] = True
+    at.run()
+    assert len(at.table) == 1 and not at.dataframe  # static text a projector's larger type reaches
