@@ -38,6 +38,8 @@ __all__ = [
     "to_query",
     "from_query",
     "apply_query",
+    "MAX_PARAM_CHARS",
+    "MAX_QUERY_CHARS",
     "make_link",
     "visible",
     "sync_query_params",
@@ -165,17 +167,53 @@ def from_query(params: Mapping[str, Any]) -> ShareState:
                       presentation=present_raw in ("1", "true"), lesson=lesson)
 
 
+#: Longest value of one link parameter (a CSV's 500 feature names fit well below it).
+MAX_PARAM_CHARS = 16_384
+#: Most characters of all of a link's parameters together.
+MAX_QUERY_CHARS = 65_536
+_SHOWN = 120  # characters of a refused value quoted in the message
+
+
+def _check_size(params: Mapping[str, Any]) -> None:
+    """Refuse a link whose parameters are too long to be ours, before any of them is parsed."""
+    total = 0
+    for key, raw in params.items():
+        for value in (raw if isinstance(raw, (list, tuple)) else [raw]):
+            n = len(str(key)) + len(str(value))
+            total += n
+            if n > MAX_PARAM_CHARS:
+                raise ConfigError(f"{str(key)[:40]}: the value is {n:,} characters long; at most "
+                                  f"{MAX_PARAM_CHARS:,} are allowed")
+    if total > MAX_QUERY_CHARS:
+        raise ConfigError(f"the link is {total:,} characters long; at most {MAX_QUERY_CHARS:,} are allowed")
+
+
 def apply_query(params: Mapping[str, Any]) -> tuple[ShareState, str | None]:
     """Like :func:`from_query`, but never raises: for a page opening a link.
 
+    Any failure is caught, not only :class:`ConfigError`: JSON nested thousands deep
+    (``RecursionError``), absurd sizes (``MemoryError``, ``OverflowError``), a value
+    of the wrong type.  Parameters longer than :data:`MAX_PARAM_CHARS` (or all of them
+    together longer than :data:`MAX_QUERY_CHARS`) are refused before parsing.
+
     Returns:
         ``(state, None)`` when the link is valid, else ``(default state, message)``
-        where the message explains what was wrong, ready for ``st.warning``.
+        where the message explains what was wrong, ready for ``st.warning`` (escape it:
+        it quotes the link's text).
     """
     try:
+        _check_size(params)
         return from_query(params), None
     except ConfigError as exc:
-        return ShareState(), f"This link has a setting that could not be used ({exc}); defaults were loaded instead."
+        why = str(exc)
+        why = why if len(why) <= 2 * _SHOWN else why[:2 * _SHOWN] + "…"
+    except RecursionError:
+        why = "a value is nested too deeply to be read"
+    except MemoryError:
+        why = "a value is too large to be read"
+    except Exception as exc:  # noqa: BLE001 - a link comes from anyone: it must never break the page
+        why = f"a value could not be read ({type(exc).__name__})"
+    return ShareState(), f"This link has a setting that could not be used ({why}); defaults were loaded instead."
 
 
 def make_link(base_url: str, state: ShareState, *, only_changed: bool = True) -> str:
