@@ -73,7 +73,9 @@ def set_data(spec: DataSpec, csv_bytes: bytes | None = None) -> Dataset | None:
     try:
         dataset = load_data(spec, csv_bytes)
     except DataError as exc:
-        st.error(f"**These data cannot be used:** {exc}", icon=":material/error:")
+        from dashboard.chrome import esc  # chrome imports this module
+
+        st.error(f"**These data cannot be used:** {esc(exc)}", icon=":material/error:")
         return None
     st.rerun()
     return dataset

@@ -90,6 +90,10 @@ __all__ = [
     "TooFewRowsError",
     "TooLargeError",
     "InvalidArrayError",
+    "ValueRangeError",
+    "MAX_ABS_VALUE",
+    "csv_safe",
+    "csv_safe_cell",
     "NOISE_REFERENCE",
     "GAP_BANDS",
     "MIN_ROWS",
@@ -188,6 +192,14 @@ class TooLargeError(DataError):
 
 class InvalidArrayError(DataError):
     """Arrays handed to :func:`dataset_from_arrays` have wrong shapes or values."""
+
+
+class ValueRangeError(DataError):
+    """A used column holds values too large to compute with (beyond :data:`MAX_ABS_VALUE`); ``column`` names it."""
+
+    def __init__(self, message: str, column: str) -> None:
+        super().__init__(message)
+        self.column = column
 
 
 # ------------------------------------------------------------------ constants
@@ -379,6 +391,25 @@ def _fmt_num(v: float) -> str:
     return f"{v:.4g}"
 
 
+#: Largest magnitude a feature or regression target may have: the squares that scaling and the metrics
+#: take stay far from float64's overflow (about 1.8e308).
+MAX_ABS_VALUE = 1e100
+
+
+def _check_magnitude(arrays: list[np.ndarray], names: list[str]) -> None:
+    """Refuse columns with values beyond :data:`MAX_ABS_VALUE`, naming the first such column."""
+    stacked = np.concatenate([a.reshape(-1, len(names)) for a in arrays], axis=0)
+    if not stacked.size:
+        return
+    with np.errstate(invalid="ignore"):
+        largest = np.nanmax(np.abs(np.where(np.isfinite(stacked), stacked, 0.0)), axis=0)
+    for i in np.flatnonzero(largest > MAX_ABS_VALUE):
+        raise ValueRangeError(
+            f"column '{_short(names[i])}' has values as large as {largest[i]:.3g}; values beyond ±{MAX_ABS_VALUE:.0e} "
+            "are too large to use (their squares overflow) — rescale the column, e.g. divide it by a power of ten",
+            column=names[i])
+
+
 def _train_stats(x: np.ndarray, feature_names: list[str], notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     mean = x.mean(axis=0)
     std = x.std(axis=0)
@@ -412,6 +443,9 @@ def _assemble(
     xs = [np.ascontiguousarray(a, dtype=np.float64).reshape(-1, d) for a in (x_tr, x_va, x_te)]
     ydt = np.float64 if task == "regression" else np.int64
     ys = [np.ascontiguousarray(a).astype(ydt).reshape(-1) for a in (y_tr, y_va, y_te)]
+    _check_magnitude(xs, list(feature_names))
+    if task == "regression":
+        _check_magnitude(ys, [target_name])
     x_mean, x_std = _train_stats(xs[0], feature_names, notes)
     y_mean, y_std = 0.0, 1.0
     if task == "regression":
@@ -852,6 +886,42 @@ def add_training_point(dataset: Dataset, x: float, y: float) -> Dataset:
     )
 
 
+# ------------------------------------------------------------- CSV export
+#: Characters that make a spreadsheet read a cell as a formula (OWASP's CSV-injection list).
+_FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|nan)", re.IGNORECASE)
+
+
+def csv_safe_cell(value: object) -> object:
+    """``value`` made safe for a CSV cell: text starting with a formula character gets a leading ``'``.
+
+    Numbers (also text holding a plain number such as ``"-3.2"``) and other text are returned unchanged.
+    """
+    if not isinstance(value, str) or not value.startswith(_FORMULA_LEAD) or _PLAIN_NUMBER.fullmatch(value):
+        return value
+    return "'" + value
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` for any CSV the app produces: formula-leading text cells and names escaped.
+
+    Every text cell and every column name (and index label) that starts with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return gets a leading single quote, so a spreadsheet shows it as text
+    instead of running it (OWASP's rule for CSV injection).  Numeric columns are untouched: a negative
+    number is a number, not a formula.  Use it for tables that show user text (CSV cells, column names)
+    wherever they can be downloaded.
+    """
+    out = frame.copy()
+    for i in range(out.shape[1]):
+        col = out.iloc[:, i]
+        if col.dtype == object or str(col.dtype) in ("string", "str", "category"):
+            out.isetitem(i, col.astype(object).map(csv_safe_cell))
+    out.columns = [csv_safe_cell(c) for c in out.columns]
+    if out.index.dtype == object:
+        out.index = [csv_safe_cell(v) for v in out.index]
+    return out
+
+
 # ---------------------------------------------------------------- describe
 def describe(spec: DataSpec) -> str:
     """One-line human label, e.g. ``"Cubic toy · 20 points · noise 3"``."""
@@ -1057,6 +1127,18 @@ def _human_bytes(n: int) -> str:
     return f"{n} bytes"
 
 
+def _looks_utf16(raw: bytes) -> bool:
+    """Whether BOM-less bytes look like UTF-16 text: NUL in (nearly) every other byte, the others not NUL."""
+    sample = raw[:4096]
+    even, odd = sample[0::2], sample[1::2]
+    if len(odd) < 8:
+        return False
+    for zeros, other in ((odd, even), (even, odd)):  # little endian (ASCII, NUL), big endian (NUL, ASCII)
+        if zeros.count(0) >= 0.9 * len(zeros) and other.count(0) <= 0.1 * len(other):
+            return True
+    return False
+
+
 def _decode(raw: bytes) -> tuple[str, str]:
     """Decode bytes: UTF-16 (BOM), UTF-8 (BOM optional), Windows-1252, then Latin-1."""
     for sig, what in _SIGNATURES:
@@ -1068,6 +1150,9 @@ def _decode(raw: bytes) -> tuple[str, str]:
         except UnicodeDecodeError:
             raise UndecodableError("the file claims to be UTF-16 but is not valid UTF-16 text") from None
     if b"\x00" in raw:
+        if _looks_utf16(raw):
+            raise UndecodableError("this looks like UTF-16 text without a byte-order mark, which cannot be read "
+                                   "reliably: save the file as UTF-8 (e.g. \"CSV UTF-8\") and upload it again")
         raise UndecodableError("this is not a text file (it contains NUL bytes): upload a CSV text file")
     try:
         return raw.decode("utf-8-sig"), "utf-8"
@@ -1107,6 +1192,19 @@ def _rows(lines: list[str], delimiter: str) -> list[list[str]]:
     if not out and lines:  # broken from the first record on: split the raw first line
         out.append(lines[0].split(delimiter))
     return out
+
+
+def _unterminated_quote(text: str, line: int, delimiter: str) -> bool:
+    """Whether the record starting at (1-based) ``line`` opens a quote that the file never closes."""
+    import itertools
+
+    rest = itertools.islice(io.StringIO(text, newline=""), line - 1, None)
+    try:
+        for _ in csv.reader(rest, delimiter=delimiter, quotechar='"', strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def _sniff(text: str) -> str:
@@ -1236,11 +1334,14 @@ def parse_csv(
 
     rows: list[list[str]] = []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=False)
+    last_start, line_before = 1, 0
     try:
         for rec in reader:
+            start, line_before = line_before + 1, reader.line_num
             if not "".join(rec).strip():
                 continue
             rows.append(rec)  # cells are stripped per column below
+            last_start = start
             if len(rows) > max_rows + 1:
                 raise TooLargeError(f"the file has more than {max_rows:,} rows; at most {max_rows:,} are allowed",
                                     limit=max_rows)
@@ -1250,6 +1351,9 @@ def parse_csv(
 
     if not rows:
         raise EmptyFileError("the file has no values: only separators and blank cells")
+    if any("\n" in f or "\r" in f for f in rows[-1]) and _unterminated_quote(text, last_start, delimiter):
+        raise MalformedCsvError(f"a quote (\") in line {last_start:,} is never closed, so everything after it "
+                                "was read as one cell: close the quote or remove it")
 
     decimal = "."
     if delimiter != ",":

@@ -10,7 +10,9 @@ A saved run is a folder (or, exported, a zip holding the same flat files):
     trace, stopped/epochs/seconds and the event history (plain JSON; NaN is
     written as ``null``).
 ``history.csv``
-    one row per epoch and trajectory (for spreadsheets; not read back).
+    one row per epoch and trajectory (for spreadsheets; not read back).  Numbers, and a
+    header of metric names that goes through :func:`~ensemble_core.data.csv_safe_cell`
+    like every text cell of a CSV the app writes.
 ``metrics.json``
     test-set metrics, written when a dataset is given (not read back).
 ``weights.safetensors``
@@ -43,7 +45,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError, RunConfig
-from .data import MAX_CLASSES, MAX_CSV_COLUMNS, MAX_CSV_ROWS
+from .data import MAX_CLASSES, MAX_CSV_COLUMNS, MAX_CSV_ROWS, csv_safe_cell
 from .models import StackedMLP
 from .predict import evaluate_run
 from .run import Done, EpochEnd, MemberDiverged, MemberInfo, Run, SnapshotTaken
@@ -150,8 +152,9 @@ def _history_csv(run: Run) -> str:
     val_keys = sorted({k for e in epochs for k in e.val})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["epoch", "trajectory", "train_loss", "train_acc", *[f"val_{k}" for k in val_keys],
-                     "lr_first", "lr_last", "steps", "elapsed"])
+    writer.writerow([csv_safe_cell(h) for h in ("epoch", "trajectory", "train_loss", "train_acc",
+                                                 *[f"val_{k}" for k in val_keys], "lr_first", "lr_last",
+                                                 "steps", "elapsed")])
 
     def cell(v: Any) -> str:
         return "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else repr(float(v))

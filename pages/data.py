@@ -237,12 +237,13 @@ with view:
     cached = st.session_state.get("data_csv_cache")
     if state.config().data.source == "csv" and cached and cached[1] is not None:
         with st.expander("The uploaded file (first 20 rows, as read)", icon=":material/description:"):
-            st.dataframe(cached[1].frame.head(20), hide_index=True)
+            # escaped as every CSV the app produces (the table's own "Download as CSV" writes what it shows)
+            st.dataframe(core_data.csv_safe(cached[1].frame.head(20)), hide_index=True)
     with st.expander("Training rows (first 200)", icon=":material/table:", expanded=ds.n_features > 2):
         table = pd.DataFrame(ds.x_train[:200], columns=ds.feature_names)
         y = ds.y_train[:200]
         table[ds.target_name] = np.asarray(ds.class_names, dtype=object)[y] if ds.class_names else y
-        st.dataframe(table, hide_index=True, height=260)
+        st.dataframe(core_data.csv_safe(table), hide_index=True, height=260)
     summary = ds.summary
     if ds.notes or summary is not None:
         with st.container(border=True):
