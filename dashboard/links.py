@@ -15,6 +15,45 @@ from ensemble_core.lessons import lesson_ids
 HIDEABLE = tuple(share.SECTIONS) + tuple(share.CONTROLS)
 
 
+#: Settings whose control offers less than the config allows: ``path: (lo, hi, what, unit format)``.  A link
+#: may carry any valid config value; one outside its visible control's range is brought to the nearest value
+#: the control offers, and the link's warning says so (the control could not show it otherwise).
+CONTROL_LIMITS: dict[str, tuple[float, float, str]] = {
+    "data.n": (4, 10_000, "training points"),
+    "data.noise": (0.0, 10.0, "noise"),
+    "optim.momentum": (0.0, 0.99, "momentum"),
+}
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def _fit_controls(link: share.ShareState) -> tuple[share.ShareState, list[str]]:
+    """The link with values outside their visible control's range brought into it, and a sentence for each."""
+    changes, said = {}, []
+    for path, (lo, hi, what) in CONTROL_LIMITS.items():
+        if not share.visible(path, link):
+            continue  # a hidden control is not drawn: the link's value is used as it is
+        value = link.config
+        for part in path.split("."):
+            value = getattr(value, part)
+        if lo <= value <= hi:
+            continue
+        used = type(value)(hi if value > hi else lo)
+        bound = "at most" if value > hi else "at least"
+        if path == "data.n":
+            said.append(f"this link asks for {_fmt(value)} {what}; {bound} {_fmt(used)} are allowed here — "
+                        f"{_fmt(used)} were used")
+        else:
+            said.append(f"this link asks for {what} {_fmt(value)}; {bound} {_fmt(used)} is allowed here — "
+                        f"{_fmt(used)} was used")
+        changes[path] = used
+    if not changes:
+        return link, said
+    return link.replace(config=link.config.replace(**changes)), said
+
+
 _SECTION_LABELS = {"data": "data", "model": "network", "loss": "loss", "strategy": "ensemble strategy",
                    "optim": "optimiser"}
 
@@ -68,10 +107,16 @@ def open_link() -> None:
     if msg is not None:
         return
     with_config = any(k in share.CONTROLS for k in st.query_params)
+    said: list[str] = []
+    if with_config:
+        link, said = _fit_controls(link)
     if with_config and link.config.data.source == "csv":  # a link cannot carry the file: keep the current data
-        ss["ui_share_msg"] = ("This link was made with an uploaded CSV file, which a link cannot carry; the "
-                              "training settings were restored. Upload the file on the Data page.")
+        said.append("this link was made with an uploaded CSV file, which a link cannot carry; the training "
+                    "settings were restored. Upload the file on the Data page")
         link = link.replace(config=link.config.replace(data=s.config.data))
+    if said:
+        text = "; ".join(said)
+        ss["ui_share_msg"] = text[0].upper() + text[1:] + "."
     old = s.config.data
     s.open_link(link, with_config=with_config)
     if s.config.data != old:

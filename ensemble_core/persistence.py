@@ -642,7 +642,7 @@ def _run_from_files(files: _Files) -> Run:
     budget = run_budget(config)
     raw = files.read("run.json", budget.run_json_bytes,
                      f"for a run of these settings ({config.optim.epochs:,} epochs, at most "
-                     f"{budget.steps:,} optimiser steps and {budget.members} members)")
+                     f"{budget.steps:,} optimiser steps and {budget.members} member{'s' if budget.members != 1 else ''})")
     values, most = raw.count(b",") + 1, budget.numbers + 12 * budget.events + 8 * budget.members + 65_536
     if values > most:  # counted before parsing: parsing costs memory per value, not per byte
         raise PersistenceError(f"run.json holds about {values:,} values; a run of these settings has at most "

@@ -62,7 +62,7 @@ def test_attack_zips_are_small_on_disk(lr_trace_zip, float8_zip):
 def test_huge_lr_trace_is_refused_before_parsing(lr_trace_zip):
     def attempt():
         with pytest.raises(PersistenceError, match=r"run.json is 100.0 MB; for a run of these settings \(100 epochs, "
-                                                   r"at most 3,200 optimiser steps and 1 members\) it can be at most"):
+                                                   r"at most 3,200 optimiser steps and 1 member\) it can be at most"):
             import_zip(lr_trace_zip)
 
     assert _peak_mb(attempt) < 20  # the 100 MB file is never unpacked
