@@ -6,11 +6,16 @@ runs in a fresh child process (torch and the persistence module already imported
 its peak RSS growth during the import (Linux: ``/proc/self/clear_refs`` resets the peak first),
 the wall time, and the outcome.
 
-(a) baseline: ``ensemble_core/persistence.py`` as of a git revision (``--baseline``, default the
-    last commit before the bounded import);
+(a) baseline: ``ensemble_core/persistence.py`` as of a git revision (``--baseline``, default
+    ``1a9caef^``, the last commit before the bounded import);
 (b) candidate: the working tree's ``ensemble_core/persistence.py``.
 
     python benchmarks/bench_import_memory.py [--baseline REV] [--only candidate]
+
+Measured 2026-12-06 (2-core Linux machine, RSS growth during the import):
+
+    lr_trace 100 MB of zeros (101 KB zip)   (a) 2,927 MB, 47 s, imported   (b) ~0 MB, 0.01 s, refused
+    float8 40 x 8x1024 model (281 KB zip)   (a) 2,596 MB, 17 s, imported   (b) ~0 MB, 0.01 s, refused
 
 Asserts nothing; prints a table with the ratios.  The child mode (``--child ZIP [MODULE]``) prints
 one JSON line and is what ``tests/test_import_limits.py`` runs.
@@ -76,7 +81,8 @@ def run_child(zip_path: Path, module_path: Path | None, timeout: float = 600) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    ap.add_argument("--baseline", default="HEAD", help="git revision of the old persistence.py")
+    ap.add_argument("--baseline", default="1a9caef^", help="git revision of the old persistence.py "
+                    "(default: the last commit before the bounded import)")
     ap.add_argument("--only", choices=("baseline", "candidate"), help="measure one side only")
     args = ap.parse_args()
     if args.child:
