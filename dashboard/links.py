@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.chrome import esc
+from dashboard.settings import CONTROL_RANGES
 from dashboard.st_compat import history
 from dashboard.state import bind, load_data, settings
 from ensemble_core import share
@@ -18,11 +19,6 @@ HIDEABLE = tuple(share.SECTIONS) + tuple(share.CONTROLS)
 #: Settings whose control offers less than the config allows: ``path: (lo, hi, what, unit format)``.  A link
 #: may carry any valid config value; one outside its visible control's range is brought to the nearest value
 #: the control offers, and the link's warning says so (the control could not show it otherwise).
-CONTROL_LIMITS: dict[str, tuple[float, float, str]] = {
-    "data.n": (4, 10_000, "training points"),
-    "data.noise": (0.0, 10.0, "noise"),
-    "optim.momentum": (0.0, 0.99, "momentum"),
-}
 
 
 def _fmt(value: float) -> str:
@@ -32,7 +28,8 @@ def _fmt(value: float) -> str:
 def _fit_controls(link: share.ShareState) -> tuple[share.ShareState, list[str]]:
     """The link with values outside their visible control's range brought into it, and a sentence for each."""
     changes, said = {}, []
-    for path, (lo, hi, what) in CONTROL_LIMITS.items():
+    for path, (rng, what) in CONTROL_RANGES.items():
+        lo, hi = rng.lo, rng.hi
         if not share.visible(path, link):
             continue  # a hidden control is not drawn: the link's value is used as it is
         value = link.config

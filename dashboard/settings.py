@@ -29,7 +29,7 @@ from ensemble_core.config import (
 )
 
 __all__ = ["CompareSettings", "Settings", "Range", "PAGE_FIELDS", "DATA_SOURCES", "default_config",
-           "SNAPSHOT_RECIPE", "SettingError"]
+           "SNAPSHOT_RECIPE", "SettingError", "CONTROL_RANGES"]
 
 #: Where the Data page can take data from.
 DATA_SOURCES: tuple[str, ...] = ("synthetic", "bundled", "csv")
@@ -50,6 +50,11 @@ PAGE_FIELDS: dict[str, type | tuple[type, ...]] = {
 SNAPSHOT_RECIPE: dict[str, Any] = {"optim.optimizer": "adam", "optim.schedule": "cyclic", "optim.lr": 0.01,
                                    "optim.lr_min": 0.0, "optim.granularity": "iteration",
                                    "strategy.members": 1, "strategy.snapshots": 5}
+
+
+#: The range the pages' controls offer where it is narrower than what ``RunConfig`` accepts (a link
+#: asking for more is told so, see :func:`dashboard.links.open_link`), with the words for it.
+CONTROL_RANGES: dict[str, tuple[Range, str]] = {}
 
 
 class SettingError(ConfigError):
@@ -81,6 +86,13 @@ class Range:
         if value > self.hi:
             raise SettingError(f"{label}: {value:g} is above the largest allowed value, {self.hi:g}.")
         return int(value) if self.integer else float(value)
+
+
+CONTROL_RANGES.update({
+    "data.n": (Range(4, 10_000, integer=True), "training points"),
+    "data.noise": (Range(0.0, 10.0), "noise"),
+    "optim.momentum": (Range(0.0, 0.99), "momentum"),
+})
 
 
 @dataclass

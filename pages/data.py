@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, chrome, routing, selection, state
-from dashboard.settings import Range
+from dashboard.settings import CONTROL_RANGES, Range
 from ensemble_core import data as core_data
 from ensemble_core.config import (
     BUNDLED_CLASSIFICATION,
@@ -85,13 +85,14 @@ def synthetic_controls() -> None:
     c1, c2 = st.columns(2)
     with c1:
         _bind(st.number_input, "data.n", "Training points", key="data_n", step=10, note_here=False,
-              rng=Range(4, 10_000, integer=True), help="How many points to train on (4 to 10,000). The paper's toy uses 20.")
+              rng=CONTROL_RANGES["data.n"][0], help="How many points to train on (4 to 10,000). The paper's toy uses 20.")
     with c2:
         _bind(st.number_input, "data.seed", "Seed", key="data_seed", step=1, note_here=False,
               rng=Range(0, 2**31 - 1, integer=True), help="Same seed, same points.")
     state.show_notes("data_n")  # below the row: a narrow column would wrap it word by word
     state.show_notes("data_seed")
-    _bind(st.slider, "data.noise", "Noise", 0.0, 10.0, step=0.5, key="data_noise",
+    noise = CONTROL_RANGES["data.noise"][0]
+    _bind(st.slider, "data.noise", "Noise", noise.lo, noise.hi, step=0.5, key="data_noise",
           help="3 is each generator's intended look (the cubic's σ = 3); 0 is noise-free, 6 doubles it.")
     if spec.name in ("cubic", "sine"):
         _bind(st.toggle, "data.gap", "Leave a gap in the inputs", key="data_gap",

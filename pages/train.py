@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import charts, chrome, links, live, pool, routing, state
-from dashboard.settings import SNAPSHOT_RECIPE, Range, SettingError
+from dashboard.settings import CONTROL_RANGES, SNAPSHOT_RECIPE, Range, SettingError
 from dashboard.st_compat import push
 from ensemble_core import share
 from ensemble_core.jobs import LimitError, check_limits
@@ -118,7 +118,8 @@ def controls(task: str) -> None:
         bind(st.select_slider, "optim.weight_decay", "Weight decay", _with(DECAYS, cfg.optim.weight_decay),
              key="train_wd", help="L2 penalty on the weights.")
         if cfg.optim.optimizer == "sgd":
-            bind(st.slider, "optim.momentum", "Momentum", 0.0, 0.99, step=0.01, key="train_momentum",
+            momentum = CONTROL_RANGES["optim.momentum"][0]
+            bind(st.slider, "optim.momentum", "Momentum", momentum.lo, momentum.hi, step=0.01, key="train_momentum",
                  help="SGD momentum (0.9 is standard).")
 
 
