@@ -12,7 +12,9 @@ Fair sharing (one server, a classroom of users):
 * at most ``max_running`` jobs train at once; the rest wait in a FIFO queue
   and each knows its 1-based :attr:`Job.queue_position`;
 * :func:`check_limits` refuses runs that would hog the server, naming the
-  limit (members x parameters x epochs x rows);
+  limit and the run's own numbers: rows, parameters, members x parameters x
+  epochs x rows, and the optimiser steps, CPU-seconds and peak memory that
+  :mod:`ensemble_core.costs` estimates;
 * each owner may have only ``max_active_per_owner`` queued-or-running jobs,
   and each user ``max_active_per_user`` (an owner ``"<user>:<part>"`` belongs
   to ``<user>``: a browser session's Train page, lesson and race each have
@@ -59,8 +61,9 @@ from typing import Any, Literal
 import numpy as np
 
 from .config import ConfigError, RunConfig
+from .costs import RunCost, estimate, fmt_bytes, fmt_count, shape_of
 from .data import DataError, Dataset
-from .shapes import output_size, parameter_count
+from .shapes import parameter_count
 from .worker import ProcessWorker, WorkerDied, WorkerFailure
 
 __all__ = [
@@ -96,37 +99,68 @@ class LimitError(ValueError):
 class Limits:
     """Per-run limits that keep one user from hogging a shared server.
 
+    The steps, CPU-seconds and peak memory are estimated by
+    :func:`ensemble_core.costs.estimate` from the config and the data's shape.
+
     Attributes:
         max_work: upper bound on ``trajectories x parameters x epochs x training rows``
-            (about the number of multiply-adds of the forward passes; the default,
-            3e10, is roughly half a minute of CPU time for one run).
+            (about the number of multiply-adds of the forward passes; 3e10 by default).
         max_rows: most training rows a run may use.
         max_parameters: most parameters one member may have.
+        max_steps: most optimiser steps (``epochs x ceil(rows / batch)``): each step
+            costs a fixed ~0.3 ms whatever its size, and its learning rate is kept.
+        max_cpu_seconds: most estimated CPU-seconds of training (one core).
+        max_memory_bytes: most estimated peak memory of the worker training the run
+            (the ~0.3 GB of the process itself included).
     """
 
     max_work: float = 3e10
     max_rows: int = 50_000
     max_parameters: int = 2_000_000
+    max_steps: int = 2_000_000
+    max_cpu_seconds: float = 120.0
+    max_memory_bytes: float = 2e9
 
 
-def check_limits(config: RunConfig, dataset: Dataset, limits: Limits | None = None) -> None:
-    """Refuse a run that would exceed the classroom limits.
+def _memory_advice(cost: RunCost) -> str:
+    """What to change when a run needs too much memory, after its largest part."""
+    parts = {"activations": cost.activation_bytes, "rows": cost.epoch_data_bytes + cost.data_bytes,
+             "params": cost.parameter_bytes + cost.snapshot_bytes, "eval": cost.eval_bytes,
+             "history": cost.history_bytes}
+    top = max(parts, key=lambda k: parts[k])
+    return {"activations": "lower the batch size, the width or the members (a step's activations grow with "
+                           "members × batch × width × layers)",
+            "rows": "use fewer rows or fewer members (each member gets its own copy of the rows every epoch)",
+            "params": "use fewer hidden units, layers, members or snapshots",
+            "eval": "use a smaller validation split, fewer members or a smaller width",
+            "history": "raise the batch size or lower the epochs"}[top]
+
+
+def check_limits(config: RunConfig, dataset: Dataset, limits: Limits | None = None) -> RunCost:
+    """Refuse a run that would exceed the classroom limits; return its estimated cost otherwise.
+
+    Checked in order: training rows, parameters per member, the work
+    ``members x parameters x epochs x rows``, optimiser steps, peak memory and
+    CPU-seconds (:func:`ensemble_core.costs.estimate`).  Pure arithmetic: no
+    torch, cheap enough for every rerun of a page.
 
     Args:
         config: the run to check.
         dataset: the data it would train on.
         limits: the limits (default :class:`Limits`).
 
+    Returns:
+        The run's estimated :class:`~ensemble_core.costs.RunCost`.
+
     Raises:
-        LimitError: naming the limit and the run's own numbers.
+        LimitError: naming the limit, the run's own numbers and what to change.
     """
     limits = limits or Limits()
     rows = int(len(dataset.x_train))
     # data the engine cannot train (one class, an unknown task) is sized as the smallest valid
     # run here; train() refuses it with the real reason
-    task = "classification" if dataset.task == "classification" else "regression"
-    params = parameter_count(dataset.n_features, output_size(task, config.loss, max(dataset.n_classes, 2)),
-                             config.model)
+    shape = shape_of(config, dataset)
+    params = parameter_count(dataset.n_features, shape.n_outputs, config.model)
     members = config.strategy.members  # trajectories: snapshots cost no extra compute
     epochs = config.optim.epochs
     if rows > limits.max_rows:
@@ -146,6 +180,24 @@ def check_limits(config: RunConfig, dataset: Dataset, limits: Limits | None = No
             f"{epochs:,} epochs × {rows:,} rows = {work:.1e}; the classroom limit is {limits.max_work:.1e}. "
             "Use fewer epochs, members, hidden units or rows."
         )
+    cost = estimate(config, shape)
+    if cost.steps > limits.max_steps:
+        raise LimitError(
+            f"This run is too long: {cost.explain_steps()}, over the classroom limit of "
+            f"{fmt_count(limits.max_steps)} steps. Raise the batch size or lower the epochs."
+        )
+    if cost.peak_bytes > limits.max_memory_bytes:
+        raise LimitError(
+            f"This run would need {cost.explain_memory()}, over the classroom limit of "
+            f"{fmt_bytes(limits.max_memory_bytes)}. To fit, {_memory_advice(cost)}."
+        )
+    if cost.cpu_seconds > limits.max_cpu_seconds:
+        raise LimitError(
+            f"This run would take too long: {cost.explain_cpu()}, over the classroom limit of "
+            f"{limits.max_cpu_seconds:,.0f} CPU-seconds. Lower the epochs, members or width, or raise the "
+            "batch size."
+        )
+    return cost
 
 
 def default_max_running() -> int:
