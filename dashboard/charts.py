@@ -67,7 +67,7 @@ def show(fig: go.Figure | dict | None, key: str, *, height: int | None = None, o
     """Draw a Plotly figure with a stable key and a PNG/SVG download button.
 
     With ``on_select="rerun"`` a click selects a point and the selection event is returned.
-    ``live=True`` (the live views) draws it with :func:`pages.live_plot.live_chart`:
+    ``live=True`` (the live views) draws it with :func:`dashboard.live_plot.live_chart`:
     a new figure for the same key updates the chart in place, keeping the
     viewer's zoom; ``fig`` may then also be a figure's plain JSON data.
     """
@@ -125,11 +125,9 @@ def lr_figure(cfg: RunConfig, n_train: int, steps_done: int | None = None) -> go
 def lr_plan(cfg: RunConfig, n_train: int) -> dict | None:
     """The Train page's learning-rate chart before a run, as plain JSON data (``None`` if it failed).
 
-    Every change of a setting reruns the page, and building the figure (Plotly
-    validates it in pure Python, ~35 ms holding the GIL) was about half of such
-    a rerun's server time.  The schedule depends on the settings and the number
-    of training rows, not on the seed, so one spec serves every session of the
-    server with those settings (read-only), as the live charts' bases do.
+    One spec per settings (without the seed) and row count serves every session
+    of the server (read-only): a rerun after a setting change does not build a
+    Plotly figure (see docs/decisions.md, "The schedule chart is shared").
     """
     return _shared_plan(_settings_key(cfg, n_train), cfg, n_train)
 
