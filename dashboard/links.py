@@ -10,7 +10,6 @@ from dashboard.st_compat import history
 from dashboard.state import bind, load_data, settings
 from ensemble_core import share
 from ensemble_core.data import DataError
-from ensemble_core.lessons import lesson_ids
 
 #: What the Share box offers to hide: whole sections, then single controls (those with a widget).
 HIDEABLE = tuple(share.SECTIONS) + tuple(share.CONTROLS)
@@ -157,7 +156,11 @@ def current_link_state(page: str) -> share.ShareState | None:
     if page not in share.PAGES:
         return None
     s = settings()
-    lesson = (s.lesson or lesson_ids()[0]) if page == "lessons" else None
+    lesson = None
+    if page == "lessons":
+        from ensemble_core.lessons import lesson_ids  # only then: it imports the race module and pandas
+
+        lesson = s.lesson or lesson_ids()[0]
     return s.share_state(page, lesson)
 
 
