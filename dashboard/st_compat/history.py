@@ -72,7 +72,7 @@ export default function (component) {
   const replace = h.replaceState.bind(h);
   const guard = { cfg, pushed: 0, replaced: 0, skipped: 0 };
   w.__delHistory = guard;
-  const pages = () => guard.cfg.pages || [];
+  const pages = () => String(guard.cfg.pages || '').split(',').filter(Boolean);
   // '/base/data' -> ['/base/', 'data']; '/base/' -> ['/base/', '']
   const split = (path) => {
     const i = path.lastIndexOf('/');
@@ -129,7 +129,9 @@ def install(pages: Sequence[str], home: str = "home", param: str = "page") -> bo
     """
     if not supported("history"):
         return False
-    _component()(key=KEY, data={"pages": list(pages), "home": home, "param": param})
+    # Only strings: a list in a component's data makes Streamlit import pandas to test whether it is a
+    # data frame (0.8 s of the first visitor's first page).
+    _component()(key=KEY, data={"pages": ",".join(pages), "home": home, "param": param})
     st.session_state.setdefault(_SINCE, time.monotonic())
     return True
 
