@@ -9,26 +9,9 @@ from __future__ import annotations
 
 import attack_zips
 import pytest
-from apphelpers import ROOT, RouterPagesManager, open_page
 from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1 import app_test as _app_test
 
 from dashboard.settings import default_config
-
-
-@pytest.fixture
-def fresh(monkeypatch):
-    """A factory: a new browser session of the whole app opened with ``params`` in its URL."""
-    monkeypatch.setattr(_app_test, "PagesManager", RouterPagesManager)
-
-    def make(params: dict[str, str] | None = None, page: str | None = None) -> AppTest:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-        at.query_params.update(params or {})
-        at.run()
-        assert not at.exception, [e.message for e in at.exception]
-        return open_page(at, page) if page else at
-
-    return make
 
 
 def _warnings(at: AppTest) -> str:

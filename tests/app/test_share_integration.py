@@ -13,30 +13,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 import pytest
-from apphelpers import ROOT, RouterPagesManager, open_page
+from apphelpers import open_page
 from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1 import app_test as _app_test
 
 from ensemble_core import persistence, share
 from ensemble_core.config import RunConfig
 from ensemble_core.data import load_dataset
 from ensemble_core.predict import predict
 from ensemble_core.training import train
-
-
-@pytest.fixture
-def fresh(monkeypatch):
-    """A factory: a new browser session of the whole app opened with ``params`` in its URL."""
-    monkeypatch.setattr(_app_test, "PagesManager", RouterPagesManager)
-
-    def make(params: dict[str, str] | None = None, page: str | None = None) -> AppTest:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-        at.query_params.update(params or {})
-        at.run()
-        assert not at.exception, [e.message for e in at.exception]
-        return open_page(at, page) if page else at
-
-    return make
 
 
 def widget(at: AppTest, key: str):
