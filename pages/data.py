@@ -126,14 +126,46 @@ def _uploaded() -> None:
     spec = DataSpec(**{**dataclasses.asdict(DataSpec()), "source": "csv", "name": (upload.name or "upload.csv")[:200],
                        "target": table.column_names[-1], "features": numeric, "seed": s.config.data.seed,
                        "val_fraction": s.config.data.val_fraction, "test_fraction": s.config.data.test_fraction})
+    _try_csv(spec, csv_bytes, "data_upload")
+
+
+def _try_csv(spec: DataSpec, csv_bytes: bytes, note_key: str) -> None:
+    """Make the CSV ``spec`` the current data; if it cannot be used, keep the file pending (its columns
+    can still be picked) and say why under ``note_key``'s control."""
+    ss, s = st.session_state, state.settings()
     try:
         state.load_data(spec, csv_bytes)
     except DataError as exc:
-        state.note("data_upload", f"These data cannot be used: {exc}")
-        ss["csv_pending"] = csv_bytes  # the file stays chosen: its columns can still be picked
-        s.data_view = "csv"
+        state.note(note_key, f"These data cannot be used: {exc}")
+        ss["csv_pending"], s.remembered["csv"], s.data_view = csv_bytes, spec, "csv"
     else:
         ss.pop("csv_pending", None)
+
+
+def _pending_changed() -> None:
+    """A column choice for a file that could not be used yet: try the new choice."""
+    ss = st.session_state
+    spec = state.settings().remembered["csv"]
+    target = ss["data_p_target"]
+    features = tuple(f for f in ss["data_p_features"] if f != target)
+    _try_csv(dataclasses.replace(spec, target=target, features=features, task=ss["data_p_task"]),
+             ss["csv_pending"], "data_p_target")
+
+
+def pending_columns(columns: list[str]) -> None:
+    """The column choices of an uploaded file that cannot be used as it is (e.g. a constant last column)."""
+    spec = state.settings().remembered["csv"]
+    ss = st.session_state
+    ss["data_p_target"] = spec.target if spec.target in columns else columns[-1]
+    ss["data_p_features"] = [c for c in spec.features if c in columns and c != ss["data_p_target"]]
+    ss["data_p_task"] = spec.task
+    st.warning("This file is not in use yet: pick the columns so that it can be used. Until then training "
+               f"uses **{chrome.esc(core_data.describe(state.config().data))}**.", icon=":material/warning:")
+    st.selectbox("Target column (what to predict)", columns, key="data_p_target", on_change=_pending_changed)
+    state.show_notes("data_p_target")
+    st.multiselect("Feature columns (inputs)", [c for c in columns if c != ss["data_p_target"]],
+                   key="data_p_features", on_change=_pending_changed)
+    st.selectbox("Task", list(TASKS), format_func=TASKS.get, key="data_p_task", on_change=_pending_changed)
 
 
 def csv_controls() -> None:
@@ -141,7 +173,8 @@ def csv_controls() -> None:
     st.file_uploader("CSV file", type=["csv", "txt", "tsv"], key="data_upload", on_change=_uploaded,
                      help="Comma, semicolon or tab separated, with a header row. The file stays in your session only.")
     state.show_notes("data_upload")
-    csv_bytes = ss["csv_bytes"] if s.config.data.source == "csv" else None
+    pending = ss.get("csv_pending") if s.config.data.source != "csv" else None
+    csv_bytes = ss["csv_bytes"] if s.config.data.source == "csv" else pending
     if csv_bytes is None:
         st.info("Upload a file to use your own data. Until then training uses "
                 f"**{chrome.esc(core_data.describe(s.config.data))}**.", icon=":material/upload_file:")
@@ -151,6 +184,9 @@ def csv_controls() -> None:
         st.error(f"**This file cannot be read:** {chrome.esc(error)}", icon=":material/error:")
         return
     columns = table.column_names
+    if pending is not None:
+        pending_columns(columns)
+        return
     _bind(st.selectbox, "data.target", "Target column (what to predict)", columns, key="data_target",
           help="The column the ensemble learns to predict.")
     target = s.config.data.target

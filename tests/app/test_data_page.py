@@ -115,3 +115,19 @@ def test_column_names_are_escaped(data_page):
     caption = " ".join(c.value for c in at.caption)
     assert r"\*\*y\*\*" in caption  # shown literally, not as bold
     assert all(not getattr(m.proto, "allow_html", False) for m in at.markdown if "<b>" in m.value or "\\<b" in m.value)
+
+
+def test_a_csv_whose_last_column_cannot_be_the_target_lets_you_pick_another(data_page):
+    """A constant last column is refused, but the file stays: choosing another target makes it usable."""
+    at = data_page
+    rows = b"".join(f"{i},{2 * i + (i % 3)},7\n".encode() for i in range(60))
+    at.segmented_control(key="data_source").set_value("csv").run()
+    at.file_uploader(key="data_upload").set_value(("flat.csv", b"x,y,flat\n" + rows, "text/csv")).run()
+    assert not at.exception
+    assert any("cannot be used" in e.value for e in at.error)
+    assert at.session_state["settings"].config.data.source == "synthetic"  # the old data train meanwhile
+    at.selectbox(key="data_p_target").set_value("y").run()
+    assert not at.exception and not at.error
+    spec = at.session_state["settings"].config.data
+    assert (spec.source, spec.target) == ("csv", "y") and "flat" not in spec.features
+    assert at.session_state["dataset"].target_name == "y"
