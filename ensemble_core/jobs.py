@@ -9,8 +9,12 @@ valid, smaller run, which the job keeps.
 
 Fair sharing (one server, a classroom of users):
 
-* at most ``max_running`` jobs train at once; the rest wait in a FIFO queue
+* at most ``max_running`` jobs train at once; the rest wait in a queue of at
+  most ``max_queued`` jobs ("the class queue is full, try again in about N s")
   and each knows its 1-based :attr:`Job.queue_position`;
+* the queue is fair by user, not first-come-first-served: a free slot goes to
+  the queued job whose user has the fewest jobs running, then to the oldest.
+  One person's queued runs therefore never delay another person's first run;
 * :func:`check_limits` refuses runs that would hog the server, naming the
   limit and the run's own numbers: rows, parameters, members x parameters x
   epochs x rows, and the optimiser steps, CPU-seconds and peak memory that
@@ -354,6 +358,8 @@ class JobPool:
         max_active_per_owner: most queued-or-running jobs one owner may have.
         max_active_per_user: most queued-or-running jobs of all owners of one user
             (see :func:`user_of`); at least ``max_active_per_owner``.
+        max_queued: most jobs waiting in the queue, all users together; a submit beyond
+            it raises :class:`LimitError` saying when to try again.
         heartbeat_timeout: stop an owner's jobs when it has gone away: ``alive(owner)``
             returned ``False``, or (``alive`` absent or ``None``) :meth:`touch` was not
             called, for this many seconds (``None`` disables the reaper).
@@ -376,7 +382,7 @@ class JobPool:
     """
 
     def __init__(self, max_running: int | None = None, *, limits: Limits | None = None,
-                 max_active_per_owner: int = 1, max_active_per_user: int = 2,
+                 max_active_per_owner: int = 1, max_active_per_user: int = 2, max_queued: int = 64,
                  heartbeat_timeout: float | None = 60.0, alive: Callable[[str], bool | None] | None = None,
                  retain_s: float = 3600.0, reap_interval: float = 5.0,
                  train_fn: Callable[..., Any] | None = None, torch_threads: int | None = None,
@@ -385,6 +391,7 @@ class JobPool:
         self.limits = limits or Limits()
         self.max_active_per_owner = max_active_per_owner
         self.max_active_per_user = max(max_active_per_user, max_active_per_owner)
+        self.max_queued = max(1, int(max_queued))
         self._alive = alive
         self.heartbeat_timeout = heartbeat_timeout
         self.retain_s = retain_s
@@ -394,6 +401,7 @@ class JobPool:
         self._running: set[Job] = set()
         self._jobs: dict[str, Job] = {}
         self._seen: dict[str, float] = {}
+        self._last_start: dict[str, float] = {}  # user -> when (a counter) a job of theirs last started
         self._durations: deque[float] = deque(maxlen=20)  # seconds of the latest finished runs
         self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
@@ -434,8 +442,9 @@ class JobPool:
         told at once instead of finding out on its next poll.
 
         Raises:
-            LimitError: the run exceeds :attr:`limits` or the owner already has
-                ``max_active_per_owner`` active jobs.
+            LimitError: the run exceeds :attr:`limits`, the owner already has
+                ``max_active_per_owner`` active jobs (its user ``max_active_per_user``),
+                or ``max_queued`` jobs are already waiting.
             RuntimeError: the pool was shut down.
         """
         if self._closed.is_set():
@@ -456,6 +465,12 @@ class JobPool:
                     f"You already have {mine} runs queued or training (Train, Lessons and Compare together; "
                     f"the limit is {self.max_active_per_user} per user so that everyone gets a turn). "
                     "Stop one or wait for it to finish."
+                )
+            if len(self._queue) >= self.max_queued and len(self._running) >= self.max_running:
+                raise LimitError(
+                    f"The class queue is full: {len(self._queue)} runs are waiting for the "
+                    f"{self.max_running} training slot{'s' if self.max_running != 1 else ''}. "
+                    f"Try again in about {self._retry_after_locked():.0f} s."
                 )
             self._jobs[job.id] = job
             self._seen[owner] = time.monotonic()
@@ -549,6 +564,9 @@ class JobPool:
             live = {j.owner for j in self._jobs.values()}
             for owner in [o for o in self._seen if o not in live]:
                 del self._seen[owner]
+            users = {user_of(o) for o in live}
+            for user in [u for u in self._last_start if u not in users]:
+                del self._last_start[user]
         return stopped
 
     def shutdown(self, timeout: float = 10.0) -> None:
@@ -577,9 +595,46 @@ class JobPool:
         parts = [f"{j.id[:6]}:{j.status}:e{j._epoch}:seen{now - seen.get(j.owner, j.submitted_at):.0f}s" for j in jobs]
         log.warning("pool trace: %s | %s", head, " ".join(parts))
 
+    def _retry_after_locked(self) -> float:
+        """Seconds until the queue is likely to have room: one run's mean duration over the slots."""
+        durations = list(self._durations) or [
+            d for d in (_projected_seconds(j) for j in self._running) if d is not None]
+        mean = sum(durations) / len(durations) if durations else 30.0
+        return max(5.0, mean / self.max_running)
+
+    def _order_locked(self) -> list[Job]:
+        """The queued jobs in the order they will start, if nothing running ends first.
+
+        Fair by user: each next slot goes to the queued job whose user has the
+        fewest running jobs, then whose user started a job least recently (never
+        first), then the oldest.
+        """
+        running: dict[str, int] = {}
+        for job in self._running:
+            user = user_of(job.owner)
+            running[user] = running.get(user, 0) + 1
+        served = dict(self._last_start)
+        waiting = list(self._queue)  # oldest first
+        order: list[Job] = []
+        clock = max(served.values(), default=0.0)
+        while waiting:
+            def key(i: int) -> tuple[int, float, int]:
+                user = user_of(waiting[i].owner)
+                return running.get(user, 0), served.get(user, float("-inf")), i
+
+            job = waiting.pop(min(range(len(waiting)), key=key))
+            order.append(job)
+            user = user_of(job.owner)
+            running[user] = running.get(user, 0) + 1
+            clock += 1.0
+            served[user] = clock
+        return order
+
     def _position(self, job: Job) -> int | None:
         with self._lock:
-            for i, queued in enumerate(self._queue):
+            if job not in self._queue:
+                return None
+            for i, queued in enumerate(self._order_locked()):
                 if queued is job:
                     return i + 1
         return None
@@ -596,7 +651,9 @@ class JobPool:
 
     def _dispatch_locked(self) -> None:
         while self._queue and len(self._running) < self.max_running:
-            job = self._queue.popleft()
+            job = self._order_locked()[0]
+            self._queue.remove(job)
+            self._last_start[user_of(job.owner)] = max(self._last_start.values(), default=0.0) + 1.0
             job.status = "running"
             job.started_at = time.monotonic()
             self._running.add(job)

@@ -119,7 +119,7 @@ def make_pool():
         pool.shutdown()
 
 
-def test_queue_is_fifo_with_positions_and_cap(make_pool):
+def test_queue_of_distinct_users_is_fifo_with_positions_and_cap(make_pool):
     fake = FakeTrainer(gated=True)
     pool = make_pool(2, train_fn=fake)
     jobs = [pool.submit(CFG, named(f"d{i}"), owner=f"u{i}") for i in range(5)]
@@ -132,6 +132,37 @@ def test_queue_is_fifo_with_positions_and_cap(make_pool):
     assert fake.max_running == 2
     assert fake.started == [f"d{i}" for i in range(5)]  # FIFO
     assert all(j.queue_position is None for j in jobs)
+
+
+def test_one_users_queued_runs_never_delay_another_users_first_run(make_pool):
+    """Fair by user: a slot goes to the user with the fewest running jobs, then the oldest job."""
+    fake = FakeTrainer(gated=True)
+    pool = make_pool(1, train_fn=fake, max_active_per_user=3, max_active_per_owner=1)
+    a1 = pool.submit(CFG, named("a1"), owner="a")
+    wait_for(lambda: fake.running == 1)
+    a2 = pool.submit(CFG, named("a2"), owner="a:lessons")  # a's second and third runs, queued first
+    a3 = pool.submit(CFG, named("a3"), owner="a:compare")
+    b1 = pool.submit(CFG, named("b1"), owner="b")  # b's first run, queued last
+    c1 = pool.submit(CFG, named("c1"), owner="c:lessons")
+    assert [j.queue_position for j in (a2, a3, b1, c1)] == [3, 4, 1, 2]
+    fake.gate.set()
+    wait_for(lambda: all(j.status == "done" for j in (a1, a2, a3, b1, c1)))
+    assert fake.started == ["a1", "b1", "c1", "a2", "a3"]
+
+
+def test_the_class_queue_has_a_total_cap_that_says_when_to_retry(make_pool):
+    fake = FakeTrainer(gated=True)
+    pool = make_pool(1, train_fn=fake, max_queued=2)
+    pool.submit(CFG, tiny_dataset(), owner="u0")
+    wait_for(lambda: fake.running == 1)
+    pool.submit(CFG, tiny_dataset(), owner="u1")
+    pool.submit(CFG, tiny_dataset(), owner="u2")
+    with pytest.raises(LimitError, match=r"class queue is full: 2 runs are waiting .* Try again in about \d+ s"):
+        pool.submit(CFG, tiny_dataset(), owner="u3")
+    assert pool.stats()["queued"] == 2  # the refused run left nothing behind
+    fake.gate.set()
+    wait_for(lambda: pool.stats()["queued"] == 0 and pool.stats()["running"] == 0)
+    pool.submit(CFG, tiny_dataset(), owner="u3")  # room again
 
 
 def test_expected_wait_uses_the_latest_run_times(make_pool):
