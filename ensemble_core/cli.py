@@ -79,11 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train the ensemble a RunConfig JSON describes and save the run",
                        description="Train headless with a progress bar and write the run to a folder "
-                                   "(config.json, run.json, history.csv, metrics.json, weights.safetensors).")
+                                   "(config.json, run.json, history.csv, metrics.json, weights.safetensors). "
+                                   "The command line is your own machine: the dashboard's classroom limits on "
+                                   "time and memory do not apply unless you pass --limits.")
     t.add_argument("--config", required=True, type=Path, metavar="RUN.json", help="RunConfig JSON file")
     t.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write the run to")
     t.add_argument("--csv", type=Path, metavar="FILE", help="the data file when the config's data.source is 'csv'")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--limits", action="store_true",
+                   help="refuse the run, as the shared dashboard would, if it exceeds the classroom limits "
+                        "(steps, CPU-seconds, memory); off by default: the CLI is unlimited")
     t.add_argument("--threads", type=_positive_int, default=None,
                    help="torch CPU threads (default: torch's choice)")
     t.set_defaults(func=cmd_train)
@@ -138,6 +143,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise CliError(f"--out {args.out}: exists and is not a folder")
     data = load_dataset(config.data, csv_data)
+    if args.limits:
+        from .jobs import LimitError, check_limits
+
+        try:
+            check_limits(config, data)
+        except LimitError as exc:
+            raise CliError(f"over the classroom limits (--limits): {exc}") from None
 
     stop = {"requested": False}
 

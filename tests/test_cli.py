@@ -173,3 +173,16 @@ def test_uci_adversarial_flag_reaches_the_config(uci_files, capsys):
     assert main(["uci", str(csv), "--splits", str(sp), "--members", "2", "--splits-limit", "1",
                  "--adversarial", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n_splits"] == 1
+
+
+def test_train_is_unlimited_unless_asked_and_then_names_the_limit(tmp_path, capsys):
+    # batch 1 on 2,000 rows x 2,000 epochs = 2.4M steps: over the classroom's 2M steps
+    cfg = RunConfig().replace(**{"data.n": 2000, "optim.batch_size": 1, "optim.epochs": 2000,
+                                 "strategy.members": 1, "model.width": 8})
+    (tmp_path / "run.json").write_text(cfg.to_json())
+    argv = ["train", "--config", str(tmp_path / "run.json"), "--out", str(tmp_path / "out"), "--quiet", "--limits"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "classroom limits (--limits)" in err and "steps" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    assert "classroom limits" in _python_m("train", "--help").stdout
