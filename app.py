@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import chrome, links, live, pool, routing, state, theme
+from dashboard import chrome, identity, links, live, pool, routing, saved, state, theme
 from dashboard.st_compat import history, queue_fix, startup
 
 startup.skip_repl_check()  # once per process: see dashboard/st_compat/startup.py
@@ -24,10 +24,12 @@ PAGES = [
     ("pages/uncertainty.py", "Uncertainty", ":material/ssid_chart:", "uncertainty"),
     ("pages/lessons.py", "Lessons", ":material/school:", "lessons"),
     ("pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
+    ("pages/runs.py", "Runs", ":material/history:", "runs"),
 ]
 
 state.init_state()
 links.open_link()  # once per session: a shared link restores its setup (and a classroom link hides controls)
+saved.open_result_link()  # ?result=<token>: a shared trained run, read-only, becomes the current run
 # The tab's icon is a file in the repo: a ":material/...:" icon is fetched from fonts.gstatic.com, which
 # an offline classroom cannot reach (and which would tell Google about every visit).
 # The menu starts open on a laptop and closed on a phone ("auto"), where it would cover the page; a
@@ -37,6 +39,7 @@ st.set_page_config(page_title="Deep Ensemble Lab", page_icon=str(ROOT / "dashboa
 history.install([url for *_, url in PAGES])  # one browser-history entry per page visit (before the URL is written)
 theme.apply(links.presenting())
 st.html(live.LIVE_CSS)
+identity.keep()  # a browser that came without its identity cookie gets it
 page = st.navigation([
     st.Page(script, title=title, icon=icon, url_path=url, default=(i == 0))
     for i, (script, title, icon, url) in enumerate(PAGES)

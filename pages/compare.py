@@ -6,7 +6,7 @@ import logging
 
 import streamlit as st
 
-from dashboard import charts, chrome, live, pool, routing, state
+from dashboard import charts, chrome, live, pool, routing, saved, state
 from ensemble_core.race import (
     STRATEGIES,
     STRATEGY_LABELS,
@@ -35,7 +35,7 @@ HELP = {
 
 def owner() -> str:
     """Race runs use their own pool owner, so they do not take the Train page's slot."""
-    return pool.owner() + ":compare"
+    return pool.owner("compare")
 
 
 def plan() -> tuple[list, list[str]] | None:
@@ -91,6 +91,7 @@ def progress(seq: RunSequence) -> None:
 
 
 def results(seq: RunSequence) -> None:
+    saved.save_sequence(seq, "compare")  # once per entry: every raced run goes to the Runs page
     for label, run, err in zip(seq.labels, seq.runs, seq.errors):
         if run is None and err:
             st.warning(f"**{label}:** {chrome.esc(err)}", icon=":material/warning:")

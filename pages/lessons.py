@@ -6,7 +6,7 @@ import logging
 
 import streamlit as st
 
-from dashboard import charts, chrome, live, pool, routing, state
+from dashboard import charts, chrome, live, pool, routing, saved, state
 from ensemble_core.data import DataError, describe
 from ensemble_core.lessons import LESSONS, Lesson, get_lesson, lesson_figures, lesson_ids
 from ensemble_core.race import RunSequence, describe_budget, losses_figure, race_table
@@ -22,7 +22,7 @@ NUMBER = {lid: i + 1 for i, lid in enumerate(lesson_ids())}
 
 def owner() -> str:
     """Lesson runs use their own pool owner, so they do not take the Train page's slot."""
-    return pool.owner() + ":lessons"
+    return pool.owner("lessons")
 
 
 def pick() -> Lesson:
@@ -65,6 +65,7 @@ def progress(seq: RunSequence) -> None:
 
 
 def results(lesson: Lesson, seq: RunSequence) -> None:
+    saved.save_sequence(seq, "lesson")  # once per entry: every panel goes to the Runs page
     for label, run, err in zip(seq.labels, seq.runs, seq.errors):
         if run is None and err:
             st.warning(f"**{label}:** {chrome.esc(err)}", icon=":material/warning:")

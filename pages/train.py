@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard import charts, chrome, links, live, pool, routing, state
+from dashboard import charts, chrome, links, live, pool, routing, saved, state
 from dashboard.settings import CONTROL_RANGES, SNAPSHOT_RECIPE, Range, SettingError
 from dashboard.st_compat import push
 from ensemble_core import share
@@ -138,7 +138,7 @@ def start() -> None:
         job = pool.pool().submit(cfg, ds, pool.owner(), preview_x=preview_x,
                                preview_every=max(1, cfg.optim.epochs // 25) if preview_x is not None else 0,
                                preview_min_s=live.CHART_S / 2,  # the chart shows at most one a second
-                               on_change=live.SessionWaker.attach())  # its start and end reach the page at once
+                               on_change=saved.on_end(live.SessionWaker.attach()))  # start/end reach the page; saved at its end
     except LimitError as exc:
         ss["train_refused"] = str(exc)
         return

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, chrome, exports, links, routing
+from dashboard import charts, chrome, exports, links, routing, saved
 from ensemble_core import metrics, viz
 from ensemble_core.predict import ensemble_size_curve, member_metrics, predict
 
@@ -16,6 +16,7 @@ run = st.session_state.get("run")
 ds = st.session_state.get("run_dataset")
 
 st.header("Uncertainty", anchor=False)
+saved.result_banner()  # a result link: "a shared result, trained on ..." (or why it cannot be opened)
 if run is None or ds is None:
     st.info("**No run yet — go to Train.** Train an ensemble first; its uncertainty is explored here.",
             icon=":material/model_training:")
@@ -179,6 +180,7 @@ st.subheader("Export and share", anchor=False)
 st.caption("The run as one zip (settings, history, metrics, weights), or a standalone HTML report for people "
            "without the lab. Every chart above also has a camera icon (PNG or SVG, chosen in the Share box).")
 exports.run_exports(run, ds)
+saved.share_result_box()  # a read-only link to this stored run (and revoke)
 with st.expander("Import a run", icon=":material/upload:"):
     st.caption("A run exported from this lab. Its data are remade from its settings (an uploaded CSV must be "
                "loaded on the Data page first); it then replaces the run shown here.")
