@@ -33,14 +33,14 @@ class RunsView:
 
     Attributes:
         search: text to find in labels, data names and strategies.
-        dataset, strategy: show only these (``None``: all).
+        dataset, strategy: show only these (``""``: all).
         sort: a key of :data:`SORTS`; ``descending`` its direction.
         page: 1-based page of the table.
     """
 
     search: str = ""
-    dataset: str | None = None
-    strategy: str | None = None
+    dataset: str = ""
+    strategy: str = ""
     sort: str = "When"
     descending: bool = True
     page: int = 1
@@ -84,9 +84,17 @@ def _nan(v: Any) -> bool:
 
 
 def name(record: Any) -> str:
-    """A run as people name it: its label, else when · strategy · data."""
+    """A run as people name it, unique (pickers match options by their text): label or when · strategy · size · data, and a short id."""
     star = "★ " if record.starred else ""
-    return star + (record.label or f"{when(record.created)} · {record.strategy} · {record.dataset}")
+    what = record.label or (f"{when(record.created)} · {record.strategy} · {record.members}×{record.epochs} epochs"
+                            f" · {record.dataset}")
+    return f"{star}{what} · #{record.run_id[:5]}"
+
+
+def short_name(record: Any, i: int) -> str:
+    """A compared run's name in tables and legends: ``#1 bootstrap 3×200 (14:03)`` or its label."""
+    what = record.label[:40] or f"{record.strategy} {record.members}×{record.epochs}"
+    return f"#{i + 1} {what} ({when(record.created)[11:]})"
 
 
 def status(record: Any) -> str:
@@ -101,7 +109,14 @@ def table(records: Sequence[Any]) -> pd.DataFrame:
         "members": r.members, "epochs": r.epochs, "test NLL": r.test_nll, "RMSE": r.test_rmse,
         "accuracy": r.test_accuracy, "seconds": r.seconds, "status": status(r), "label": r.label,
     } for r in records], columns=["★", "when", "data", "strategy", "members", "epochs", "test NLL", "RMSE",
-                                  "accuracy", "seconds", "status", "label"])
+                                  "accuracy", "seconds", "status", "label"]).astype(
+        {"test NLL": float, "RMSE": float, "accuracy": float, "seconds": float})
+
+
+def shown_table(records: Sequence[Any]) -> pd.DataFrame:
+    """:func:`table` without the metric columns that none of ``records`` has (no regression run: no RMSE)."""
+    rows = table(records)
+    return rows.drop(columns=[c for c in ("RMSE", "accuracy") if rows[c].isna().all()])
 
 
 #: Compared columns: name -> True when lower is better.

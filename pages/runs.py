@@ -44,23 +44,23 @@ with c1:
     control(st.text_input, "search", "Search", key="runs_search", placeholder="label, data, strategy")
 with c2:
     datasets = sorted({r.dataset for r in every})
-    control(st.selectbox, "dataset", "Data set", [None, *datasets], key="runs_dataset",
-            format_func=lambda d: "All data sets" if d is None else d)
+    control(st.selectbox, "dataset", "Data set", ["", *datasets], key="runs_dataset",
+            format_func=lambda d: d or "All data sets")
 with c3:
     strategies = sorted({r.strategy for r in every})
-    control(st.selectbox, "strategy", "Strategy", [None, *strategies], key="runs_strategy",
-            format_func=lambda s: "All strategies" if s is None else s)
+    control(st.selectbox, "strategy", "Strategy", ["", *strategies], key="runs_strategy",
+            format_func=lambda s: s or "All strategies")
 with c4:
     control(st.selectbox, "sort", "Sort by", list(SORTS), key="runs_sort")
 with c5:
     control(st.toggle, "descending", "Descending", key="runs_desc")
-found = runs_view.sort_records(store.list(owner, search=v.search.strip(), dataset=v.dataset, strategy=v.strategy),
+found = runs_view.sort_records(store.list(owner, search=v.search.strip(), dataset=v.dataset or None, strategy=v.strategy or None),
                                v.sort, v.descending)
 pages = max(1, -(-len(found) // PAGE_ROWS))
 v.page = min(max(1, v.page), pages)
 shown = found[(v.page - 1) * PAGE_ROWS: v.page * PAGE_ROWS]
 st.markdown(f"**{len(found)}** of {len(every)} runs" + (f" · page {v.page} of {pages}" if pages > 1 else ""))
-st.dataframe(runs_view.table(shown), hide_index=True, width="stretch", key="runs_table",
+st.dataframe(runs_view.shown_table(shown), hide_index=True, width="stretch", key="runs_table",
              column_config={"test NLL": st.column_config.NumberColumn(format="%.4g"),
                             "RMSE": st.column_config.NumberColumn(format="%.4g"),
                             "accuracy": st.column_config.NumberColumn(format="%.3f"),
@@ -140,7 +140,7 @@ for r in records:
     except Exception as exc:  # noqa: BLE001 - a run damaged since it was listed
         st.error(f"**{chrome.esc(runs_view.name(r))}** cannot be opened: {chrome.esc(exc)}", icon=":material/error:")
         links.stop()
-labels = [f"{i + 1}. {runs_view.name(r)}"[:60] for i, r in enumerate(records)]
+labels = [runs_view.short_name(r, i) for i, r in enumerate(records)]
 rows, best = runs_view.compare_table(records, labels)
 st.dataframe(runs_view.style_best(rows), hide_index=True, width="stretch", key="runs_compare_table")
 st.markdown(" · ".join(f"Best {col}: **{chrome.esc(lab)}**" for col, lab in best.items()))

@@ -30,7 +30,7 @@ def test_every_page_opens_with_the_sidebar(app, page):
 def test_every_page_is_registered_and_pages_holds_only_page_scripts(app):
     registered = {str(info.get("script_path", "")).rsplit("/", 1)[-1] for info in app._registered_pages.values()}
     scripts = {p.name for p in (ROOT / "pages").glob("*.py")}
-    assert registered == scripts == {f"{n}.py" for n in ("home", "data", "train", "uncertainty", "lessons", "compare")}
+    assert registered == scripts == {f"{n}.py" for n in ("home", "data", "train", "uncertainty", "lessons", "compare", "runs")}
 
 
 def test_sidebar_follows_the_data(app):
@@ -43,8 +43,8 @@ def test_sidebar_follows_the_data(app):
 def test_the_owner_table_forgets_sessions_that_are_gone():
     from dashboard.pool import prune_sessions
 
-    table = {"alice": "s1", "bob": "s2", "carol": "s3"}
+    table = {"alice": {"s1"}, "bob": {"s2"}, "carol": {"s3"}}  # browser -> its tabs' sessions
     assert prune_sessions(lambda sid: sid != "s2", table) == 1
-    assert table == {"alice": "s1", "carol": "s3"}
+    assert table == {"alice": {"s1"}, "carol": {"s3"}}
     assert prune_sessions(lambda sid: True, table) == 0 and len(table) == 2
     assert prune_sessions(lambda sid: False, table) == 2 and table == {}

@@ -89,7 +89,7 @@ def test_filter_search_and_sort(lab, runs, monkeypatch):
     at = _open(monkeypatch)
     at.selectbox(key="runs_strategy").set_value("bootstrap").run()
     assert list(_table(at)["strategy"]) == ["bootstrap"]
-    at.selectbox(key="runs_strategy").set_value(None).run()
+    at.selectbox(key="runs_strategy").set_value("").run()
     at.selectbox(key="runs_sort").set_value("Test NLL").run()
     at.toggle(key="runs_desc").set_value(False).run()
     assert list(_table(at)["test NLL"]) == pytest.approx(sorted(r.test_nll for r in recs.values()))
@@ -143,7 +143,7 @@ def test_compare_marks_the_best_and_draws_curves_and_bands(lab, runs, monkeypatc
     best_line = next(m.value for m in at.markdown if m.value.startswith("Best test NLL"))
     label = df.loc[df["test NLL"].astype(float).idxmin(), "run"]
     assert df["test NLL"].astype(float).min() == pytest.approx(best_nll.test_nll)
-    assert label.split(". ", 1)[0] in best_line
+    assert f"**{label.split(' ', 1)[0]}" in best_line.replace("\\", "")
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(specs) >= 2  # overlaid validation curves + bands on shared axes
     val = json.loads(specs[0])
