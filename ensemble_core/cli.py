@@ -10,6 +10,11 @@
     standardised training rows and score the test rows in the target's original
     units; print RMSE and NLL per split and their mean +- std over the splits.
 
+``runs``
+    ``runs list``, ``runs show ID``, ``runs export ID --out F.zip``: the runs kept in the run store
+    (:mod:`ensemble_core.store`; ``--data-dir``, default ``$LAB_DATA_DIR`` or ``./.lab-data``) for
+    ``--owner`` (default ``cli``).
+
 Bad arguments or files give one line on stderr and a non-zero exit status
 (2: usage, 1: anything else), never a traceback.
 """
@@ -74,7 +79,7 @@ def _positive_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m ensemble_core``."""
     parser = _Parser(prog=PROG, description="Deep Ensemble Lab: train deep ensembles from the command line.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,uci}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{train,uci,runs}", parser_class=_Parser)
     sub.required = True
 
     t = sub.add_parser("train", help="train the ensemble a RunConfig JSON describes and save the run",
@@ -117,6 +122,28 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--json", action="store_true",
                    help="finish with one JSON line: rmse_mean, rmse_std, nll_mean, nll_std, n_splits, seconds")
     u.set_defaults(func=cmd_uci)
+
+    r = sub.add_parser("runs", help="list, show or export the runs kept in the run store",
+                       description="The runs the dashboard (or another program) kept in the run store "
+                                   "(ensemble_core.store): list them, show one, export one as a zip.")
+    rsub = r.add_subparsers(dest="runs_command", metavar="{list,show,export}", parser_class=_Parser)
+    rsub.required = True
+    common = _Parser(add_help=False)
+    common.add_argument("--owner", default="cli",
+                        help="whose runs (default 'cli'; a browser's runs are under its identity token)")
+    common.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                        help="the store's folder (default: $LAB_DATA_DIR, else ./.lab-data)")
+    rl = rsub.add_parser("list", parents=[common], help="the owner's runs, newest first")
+    rl.add_argument("--search", default="", help="only runs whose label, data, strategy or status contain TEXT")
+    rl.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="at most N runs")
+    rl.add_argument("--json", action="store_true", help="one JSON list of the runs' records instead of a table")
+    rs = rsub.add_parser("show", parents=[common], help="one run's record and settings")
+    rs.add_argument("run_id", metavar="ID", help="the run's id (see runs list)")
+    rs.add_argument("--json", action="store_true", help="the record and config as one JSON object")
+    rx = rsub.add_parser("export", parents=[common], help="one run as a zip (config, weights, history, metrics)")
+    rx.add_argument("run_id", metavar="ID", help="the run's id (see runs list)")
+    rx.add_argument("--out", required=True, type=Path, metavar="F.zip", help="the zip file to write")
+    r.set_defaults(func=cmd_runs)
     return parser
 
 
@@ -298,6 +325,78 @@ def cmd_uci(args: argparse.Namespace) -> int:
         keys = ("rmse_mean", "rmse_std", "nll_mean", "nll_std", "n_splits", "seconds")
         print(json.dumps({k: summary[k] for k in keys}))
     return 0
+
+
+# --------------------------------------------------------------------- runs
+def _runs_store(args: argparse.Namespace) -> Any:
+    from .store import RunStore
+
+    store = RunStore(args.data_dir)
+    if not store.available:
+        raise CliError(f"the run store cannot be used: {store.why}")
+    return store
+
+
+def _metric_text(rec: Any) -> str:
+    if rec.test_accuracy is not None:
+        return f"acc {rec.test_accuracy:.3f}"
+    if rec.test_nll is not None:
+        return f"nll {rec.test_nll:.4g}" + (f" rmse {rec.test_rmse:.4g}" if rec.test_rmse is not None else "")
+    return ""
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """``runs list|show ID|export ID --out F.zip [--owner NAME] [--data-dir DIR]``."""
+    from dataclasses import asdict
+
+    from .store import StoreError
+
+    try:
+        store = _runs_store(args)
+        if args.runs_command == "list":
+            records = store.list(args.owner, search=args.search, limit=args.limit)
+            if args.json:
+                print(json.dumps([asdict(r) for r in records], allow_nan=False))
+                return 0
+            if not records:
+                print(f"no runs kept for owner {args.owner!r} in {store.root}", file=sys.stderr)
+                return 0
+            print(f"{'id':22}  {'saved':16}  {'status':8} {'strategy':11} {'M':>3} {'epochs':>6}  "
+                  f"{'test':24} {'seconds':>7}  data / label")
+            for rec in records:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.created))
+                status = "damaged" if rec.damaged else rec.status
+                secs = "" if rec.seconds is None else f"{rec.seconds:.1f}"
+                text = rec.dataset + (f" / {rec.label}" if rec.label else "") + (" *" if rec.starred else "")
+                print(f"{rec.run_id:22}  {when:16}  {status:8} {rec.strategy:11} {rec.members:>3} {rec.epochs:>6}  "
+                      f"{_metric_text(rec):24} {secs:>7}  {text}")
+            return 0
+        rec = store.get(args.run_id, args.owner)
+        if rec is None:
+            raise CliError(f"no run {args.run_id[:64]!r} among the runs of owner {args.owner!r} in {store.root}")
+        if args.runs_command == "show":
+            config = store.read_config(args.run_id, args.owner)
+            if args.json:
+                print(json.dumps({"record": asdict(rec), "config": json.loads(config.to_json())}, allow_nan=False))
+                return 0
+            for key, value in asdict(rec).items():
+                if key == "created":
+                    value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+                print(f"{key:14} {value}")
+            print("config:")
+            print(config.to_json())
+            return 0
+        data = store.export_zip(args.run_id, args.owner)
+        if args.out.is_dir():
+            raise CliError(f"--out {args.out}: is a folder; give a file name such as run.zip")
+        try:
+            args.out.write_bytes(data)
+        except OSError as exc:
+            raise CliError(f"--out {args.out}: {exc.strerror or exc}") from None
+        print(f"exported run {rec.run_id} to {args.out} ({len(data) / 1024:.1f} KB)")
+        return 0
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
 
 
 # ------------------------------------------------------------------- common

@@ -186,3 +186,69 @@ def test_train_is_unlimited_unless_asked_and_then_names_the_limit(tmp_path, caps
     assert "classroom limits (--limits)" in err and "steps" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
     assert "classroom limits" in _python_m("train", "--help").stdout
+
+
+# ------------------------------------------------------------------ runs (the run store)
+@pytest.fixture
+def stored_runs(tmp_path):
+    """A run store with two runs of owner 'cli' and one of another owner."""
+    from ensemble_core.data import load_dataset
+    from ensemble_core.store import RunStore
+    from ensemble_core.training import train
+
+    cfg = RunConfig().replace(**{"data.n": 40, "strategy.members": 2, "optim.epochs": 3, "model.width": 8})
+    data = load_dataset(cfg.data)
+    run = train(cfg, data)
+    s = RunStore(tmp_path / "store")
+    a = s.save(run, data, owner="cli", source="cli", label="first")
+    b = s.save(run, data, owner="cli", source="cli")
+    c = s.save(run, data, owner="browser-1", source="train", label="theirs")
+    s.close()
+    return tmp_path / "store", run, data, a, b, c
+
+
+def test_runs_list_show_export(stored_runs, tmp_path, capsys):
+    from ensemble_core.persistence import export_zip, import_zip
+
+    root, run, data, a, b, c = stored_runs
+    assert main(["runs", "list", "--data-dir", str(root)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("id") and [ln.split()[0] for ln in lines[1:]] == [b.run_id, a.run_id]
+    assert "first" in lines[2] and "nll" in lines[2] and "theirs" not in "\n".join(lines)
+    assert main(["runs", "list", "--data-dir", str(root), "--owner", "browser-1", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["run_id"] for r in listed] == [c.run_id] and listed[0]["label"] == "theirs"
+    assert main(["runs", "show", a.run_id, "--data-dir", str(root), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["record"]["test_nll"] == pytest.approx(a.test_nll)
+    assert RunConfig.from_dict(shown["config"]) == run.config
+    assert main(["runs", "show", a.run_id, "--data-dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert f"run_id         {a.run_id}" in out and "config:" in out
+    out_zip = tmp_path / "a.zip"
+    assert main(["runs", "export", a.run_id, "--out", str(out_zip), "--data-dir", str(root)]) == 0
+    assert out_zip.read_bytes() == export_zip(run, data) and import_zip(out_zip.read_bytes()).config == run.config
+
+
+def test_runs_errors_are_one_line(stored_runs, tmp_path, capsys):
+    root, _run, _data, a, _b, c = stored_runs
+    assert main(["runs", "show", c.run_id, "--data-dir", str(root)]) == 1  # another owner's run
+    _assert_one_line_error(capsys.readouterr().err, "no run")
+    assert main(["runs", "export", a.run_id, "--out", str(tmp_path), "--data-dir", str(root)]) == 1
+    _assert_one_line_error(capsys.readouterr().err, "is a folder")
+    (tmp_path / "afile").write_text("x")
+    assert main(["runs", "list", "--data-dir", str(tmp_path / "afile" / "store")]) == 1
+    _assert_one_line_error(capsys.readouterr().err, "the run store cannot be used")
+    w = root / "runs" / a.run_id / "weights.safetensors"
+    w.write_bytes(w.read_bytes()[:-10])
+    assert main(["runs", "export", a.run_id, "--out", str(tmp_path / "x.zip"), "--data-dir", str(root)]) == 1
+    _assert_one_line_error(capsys.readouterr().err, "damaged")
+
+
+def test_runs_via_python_m_uses_lab_data_dir(stored_runs):
+    root, _run, _data, a, b, _c = stored_runs
+    res = subprocess.run([sys.executable, "-m", "ensemble_core", "runs", "list", "--json"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, env={**__import__("os").environ,
+                                                                           "LAB_DATA_DIR": str(root)})
+    assert res.returncode == 0, res.stderr
+    assert [r["run_id"] for r in json.loads(res.stdout)] == [b.run_id, a.run_id]
