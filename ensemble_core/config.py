@@ -89,6 +89,9 @@ class DataSpec:
         target: CSV only: the target column ("" = last column).
         features: CSV only: the feature columns (empty = all but the target).
         task: ``"auto"`` to infer, or force ``"regression"``/``"classification"``.
+        held_out: classification only: class indices (0-based, sorted, unique) left out of the
+            training and validation rows; the test rows keep them (unseen classes, to test whether the
+            uncertainty flags them).
     """
 
     source: Literal["synthetic", "bundled", "csv"] = "synthetic"
@@ -103,6 +106,7 @@ class DataSpec:
     target: str = ""
     features: tuple[str, ...] = ()
     task: Literal["auto", "regression", "classification"] = "auto"
+    held_out: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _check_choice(self.source, "data.source", ("synthetic", "bundled", "csv"))
@@ -126,6 +130,12 @@ class DataSpec:
         _check(isinstance(self.features, tuple) and all(isinstance(f, str) for f in self.features),
                "data.features", "must be a tuple of column names")
         _check_choice(self.task, "data.task", ("auto", "regression", "classification"))
+        _check(isinstance(self.held_out, tuple) and all(isinstance(c, int) and not isinstance(c, bool)
+                                                        and 0 <= c < 100 for c in self.held_out)
+               and list(self.held_out) == sorted(set(self.held_out)), "data.held_out",
+               f"must be sorted, distinct class indices 0..99, got {self.held_out!r}")
+        _check(not self.held_out or self.inferred_task != "regression", "data.held_out",
+               "classes can be held out of a classification data set only")
 
     @property
     def inferred_task(self) -> Task | None:
@@ -470,6 +480,10 @@ def _decode(name: str, typ: Any, raw: str) -> Any:
             value = json.loads(raw)
             if not isinstance(value, list):
                 raise ValueError(raw)
+            if typing.get_args(typ)[:1] == (int,):
+                if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                    raise ValueError(raw)
+                return tuple(value)
             return tuple(str(v) for v in value)
     except ValueError:
         raise ConfigError(f"{name}: cannot read {raw!r} as {getattr(typ, '__name__', typ)}") from None

@@ -52,7 +52,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -304,6 +304,8 @@ class Dataset:
             the data, to show uncertainty growing away from it).
         notes: human-readable notes on what was dropped or converted while loading.
         summary: structured account of the loading (real data), else ``None``.
+        held_out: classes left out of the training and validation rows (``DataSpec.held_out``);
+            the test rows keep them.
     """
 
     name: str
@@ -327,6 +329,7 @@ class Dataset:
     plot_range: tuple[float, float] | None = None
     notes: list[str] = field(default_factory=list)
     summary: LoadSummary | None = None
+    held_out: tuple[int, ...] = ()
 
     @property
     def n_features(self) -> int:
@@ -962,6 +965,8 @@ def load_dataset(spec: DataSpec, csv_data: bytes | str | Path | None = None) -> 
     """
     if not isinstance(spec, DataSpec):
         raise DataError(f"expected a DataSpec, got {type(spec).__name__}")
+    if spec.held_out:
+        return hold_out_classes(load_dataset(replace(spec, held_out=()), csv_data), spec.held_out)
     if spec.source == "synthetic":
         if spec.name in SYNTHETIC_REGRESSION:
             if spec.task == "classification":
@@ -981,6 +986,45 @@ def load_dataset(spec: DataSpec, csv_data: bytes | str | Path | None = None) -> 
             raise EmptyFileError("no CSV file was given: upload a file first")
         return dataset_from_table(parse_csv(csv_data), spec)
     raise DataError(f"unknown data set '{spec.name}' for source '{spec.source}'")
+
+
+def hold_out_classes(dataset: Dataset, held_out: tuple[int, ...]) -> Dataset:
+    """The dataset with the rows of ``held_out`` classes removed from training and validation.
+
+    The test rows keep every class, so the test set mixes seen and unseen
+    classes; the model still has one output per class.  The input scaling is
+    fitted again on the remaining training rows.
+
+    Raises:
+        DataError: a regression set, a class index out of range, fewer than two
+            classes left to train on, or no test row of a held-out class.
+    """
+    held = tuple(sorted({int(c) for c in held_out}))
+    if not held:
+        return dataset
+    if dataset.task != "classification":
+        raise DataError("classes can be held out of a classification data set only")
+    k = dataset.n_classes
+    bad = [c for c in held if not 0 <= c < k]
+    if bad:
+        raise DataError(f"held-out class {bad[0]} does not exist: this data set has classes 0..{k - 1}")
+    if k - len(held) < 2:
+        raise DataError(f"holding out {len(held)} of {k} classes leaves fewer than 2 to train on")
+    keep_tr = ~np.isin(dataset.y_train, held)
+    keep_va = ~np.isin(dataset.y_val, held)
+    if not np.isin(dataset.y_test, held).any():
+        raise DataError("the test split has no row of a held-out class: raise the test fraction")
+    if keep_tr.sum() < 4:
+        raise DataError("too few training rows are left once the held-out classes are removed")
+    names = dataset.class_names or [str(c) for c in range(k)]
+    notes = list(dataset.notes) + [
+        f"Held out of training and validation: class{'es' if len(held) > 1 else ''} "
+        f"{', '.join(names[c] for c in held)} ({int((~keep_tr).sum())} training and {int((~keep_va).sum())} "
+        f"validation rows removed); the test split keeps them as unseen classes."]
+    x_mean, x_std = _train_stats(dataset.x_train[keep_tr], list(dataset.feature_names), [])
+    return replace(dataset, x_train=dataset.x_train[keep_tr], y_train=dataset.y_train[keep_tr],
+                   x_val=dataset.x_val[keep_va], y_val=dataset.y_val[keep_va], x_mean=x_mean, x_std=x_std,
+                   notes=notes, held_out=held)
 
 
 # ------------------------------------------------------------------------ CSV

@@ -37,6 +37,7 @@ __all__ = [
     "calibration_curve",
     "miscalibration_area",
     "gaussian_crps",
+    "sharpness",
     "evaluate",
     "REGRESSION_METRICS",
     "CLASSIFICATION_METRICS",
@@ -280,6 +281,25 @@ def miscalibration_area(y: np.ndarray, mean: np.ndarray, var: np.ndarray, n_leve
     """
     expected, observed = calibration_curve(y, mean, var, n_levels)
     return float(np.trapezoid(np.abs(observed - expected), expected))
+
+
+def sharpness(std: np.ndarray) -> float:
+    """Sharpness: one number for how confident the predictions are (uncertainty-toolbox's definition).
+
+    ``sqrt(mean(std**2))``, the root mean predictive variance, in the target's
+    units.  Smaller is sharper; it says nothing about honesty on its own, so read
+    it next to a calibration score (sharp *and* calibrated is the goal).
+
+    Args:
+        std: predictive standard deviations ``[N]``, all > 0.
+
+    Returns:
+        The sharpness, > 0.
+    """
+    s = _vector(std, "std")
+    if np.any(s <= 0):
+        raise ValueError(f"std: every standard deviation must be > 0 (min is {s.min():.3g})")
+    return float(np.sqrt(np.mean(s**2)))
 
 
 # --------------------------------------------------------- classification
