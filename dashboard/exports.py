@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import re
+import struct
+import zipfile
 from typing import Any
 
 import streamlit as st
 
+from dashboard import recalibration_view
 from dashboard.chrome import esc
 from ensemble_core.data import DataError, Dataset, load_dataset
 
@@ -22,7 +27,8 @@ def run_exports(run: Any, dataset: Dataset) -> None:
 
     name = re.sub(r"[^a-z0-9]+", "-", str(dataset.name).lower()).strip("-")[:40] or "run"
     c1, c2 = st.columns(2)
-    c1.download_button("Download the run (.zip)", data=lambda: persistence.export_zip(run, dataset),
+    recal = recalibration_view.current(run)  # read now: the deferred download runs outside this session's script
+    c1.download_button("Download the run (.zip)", data=lambda: with_recalibration(persistence.export_zip(run, dataset), recal),
                        file_name=f"deep-ensemble-{name}.zip", mime="application/zip", key="ui_export_zip", on_click="ignore",
                        icon=":material/folder_zip:", width="stretch",
                        help="config.json, per-epoch history.csv, test metrics.json and the weights (safetensors). "
@@ -32,6 +38,78 @@ def run_exports(run: Any, dataset: Dataset) -> None:
                        icon=":material/description:", width="stretch",
                        help="One file with interactive charts, the metrics, the settings and a plain-language "
                             "summary; it opens offline in any browser.")
+
+
+#: The recalibration kept with a run travels next to the run's files in its zip.
+RECAL_FILE = "recalibration.json"
+_MAX_RECAL_BYTES = 256 * 1024
+
+
+def with_recalibration(zip_bytes: bytes, recal: Any) -> bytes:
+    """The run zip with ``recalibration.json`` (``recal.to_dict()``) added last; unchanged when ``recal`` is None."""
+    if recal is None:
+        return zip_bytes
+    buf = io.BytesIO(zip_bytes)
+    with zipfile.ZipFile(buf, "a") as zf:
+        info = zipfile.ZipInfo(RECAL_FILE, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        zf.writestr(info, json.dumps(recal.to_dict(), indent=1, allow_nan=False))
+    return buf.getvalue()
+
+
+def _without_entry(data: bytes, name: str) -> bytes:
+    """The zip ``data`` with ``name`` left out of its central directory (nothing is decompressed).
+
+    The entry's bytes stay where they are, unreferenced; every other entry is listed as before, so
+    the run importer's checks see exactly the run's files.  Raises ``ValueError`` on a layout it
+    does not read (zip64, a split archive).
+    """
+    eocd = data.rfind(b"PK\x05\x06")
+    if eocd < 0 or len(data) - eocd < 22:
+        raise ValueError("no end of central directory")
+    _, disk, cd_disk, _, n_total, cd_size, cd_off, _ = struct.unpack("<4sHHHHIIH", data[eocd:eocd + 22])
+    if disk or cd_disk or cd_off + cd_size > eocd:
+        raise ValueError("unsupported zip layout")
+    kept, pos = [], cd_off
+    for _ in range(n_total):
+        if data[pos:pos + 4] != b"PK\x01\x02" or pos + 46 > cd_off + cd_size:
+            raise ValueError("damaged central directory")
+        n_len, x_len, c_len = struct.unpack("<HHH", data[pos + 28:pos + 34])
+        end = pos + 46 + n_len + x_len + c_len
+        if data[pos + 46:pos + 46 + n_len] != name.encode():
+            kept.append(data[pos:end])
+        pos = end
+    cd = b"".join(kept)
+    return data[:cd_off] + cd + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(kept), len(kept), len(cd), cd_off, 0)
+
+
+def split_recalibration(data: bytes) -> tuple[bytes, Any, str | None]:
+    """Take ``recalibration.json`` out of an uploaded run zip.
+
+    Returns:
+        ``(run_zip, recalibration or None, problem or None)``: the bytes for the run importer, the
+        recalibration it carried, and why a present one was not used (the run still imports).
+    """
+    from ensemble_core.recalibration import Recalibration
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            info = next((i for i in zf.infolist() if i.filename == RECAL_FILE), None)
+            if info is None:
+                return data, None, None
+            if info.file_size > _MAX_RECAL_BYTES or info.flag_bits & 0x1:
+                problem, raw = f"{RECAL_FILE} is larger than {_MAX_RECAL_BYTES // 1024} KB or encrypted", None
+            else:
+                problem, raw = None, zf.read(info)
+        run_zip = _without_entry(data, RECAL_FILE)
+    except Exception:  # noqa: BLE001 - not a zip we can read: the run importer says why
+        return data, None, None
+    if raw is None:
+        return run_zip, None, problem
+    try:
+        return run_zip, Recalibration.from_dict(json.loads(raw)), None
+    except (ValueError, UnicodeDecodeError) as exc:
+        return run_zip, None, f"{RECAL_FILE} was not used ({exc})"
 
 
 def _import_dataset(run: Any) -> tuple[Dataset | None, str | None]:
@@ -69,6 +147,7 @@ def run_import() -> None:
     if ss.get("ui_imported") == digest:
         st.caption(f":material/check_circle: Imported {esc(upload.name)}: it is the run shown on this page.")
         return  # the uploader keeps the file: import it once, so a later training is not overwritten
+    data, recal, recal_problem = split_recalibration(data)
     try:
         run = import_zip(data)
     except PersistenceError as exc:
@@ -79,4 +158,7 @@ def run_import() -> None:
         st.error(f"**Cannot show this run yet:** {esc(problem)}", icon=":material/error:")
         return
     ss["run"], ss["run_dataset"], ss["ui_imported"] = run, dataset, digest
+    recalibration_view.keep(run, recal)
+    if recal_problem:
+        st.toast(f"Imported the run; {esc(recal_problem)}", icon=":material/warning:")
     st.rerun()

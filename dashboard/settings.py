@@ -185,6 +185,8 @@ class Settings:
                 changes["optim.schedule"] = "cyclic"
             if cfg.optim.epochs < cfg.strategy.snapshots:
                 changes["optim.epochs"] = cfg.strategy.snapshots
+        if path in ("data.source", "data.name", "data.n_classes", "data.target", "data.task") and cfg.data.held_out:
+            changes["data.held_out"] = ()  # held-out class indices belong to the data set they were chosen on
         if path == "data.target" and value in cfg.data.features:
             changes["data.features"] = tuple(f for f in cfg.data.features if f != value)
         try:

@@ -296,7 +296,7 @@ class Recalibration:
                 raise ValueError(f"recalibration: a regression recalibration needs an isotonic map and "
                                  f"{len(LEVELS)} conformal half-widths")
             c = np.asarray(self.conformal, dtype=np.float64)
-            if np.any(np.isnan(c)) or np.any(c < 0) or np.any(np.diff(c) < 0):
+            if np.any(np.isnan(c)) or np.any(c < 0) or np.any(c[1:] < c[:-1]):
                 raise ValueError("recalibration: conformal half-widths must be >= 0 and increasing")
         elif not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)
                   and self.temperature > 0):

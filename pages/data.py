@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, chrome, routing, selection, state
+from dashboard import charts, chrome, ood_view, routing, selection, state
 from dashboard.settings import CONTROL_RANGES, Range
 from ensemble_core import data as core_data
 from ensemble_core.config import (
@@ -253,6 +253,7 @@ with controls:
         csv_controls()
     if s.config.data.source == source:
         split_controls(source)
+        ood_view.held_out_control(_bind, st.session_state["dataset"])  # known unknowns (classification)
     state.show_notes("data_error")
 
 ds = st.session_state["dataset"]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, chrome, exports, links, routing, saved
+from dashboard import charts, chrome, exports, links, ood_view, recalibration_view, routing, saved
 from ensemble_core import metrics, viz
 from ensemble_core.predict import ensemble_size_curve, member_metrics, predict
 
@@ -147,6 +147,9 @@ else:
                                  bin_edges=np.append(bins.lower, bins.upper[-1])), "unc_reliability")
     st.caption("When the ensemble says 80% it should be right 80% of the time: bars on the diagonal. "
                "ECE is the count-weighted gap between bars and their red confidence marks.")
+
+recalibration_view.show(run, ds, members)  # fitted on validation, scored on test; kept with the run
+ood_view.show(run, ds, members)  # known unknowns: classes held out on the Data page
 
 # ------------------------------------------------------- members vs ensemble
 st.subheader("Every member against the ensemble", anchor=False)
