@@ -1,4 +1,4 @@
-"""Command line: ``python -m ensemble_core {train,uci} ...``.
+"""Command line: ``python -m ensemble_core {train,uci,sweep} ...``.
 
 ``train``
     Train the ensemble a ``RunConfig`` JSON file describes, headless, with a
@@ -9,6 +9,11 @@
     50 ReLU units, softplus variance + 1e-6, Adam, batch 100, 40 epochs) on the
     standardised training rows and score the test rows in the target's original
     units; print RMSE and NLL per split and their mean +- std over the splits.
+
+``sweep``
+    Train a grid (``--grid optim.lr=0.001,0.01``) or random (``--random N
+    --range optim.lr=1e-4:1e-1:log``) sweep of 1-3 settings, each trial a job
+    on worker processes or Ray (:mod:`ensemble_core.sweeps`), and rank them.
 
 ``runs``
     ``runs list``, ``runs show ID``, ``runs export ID --out F.zip``: the runs kept in the run store
@@ -79,7 +84,7 @@ def _positive_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m ensemble_core``."""
     parser = _Parser(prog=PROG, description="Deep Ensemble Lab: train deep ensembles from the command line.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,uci,runs}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{train,uci,sweep,runs}", parser_class=_Parser)
     sub.required = True
 
     t = sub.add_parser("train", help="train the ensemble a RunConfig JSON describes and save the run",
@@ -122,6 +127,30 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--json", action="store_true",
                    help="finish with one JSON line: rmse_mean, rmse_std, nll_mean, nll_std, n_splits, seconds")
     u.set_defaults(func=cmd_uci)
+
+    w = sub.add_parser("sweep", help="train a grid or random sweep of settings and rank the trials",
+                       description="Train one trial per combination of the --grid values (or --random N trials "
+                                   "drawn from the --range ranges), each as a job on worker processes or Ray, "
+                                   "and rank them by the test NLL (or --metric). Unlimited, like train.")
+    w.add_argument("--config", type=Path, metavar="RUN.json", help="base RunConfig JSON (default: the defaults)")
+    w.add_argument("--csv", type=Path, metavar="FILE", help="the data file when the config's data.source is 'csv'")
+    w.add_argument("--grid", action="append", default=[], metavar="PATH=V1,V2",
+                   help="a swept setting and its values, e.g. optim.lr=0.001,0.01 (repeat for up to 3 settings)")
+    w.add_argument("--random", type=_positive_int, default=None, metavar="N",
+                   help="draw N random trials from the --range ranges (and the --grid values)")
+    w.add_argument("--range", action="append", default=[], metavar="PATH=LO:HI[:log]",
+                   help="a random setting's range, e.g. optim.lr=1e-4:1e-1:log (with --random)")
+    w.add_argument("--epochs", type=_positive_int, default=None, help="epochs of every trial (default: the config's)")
+    w.add_argument("--metric", default="test_nll", help="rank by test_nll (default), val_nll, test_rmse, val_rmse, "
+                                                        "test_accuracy, val_accuracy, test_ece or val_ece")
+    w.add_argument("--executor", choices=("process", "ray"), default="process",
+                   help="worker processes on this machine (default) or Ray (local, or the cluster at RAY_ADDRESS)")
+    w.add_argument("--workers", type=_positive_int, default=None,
+                   help="trials training at once (default: one per core, or per CPU of the Ray cluster)")
+    w.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the random trials (default 0)")
+    w.add_argument("--json", action="store_true",
+                   help='finish with one JSON line: {"trials": [...], "best": {...}}')
+    w.set_defaults(func=cmd_sweep)
 
     r = sub.add_parser("runs", help="list, show or export the runs kept in the run store",
                        description="The runs the dashboard (or another program) kept in the run store "
@@ -325,6 +354,81 @@ def cmd_uci(args: argparse.Namespace) -> int:
         keys = ("rmse_mean", "rmse_std", "nll_mean", "nll_std", "n_splits", "seconds")
         print(json.dumps({k: summary[k] for k in keys}))
     return 0
+
+
+# -------------------------------------------------------------------- sweep
+def _split_setting(text: str, flag: str) -> tuple[str, str]:
+    path, sep, rest = text.partition("=")
+    if not sep or not path.strip() or not rest.strip():
+        raise CliError(f"{flag} {text!r}: expected PATH=VALUES, e.g. optim.lr=0.001,0.01")
+    return path.strip(), rest.strip()
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``sweep [--config RUN.json] --grid PATH=V1,V2 ... [--random N --range PATH=LO:HI[:log]] [--json]``."""
+    from .config import RunConfig
+    from .data import load_dataset
+    from .sweeps import SweepSpec, higher_is_better, parse_range, parse_values, run_sweep_local, trial_json
+
+    base = RunConfig.from_json(_read_bytes(args.config, "config", limit=1024 * 1024)) if args.config else RunConfig()
+    if args.epochs is not None:
+        base = base.replace(**{"optim.epochs": args.epochs})
+    csv_data = None
+    if base.data.source == "csv":
+        if args.csv is None:
+            raise CliError(f"the config trains on the CSV file {base.data.name!r}; pass it with --csv FILE")
+        csv_data = _read_bytes(args.csv, "CSV", limit=64 * 1024 * 1024)
+    if args.range and args.random is None:
+        raise CliError("--range needs --random N (how many random trials to draw)")
+    if args.random is not None and not args.range and not args.grid:
+        raise CliError("--random N needs at least one --range PATH=LO:HI[:log]")
+    grid = tuple((p, parse_values(base, p, v)) for p, v in (_split_setting(g, "--grid") for g in args.grid))
+    ranges = tuple((p, parse_range(base, p, v)) for p, v in (_split_setting(r, "--range") for r in args.range))
+    spec = SweepSpec(base=base, grid=grid, ranges=ranges, n_random=args.random or 0, metric=args.metric,
+                     seed=args.seed)
+    data = load_dataset(base.data, csv_data)
+    n = len(spec.trials())
+    print(f"sweep: {n} trials on {args.executor}" + (f" ({args.workers} at once)" if args.workers else ""),
+          file=sys.stderr)
+
+    stop = {"requested": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        print("stopping the sweep (finished trials are kept; Ctrl-C again to abort)", file=sys.stderr)
+
+    def on_trial(t: Any) -> None:
+        shown = ", ".join(f"{k}={v}" for k, v in t.params.items())
+        value = t.metrics.get(spec.metric)
+        tail = f"{spec.metric} {value:.4g}" if value is not None else (t.error or t.status)
+        print(f"  trial {t.index + 1}/{n} {t.status}: {shown}: {tail}", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        sweep = run_sweep_local(spec, data, executor=args.executor, workers=args.workers, on_trial=on_trial,
+                                should_stop=lambda: stop["requested"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    ranked = sweep.ranked()
+    best = sweep.best()
+    sign = "higher" if higher_is_better(spec.metric) else "lower"
+    print(f"{'trial':>5}  {'status':8} {spec.metric:>12}  {'seconds':>8}  settings")
+    for t in ranked:
+        value = t.metrics.get(spec.metric)
+        shown = ", ".join(f"{k}={v}" for k, v in t.params.items())
+        print(f"{t.index + 1:>5}  {t.status:8} {'' if value is None else f'{value:.5g}':>12}  "
+              f"{'' if t.seconds is None else f'{t.seconds:.1f}':>8}  {shown}")
+    if best is not None:
+        print(f"best ({sign} {spec.metric} is better): trial {best.index + 1}, "
+              + ", ".join(f"{k}={v}" for k, v in best.params.items()))
+    if args.json:
+        trials = [trial_json(t, data.task) for t in sweep.trials]
+        out = {"trials": trials, "best": None if best is None else trial_json(best, data.task),
+               "metric": spec.metric, "executor": args.executor, "stopped": sweep.stopped}
+        print(json.dumps(out, allow_nan=False))
+    return 0 if best is not None else 1
 
 
 # --------------------------------------------------------------------- runs

@@ -45,7 +45,9 @@ blocking reads release the GIL, so it costs the server nothing).  A worker that
 dies fails its job with a human message and is restarted.  The interface
 (submit, events, stop, result) is the same for ``executor="thread"``, which
 runs ``train`` in the dispatch thread itself (tests inject a fake ``train_fn``,
-which implies threads).
+which implies threads).  ``executor="ray"`` (or ``LAB_EXECUTOR=ray``) puts the same
+seam on Ray actors, locally or across a cluster (:mod:`ensemble_core.ray_executor`); the queue
+above still decides who trains next.
 
 This module never imports Streamlit.
 """
@@ -71,6 +73,7 @@ from .shapes import parameter_count
 from .worker import ProcessWorker, WorkerDied, WorkerFailure
 
 __all__ = [
+    "EXECUTOR_ENV",
     "GENERIC_FAILURE",
     "Job",
     "JobPool",
@@ -83,6 +86,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Environment variable choosing the executor of a pool made without one: ``process`` (default) or ``ray``.
+EXECUTOR_ENV = "LAB_EXECUTOR"
 
 Status = Literal["queued", "running", "done", "stopped", "failed"]
 ACTIVE: tuple[str, ...] = ("queued", "running")
@@ -371,7 +377,10 @@ class JobPool:
             looked up at call time); tests may inject a fake (thread executor only).
         executor: ``"process"`` (default when ``train_fn`` is None): train in
             ``max_running`` persistent worker processes; ``"thread"`` (default
-            with a ``train_fn``): train in the pool's dispatch threads.
+            with a ``train_fn``): train in the pool's dispatch threads;
+            ``"ray"``: train in ``max_running`` Ray actors (default: one per CPU of
+            the cluster, see :mod:`ensemble_core.ray_executor`).  ``None`` reads
+            the environment variable ``LAB_EXECUTOR`` (``process`` when unset).
         torch_threads: intra-op threads for torch.  torch's thread pool is
             process-wide, so with several jobs in parallel each extra thread
             only oversubscribes the cores; the default gives every running job
@@ -386,7 +395,17 @@ class JobPool:
                  heartbeat_timeout: float | None = 60.0, alive: Callable[[str], bool | None] | None = None,
                  retain_s: float = 3600.0, reap_interval: float = 5.0,
                  train_fn: Callable[..., Any] | None = None, torch_threads: int | None = None,
-                 executor: Literal["process", "thread"] | None = None) -> None:
+                 executor: Literal["process", "thread", "ray"] | None = None) -> None:
+        if executor is None:  # LAB_EXECUTOR=ray picks Ray for a server started without code changes
+            executor = "thread" if train_fn is not None else (os.environ.get(EXECUTOR_ENV) or "process")
+        if executor not in ("process", "thread", "ray"):
+            raise ValueError(f"executor must be 'process', 'thread' or 'ray', got {executor!r}")
+        if executor != "thread" and train_fn is not None:
+            raise ValueError("a custom train_fn runs only with executor='thread'")
+        if executor == "ray" and max_running is None:  # one slot per CPU of the whole cluster
+            from .ray_executor import cluster_cpus
+
+            max_running = cluster_cpus()
         self.max_running = max(1, int(max_running if max_running is not None else default_max_running()))
         self.limits = limits or Limits()
         self.max_active_per_owner = max_active_per_owner
@@ -410,19 +429,18 @@ class JobPool:
             import torch
 
             torch.set_num_threads(threads)
-        if executor is None:
-            executor = "thread" if train_fn is not None else "process"
-        if executor not in ("process", "thread"):
-            raise ValueError(f"executor must be 'process' or 'thread', got {executor!r}")
-        if executor == "process" and train_fn is not None:
-            raise ValueError("a custom train_fn runs only with executor='thread'")
         self.executor = executor
-        self._workers: list[ProcessWorker] = []
-        self._idle: list[ProcessWorker] = []
+        self._workers: list[Any] = []  # ProcessWorker or ray_executor.RayWorker: same interface
+        self._idle: list[Any] = []
         if executor == "process":
             self._workers = [ProcessWorker(torch_threads=threads if threads > 0 else None,
                                            name=f"ensemble-worker-{i}") for i in range(self.max_running)]
-            self._idle = list(self._workers)
+        elif executor == "ray":
+            from .ray_executor import RayWorker
+
+            self._workers = [RayWorker(torch_threads=threads if threads > 0 else 1, name=f"ensemble-ray-{i}")
+                             for i in range(self.max_running)]
+        self._idle = list(self._workers)
         self._reaper: threading.Thread | None = None
         if heartbeat_timeout is not None:
             self._reaper = threading.Thread(target=self._reap_loop, args=(reap_interval,),

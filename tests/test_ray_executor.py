@@ -1,0 +1,105 @@
+"""The pool's Ray executor (ensemble_core.ray_executor) on a local Ray with 2 CPUs.
+
+Skipped where Ray is not installed (``pip install -r requirements-ray.txt``; CI installs it).
+Ray's cold start costs seconds, so one local Ray and one pool serve every test here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
+
+from conftest import make_cubic  # noqa: E402
+
+from ensemble_core.config import RunConfig  # noqa: E402
+from ensemble_core.jobs import JobPool  # noqa: E402
+from ensemble_core.ray_executor import RAY_WORKER_DIED, start_ray  # noqa: E402
+from ensemble_core.run import EpochEnd  # noqa: E402
+from ensemble_core.sweeps import SweepRun, SweepSpec, plan, run_sweep_local  # noqa: E402
+
+BASE = RunConfig().replace(**{"optim.epochs": 8, "strategy.members": 2, "model.width": 16})
+
+
+@pytest.fixture(scope="module")
+def ray_pool():
+    os.environ.pop("RAY_ADDRESS", None)
+    start_ray(num_cpus=2)
+    pool = JobPool(max_running=2, executor="ray", heartbeat_timeout=None, max_active_per_user=4)
+    yield pool
+    pool.shutdown()
+    ray.shutdown()
+
+
+def _wait(pred, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+def test_lab_executor_env_selects_ray(monkeypatch):
+    """First in the file: its one-actor pool ends before the shared pool takes both CPUs."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    start_ray(num_cpus=2)
+    monkeypatch.setenv("LAB_EXECUTOR", "ray")
+    pool = JobPool(max_running=1, heartbeat_timeout=None)
+    try:
+        assert pool.executor == "ray"
+        job = pool.submit(BASE, make_cubic(), "e1:train")
+        _wait(lambda: not job.active, timeout=180)
+        assert job.status == "done" and job.result.epochs_done == BASE.optim.epochs
+    finally:
+        pool.shutdown()
+
+
+def test_same_seeds_same_test_nlls_as_the_process_executor(ray_pool):
+    data = make_cubic()
+    spec = SweepSpec(BASE, grid=(("optim.lr", (0.001, 0.01)), ("seed", (0, 1))))
+    by_process = run_sweep_local(spec, data, executor="process", workers=2)
+    by_ray = SweepRun(plan(spec, data), data, ray_pool, "sw", parallel=2)  # fans out over both actors
+    assert by_ray.wait(300)
+    nll_p = [t.metrics["test_nll"] for t in by_process.trials]
+    nll_r = [t.metrics["test_nll"] for t in by_ray.trials]
+    assert [t.status for t in by_ray.trials] == ["done"] * 4
+    assert nll_r == nll_p  # bit for bit: the same engine, seeds and torch threads
+    assert len(set(nll_p)) == 4  # and the trials really differ
+
+
+def test_events_stream_back_and_stop_lands_within_a_second(ray_pool):
+    data = make_cubic()
+    job = ray_pool.submit(BASE.replace(**{"optim.epochs": 4000}), data, "s1:train",
+                          preview_x=data.x_train[:8], preview_every=5)
+    _wait(lambda: job.progress().epoch >= 10)
+    assert job.active and job.status == "running"  # epochs arrive while it trains
+    epochs = [e.epoch for e in job.events if isinstance(e, EpochEnd)]
+    assert epochs == list(range(1, len(epochs) + 1))
+    assert any(getattr(e, "kind", None) == "preview" for e in job.events)
+    t0 = time.monotonic()
+    job.stop()
+    _wait(lambda: not job.active, timeout=5)
+    assert time.monotonic() - t0 < 1.0
+    assert job.status == "stopped" and job.result.stopped and 10 <= job.result.epochs_done < 4000
+
+
+def test_a_killed_ray_worker_fails_only_its_own_job(ray_pool):
+    data = make_cubic()
+    doomed = ray_pool.submit(BASE.replace(**{"optim.epochs": 4000}), data, "k1:train")
+    other = ray_pool.submit(BASE.replace(**{"optim.epochs": 300}), data, "k2:train")
+    _wait(lambda: doomed.progress().epoch >= 3 and other.status == "running")
+    busy = [w for w in ray_pool._workers if w not in ray_pool._idle]
+    pids = {w.pid for w in busy}
+    assert len(pids) == 2
+    victim = next(w for w in busy if getattr(w, "_job", None) == doomed.id)
+    os.kill(victim.pid, signal.SIGKILL)
+    _wait(lambda: not doomed.active and not other.active, timeout=180)
+    assert doomed.status == "failed" and doomed.error == RAY_WORKER_DIED
+    assert other.status == "done" and other.result.epochs_done == 300
+    again = ray_pool.submit(BASE, data, "k1:train")  # the replaced worker trains the next job
+    _wait(lambda: not again.active, timeout=180)
+    assert again.status == "done"
