@@ -133,7 +133,11 @@ def import_zip(make: Callable[[], bytes], name: str) -> Callable[[Any, str, Path
         _open(page, base + "/uncertainty")
         page.get_by_text("Or import a run you exported earlier").click()
         page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(path))
-        page.wait_for_selector("[data-testid='stAlertContainer']", timeout=120_000)
+        # the import ended when it was refused, or when the page shows the imported run
+        page.wait_for_function("""() => {
+            const t = (document.querySelector("[data-testid='stMain']") || {}).textContent || "";
+            return t.includes("cannot be imported") || t.includes("Cannot show this run") || !t.includes("No run yet");
+        }""", timeout=300_000, polling=200)
         wait_app_idle(page, timeout_ms=120_000)
     return attack
 
