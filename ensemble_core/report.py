@@ -95,7 +95,8 @@ def side_by_side(figures: Sequence[go.Figure], titles: Sequence[str], *, height:
 
 
 def bands_side_by_side(runs: Sequence[Any], dataset: Any, titles: Sequence[str], *,
-                       members: Sequence[Sequence[int] | None] | None = None, height: int = 520) -> go.Figure:
+                       members: Sequence[Sequence[int] | None] | None = None, height: int = 520,
+                       sigmas: float = 2.0, show_truth: bool = False) -> go.Figure:
     """1-D regression: each run's bands (``viz.bands_figure``) as one panel, all on the same axes.
 
     Args:
@@ -104,16 +105,23 @@ def bands_side_by_side(runs: Sequence[Any], dataset: Any, titles: Sequence[str],
         titles: one panel title per run.
         members: optional member subset per panel (e.g. ``[[0], None]``: one member vs all).
         height: figure height.
+        sigmas: band half-width in standard deviations (the paper's Figure 1 plots ±3).
+        show_truth: widen the shared y-range so the true function stays in frame over the whole
+            x-range (the question is whether the bands contain it beyond the data).
     """
     from . import viz
     from .predict import predict
 
     grid = viz.input_grid(dataset, 300)
     subsets = list(members) if members is not None else [None] * len(runs)
-    figs = [viz.bands_figure(dataset, grid, predict(run, np.asarray(grid), sub))
+    figs = [viz.bands_figure(dataset, grid, predict(run, np.asarray(grid), sub), sigmas=sigmas)
             for run, sub in zip(runs, subsets)]
     lo = min(f.layout.yaxis.range[0] for f in figs)
     hi = max(f.layout.yaxis.range[1] for f in figs)
+    if show_truth and getattr(dataset, "true_fn", None) is not None:
+        t = np.asarray(dataset.true_fn(np.asarray(grid, dtype=np.float64)[:, 0]), dtype=np.float64)
+        pad = 0.06 * float(t.max() - t.min())
+        lo, hi = min(lo, float(t.min()) - pad), max(hi, float(t.max()) + pad)
     x0, x1 = figs[0].layout.xaxis.range
     return side_by_side(figs, titles, height=height, y_range=(lo, hi), x_range=(x0, x1))
 
@@ -152,14 +160,66 @@ def regions(dataset: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ratio_text(far: float, near: float, what: str) -> str:
+    """How much larger ``what`` is far from the data than near it: a measurement, not a verdict.
+
+    Whether the uncertainty is *enough* far from the data is a separate, measured
+    sentence (:func:`_far_verdict`); a ratio above 1 alone never claims it.
+    """
     if near <= 0 or not np.isfinite(far / near):
         return f"{what} is {far:.3g} far from the training data and {near:.3g} near it."
     r = far / near
     if r >= 1.15:
-        return f"{what} is {r:.1f}× larger far from the training data than near it: the model knows where it has not seen data."
+        return f"{what} is {r:.1f}× larger far from the training data than near it."
     if r <= 1 / 1.15:
         return f"{what} is {1 / r:.1f}× *smaller* far from the training data than near it: this model does not flag unfamiliar inputs."
     return f"{what} is about the same near and far from the training data ({r:.2f}×): this model does not flag unfamiliar inputs."
+
+
+def _far_verdict(share: float, what: str, where: str, n: int) -> str:
+    """A sentence on how often the uncertainty band holds ``what`` far from the data, and what that means.
+
+    ``share`` is the measured fraction (0-1) of ``n`` far-from-the-data inputs whose
+    truth lies inside the ensemble's ±2σ band.  At least 90 %: the uncertainty
+    flags where the model has not seen data; 50-90 %: only partly; below 50 %: it is
+    overconfident there.
+    """
+    pct = f"**{share * 100:.0f}%**"
+    head = f"Far from the training data its ±2σ band contains {what} on {pct} of {where} ({n})"
+    if share >= 0.9:
+        return f"{head}: there, its uncertainty is wide enough to flag where it has not seen data."
+    if share >= 0.5:
+        return (f"{head}: it flags unfamiliar inputs only partly - the rest of the time it is confidently wrong "
+                "there.")
+    return f"{head}: it is overconfident away from the data, even if its uncertainty grows there."
+
+
+def _far_coverage(run: Any, dataset: Any, grid: np.ndarray, far: np.ndarray) -> str | None:
+    """The measured far-from-the-data verdict for a regression run, or ``None`` if nothing can be measured.
+
+    1-D synthetic data: the true function on the far part of the plotting grid.
+    Otherwise: the test (else validation) targets of the inputs far from the training data.
+    """
+    from .predict import predict
+
+    if run.task != "regression":
+        return None
+    if dataset.n_features == 1 and getattr(dataset, "true_fn", None) is not None and far.any():
+        xg = grid[far]
+        p = predict(run, xg)
+        truth = np.asarray(dataset.true_fn(xg[:, 0]), dtype=np.float64)
+        inside = np.abs(p.mean - truth) <= 2 * np.sqrt(np.maximum(p.total, 0))
+        return _far_verdict(float(inside.mean()), "the true function", "the plotted inputs with no training data nearby",
+                            int(far.sum()))
+    x, y, split = _score_xy(dataset)
+    if split == "training" or not len(y):
+        return None
+    _, far_x = regions(dataset, x)
+    if far_x.sum() < 5:
+        return None
+    p = predict(run, x[far_x])
+    inside = np.abs(p.mean - np.asarray(y, dtype=np.float64)[far_x]) <= 2 * np.sqrt(np.maximum(p.total, 0))
+    return _far_verdict(float(inside.mean()), "the observed target", f"the {split} points far from it",
+                        int(far_x.sum()))
 
 
 def _score_xy(dataset: Any) -> tuple[np.ndarray, np.ndarray, str]:
@@ -203,6 +263,9 @@ def summary_facts(run: Any, dataset: Any) -> list[str]:
                      "everywhere, so this model cannot tell familiar from unfamiliar inputs.")
     elif near.any() and far.any():
         facts.append(_ratio_text(float(epi[far].mean()), float(epi[near].mean()), label))
+    verdict = _far_coverage(run, dataset, grid, far) if far.any() else None
+    if verdict is not None:
+        facts.append(verdict)
     if run.task == "regression" and run.config.loss.kind != "mse" and near.any():
         ale = float(np.sqrt(pred.aleatoric[near]).mean())
         facts.append(f"Near the data the predicted noise (aleatoric standard deviation) averages **{ale:.3g}** "

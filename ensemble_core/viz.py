@@ -509,7 +509,7 @@ def _band(x: np.ndarray, mean: np.ndarray, half: np.ndarray, name: str, color: s
 
 def bands_figure(dataset: Any, x_grid: Any, prediction: Any, *, split: bool = True, members: bool = True,
                  compact: bool = False, feature: int = 0, title: str | None = None, target_unit: str | None = None,
-                 height: int | None = None, uirevision: Any = "bands") -> go.Figure:
+                 height: int | None = None, uirevision: Any = "bands", sigmas: float = 2.0) -> go.Figure:
     """1-D regression: data, true function, ensemble mean and its ±2σ uncertainty bands.
 
     Bands are ``mean ± 2 sqrt(variance)``: "Total ±2σ" (grey) and, when
@@ -529,7 +529,10 @@ def bands_figure(dataset: Any, x_grid: Any, prediction: Any, *, split: bool = Tr
         feature: the input column on the x-axis (a slice for multi-feature data;
             the true function and gaps are drawn only for 1-D data).
         title, target_unit, height, uirevision: layout options.
+        sigmas: band half-width in standard deviations (2 by default; the paper's Figure 1 uses 3),
+            named in the legend ("Total ±3σ").
     """
+    k = float(sigmas)
     xg = np.asarray(x_grid, dtype=np.float64)
     x = xg[:, feature] if xg.ndim == 2 else xg.ravel()
     order = np.argsort(x, kind="stable")
@@ -538,13 +541,13 @@ def bands_figure(dataset: Any, x_grid: Any, prediction: Any, *, split: bool = Tr
     one_d = dataset.n_features == 1
     fig = go.Figure()
     _shade_no_data(fig, dataset, float(x[0]), float(x[-1]), feature)
-    fig.add_trace(_band(x, mean, 2 * np.sqrt(np.asarray(prediction.total, dtype=np.float64)[order]), "Total ±2σ",
+    fig.add_trace(_band(x, mean, k * np.sqrt(np.asarray(prediction.total, dtype=np.float64)[order]), f"Total ±{k:g}σ",
                         TOTAL_COLOR, 0.22))
     if split:
-        fig.add_trace(_band(x, mean, 2 * np.sqrt(np.asarray(prediction.aleatoric, dtype=np.float64)[order]),
-                            "Aleatoric ±2σ", ALEATORIC_COLOR, 0.33))
-        fig.add_trace(_band(x, mean, 2 * np.sqrt(np.asarray(prediction.epistemic, dtype=np.float64)[order]),
-                            "Epistemic ±2σ", EPISTEMIC_COLOR, 0.22, hatch=True))
+        fig.add_trace(_band(x, mean, k * np.sqrt(np.asarray(prediction.aleatoric, dtype=np.float64)[order]),
+                            f"Aleatoric ±{k:g}σ", ALEATORIC_COLOR, 0.33))
+        fig.add_trace(_band(x, mean, k * np.sqrt(np.asarray(prediction.epistemic, dtype=np.float64)[order]),
+                            f"Epistemic ±{k:g}σ", EPISTEMIC_COLOR, 0.22, hatch=True))
     if members:
         mm = np.asarray(prediction.member_means, dtype=np.float64)
         idx = list(getattr(prediction, "members", range(len(mm))))
@@ -570,7 +573,7 @@ def bands_figure(dataset: Any, x_grid: Any, prediction: Any, *, split: bool = Tr
                              hovertemplate="x %{x:.3g}<br>y %{y:.3g}<extra>train</extra>"))
     # Frame the data and the prediction; a band that explodes far from the data
     # (or a true function that runs away) may leave the frame, the mean does not.
-    lo, hi = _range(np.concatenate([ytr, mean, mean - 2 * sd, mean + 2 * sd]) if len(sd) else ytr, 0.06)
+    lo, hi = _range(np.concatenate([ytr, mean, mean - k * sd, mean + k * sd]) if len(sd) else ytr, 0.06)
     lo, hi = max(lo, _range(np.concatenate([ytr, mean]), 0.6)[0]), min(hi, _range(np.concatenate([ytr, mean]), 0.6)[1])
     fig.update_xaxes(title_text=dataset.feature_names[feature], range=[float(x[0]), float(x[-1])])
     fig.update_yaxes(title_text=_units(dataset.target_name, target_unit), range=[lo, hi])

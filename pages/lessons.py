@@ -7,6 +7,7 @@ import logging
 import streamlit as st
 
 from dashboard import charts, chrome, live, pool, routing, saved, state
+from ensemble_core.claims import ClaimResult, check_lesson
 from ensemble_core.data import DataError, describe
 from ensemble_core.lessons import LESSONS, Lesson, get_lesson, lesson_figures, lesson_ids
 from ensemble_core.race import RunSequence, describe_budget, losses_figure, race_table
@@ -64,6 +65,45 @@ def progress(seq: RunSequence) -> None:
     charts.show_in_place(losses_figure(seq.events(pool.pool(), owner()), seq.configs, seq.labels), "lessons_live")
 
 
+def claim_results(lesson: Lesson, seq: RunSequence | None) -> list[ClaimResult | None] | None:
+    """The lesson's claims checked on the finished run (once per run), or ``None`` before one."""
+    if seq is None or ss.get(LID) != lesson.id or not seq.done or not seq.complete:
+        return None
+    cached = ss.get("lessons_claims")
+    if cached is None or cached[0] != id(seq):
+        try:
+            cached = (id(seq), check_lesson(lesson, seq.runs, seq.dataset))
+        except Exception:  # noqa: BLE001 - the lines are still shown, unchecked
+            log.exception("lesson %s claims failed", lesson.id)
+            cached = (id(seq), None)
+        ss["lessons_claims"] = cached
+    return cached[1]
+
+
+def look_for(lesson: Lesson, checked: list[ClaimResult | None] | None) -> None:
+    """The "what to look for" lines; after a run, each with ✓ / ✗ and its number from this run."""
+    st.markdown("##### What to look for")
+    if checked is None:
+        st.markdown("\n".join(f"{i}. {item}" for i, item in enumerate(lesson.look_for, 1)))
+        st.caption("After the run, each line is checked against your run's own numbers: ✓ holds, ✗ does not.")
+        return
+    lines = []
+    for i, (item, res) in enumerate(zip(lesson.look_for, checked), 1):
+        if res is None:
+            lines.append(f"{i}. {item}")
+        else:
+            mark = ":green[**✓**]" if res.holds else ":red[**✗**]"
+            number = res.text.replace("[", "(").replace("]", ")")  # a bracket would end the colour markup
+            lines.append(f"{i}. {mark} {item}  \n   :gray[{number}]")
+    st.markdown("\n".join(lines))
+    done = [r for r in checked if r is not None]
+    ok = sum(r.holds for r in done)
+    if done:
+        tail = ("" if ok == len(done) else " A ✗ means this run does not show what the line says - a quick run "
+                "trains less; a full run at the lesson's settings is checked for seeds 0-2 in the tests.")
+        st.caption(f"Checked on your run: {ok} of {len(done)} statements hold.{tail}")
+
+
 def results(lesson: Lesson, seq: RunSequence) -> None:
     saved.save_sequence(seq, "lesson")  # once per entry: every panel goes to the Runs page
     for label, run, err in zip(seq.labels, seq.runs, seq.errors):
@@ -104,8 +144,7 @@ st.header(f"{NUMBER[lesson.id]}. {lesson.title}", divider="blue")
 st.markdown(lesson.goal)
 left, right = st.columns([3, 2], gap="large")
 with left:
-    st.markdown("##### What to look for")
-    st.markdown("\n".join(f"{i}. {item}" for i, item in enumerate(lesson.look_for, 1)))
+    look_for(lesson, claim_results(lesson, ss.get(SEQ)))
 with right, st.container(border=True):
     st.markdown(f"##### The setup\n:material/dataset: {chrome.esc(describe(lesson.data_spec))}")
     st.markdown("\n".join(f"- **{p.label}** · {describe_budget(p.config)}" for p in lesson.panels))

@@ -124,3 +124,53 @@ def test_mean_size_curve_ends_at_the_full_ensemble(cubic: tuple[object, object])
     singles = [r["nll"] for r in member_metrics(run, data.x_test, data.y_test)[:-1]]
     assert min(singles) - 1e-9 <= curve[0] <= max(singles) + 1e-9  # M = 1 averages single members
     assert mean_size_curve(run, data.x_test, data.y_test) == curve  # fixed seed: reproducible
+
+
+# ------------------------------------------------------------ wording from the run's numbers
+def test_far_from_data_wording_follows_the_measured_coverage(cubic: tuple[object, object]) -> None:
+    """The verdict quotes the share of the true curve inside ±2σ away from the data, and words it by that share."""
+    from ensemble_core.predict import predict
+    from ensemble_core.viz import input_grid
+
+    run, data = cubic
+    facts = summary_facts(run, data)
+    grid = np.asarray(input_grid(data, 200))
+    _, far = regions(data, grid)
+    p = predict(run, grid[far])
+    share = float(np.mean(np.abs(p.mean - grid[far, 0] ** 3) <= 2 * np.sqrt(p.total)))
+    sentence = next(f for f in facts if f.startswith("Far from the training data"))
+    assert f"**{share * 100:.0f}%**" in sentence and f"({int(far.sum())})" in sentence
+    phrase = ("wide enough to flag" if share >= 0.9 else "only partly" if share >= 0.5 else "overconfident")
+    assert phrase in sentence
+    assert "knows where it has not seen data" not in " ".join(facts)
+
+
+def test_far_verdict_words_each_range_of_the_number() -> None:
+    from ensemble_core.report import _far_verdict, _ratio_text
+
+    assert "wide enough to flag where it has not seen data" in _far_verdict(0.95, "t", "w", 10)
+    assert "only partly" in _far_verdict(0.6, "t", "w", 10)
+    assert "overconfident" in _far_verdict(0.2, "t", "w", 10) and "**20%**" in _far_verdict(0.2, "t", "w", 10)
+    grows = _ratio_text(3.0, 1.0, "Epistemic uncertainty")
+    assert "3.0× larger" in grows and "knows" not in grows and "flag" not in grows  # a ratio is no verdict
+
+
+def test_far_verdict_on_many_features_uses_the_far_test_points() -> None:
+    """No true function (a CSV): the verdict counts the observed test targets far from the training inputs."""
+    from ensemble_core.data import dataset_from_arrays
+    from ensemble_core.predict import predict
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    y = x.sum(1) + 0.1 * rng.normal(size=120)
+    xt = np.vstack([rng.normal(size=(10, 3)), rng.normal(size=(20, 3)) + 6.0])  # 20 far away
+    data = dataset_from_arrays(x, y, "regression", x_val=x[:20], y_val=y[:20], x_test=xt, y_test=xt.sum(1))
+    cfg = RunConfig(model=ModelSpec(hidden_layers=1, width=16), strategy=StrategySpec(members=3),
+                    optim=OptimSpec(epochs=5, batch_size=40))
+    run = train(cfg, data)
+    _, far = regions(data, xt)
+    assert far.sum() >= 5
+    p = predict(run, xt[far])
+    share = float(np.mean(np.abs(p.mean - xt[far].sum(1)) <= 2 * np.sqrt(p.total)))
+    sentence = next(f for f in summary_facts(run, data) if f.startswith("Far from the training data"))
+    assert f"**{share * 100:.0f}%**" in sentence and "the test points far from it" in sentence

@@ -55,7 +55,7 @@ def test_figure1_lesson_has_four_panels_side_by_side(app):
     titles = [a["text"] for a in fig["layout"]["annotations"]][:4]
     assert titles == get_lesson("figure1").labels
     for ax in ("x", "x2", "x3", "x4"):  # every panel has the data, the mean and the bands
-        assert {"Training data", "Ensemble mean", "Total ±2σ", "Aleatoric ±2σ", "Epistemic ±2σ"} <= _trace_names(fig, ax)
+        assert {"Training data", "Ensemble mean", "Total ±3σ", "Aleatoric ±3σ", "Epistemic ±3σ"} <= _trace_names(fig, ax)
     # same axes: y shared across panels
     assert all(fig["layout"][f"yaxis{i}"]["matches"] == "y" for i in (2, 3, 4))
     # members per panel: 5 MSE, 1, 1, 5
@@ -94,3 +94,32 @@ def test_each_lesson_runs_end_to_end(app, lesson_id):
     if lesson.view == "snapshot":
         lr = charts["lessons_lr"]
         assert any("napshot" in str(t.get("name", "")) for t in lr["data"])
+
+
+# ------------------------------------------------------------------ lines checked by the run's own numbers
+def test_look_for_lines_wait_for_a_run(app):
+    open_page(app, "lessons")
+    assert any("each line is checked against your run's own numbers" in c.value for c in app.caption)
+    assert not any(":green[**✓**]" in m.value or ":red[**✗**]" in m.value for m in app.markdown)
+
+
+@pytest.mark.parametrize("lesson_id", ["figure1", "classification"])
+def test_look_for_lines_show_the_runs_own_check(app, lesson_id: str):
+    """Each line carries ✓/✗ and the number from *this* run: the page shows exactly what check_lesson says."""
+    from ensemble_core.claims import check_lesson
+
+    app, _ = _run_lesson(app, lesson_id)
+    lesson = get_lesson(lesson_id)
+    seq = app.session_state["lessons_seq"]
+    want = check_lesson(lesson, seq.runs, seq.dataset)
+    md = next(m.value for m in app.markdown if lesson.look_for[0] in m.value)
+    lines = md.split("\n")
+    for i, (item, res) in enumerate(zip(lesson.look_for, want), 1):
+        k = next(j for j, line in enumerate(lines) if line.startswith(f"{i}. "))
+        mark = ":green[**✓**]" if res.holds else ":red[**✗**]"
+        assert lines[k] == f"{i}. {mark} {item}  ", lines[k]
+        assert lines[k + 1].strip() == f":gray[{res.text}]"
+    ok = sum(r.holds for r in want)
+    assert any(f"Checked on your run: {ok} of {len(want)} statements hold." in c.value for c in app.caption)
+    if lesson_id == "figure1":  # 2-epoch runs cannot show Figure 1's message, and the page says so
+        assert ok < len(want) and any("does not show what the line says" in c.value for c in app.caption)
