@@ -115,7 +115,7 @@ def per_sample_loss(out: Tensor, y: Tensor, task: str, loss: LossSpec) -> Tensor
 
 
 def loss_and_grad(out: Tensor, y: Tensor, task: str, loss: LossSpec,
-                  scale: float = 1.0) -> tuple[Tensor, Tensor]:
+                  scale: float = 1.0, beta: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Per-sample loss and the gradient of ``scale * loss`` with respect to ``out``, without autograd.
 
     The same numbers as :func:`per_sample_loss` and ``torch.autograd`` (the
@@ -130,6 +130,8 @@ def loss_and_grad(out: Tensor, y: Tensor, task: str, loss: LossSpec,
         task: ``"regression"`` or ``"classification"``.
         loss: the regression loss spec.
         scale: factor applied to the gradient (not to the returned loss).
+        beta: beta-NLL only: a tensor broadcastable to ``out.shape[:-1]`` (e.g. ``[M, 1]``, one
+            beta per member) used instead of ``loss.beta``.
 
     Returns:
         ``(loss, grad)``: ``loss`` has shape ``out.shape[:-1]``; ``grad`` has
@@ -153,7 +155,7 @@ def loss_and_grad(out: Tensor, y: Tensor, task: str, loss: LossSpec,
     value = 0.5 * (torch.log(var) + q)
     # d/dmu = -(y - mu) / var ;  d/dvar = 0.5 * (1 - q) / var
     if loss.kind == "beta_nll":
-        w = var ** loss.beta
+        w = var ** (loss.beta if beta is None else beta)
         value = value * w
         ws = w * scale
         d_mu = -a * ws

@@ -185,7 +185,8 @@ class StackedMLP(nn.Module):
         h = x
         last = len(weights) - 1
         for i, (w, b) in enumerate(zip(weights, biases)):
-            z = torch.baddbmm(b, h, w)
+            # one input feature (1-D data): an outer product, ~8x cheaper than a batched matmul
+            z = torch.addcmul(b, h, w) if w.shape[1] == 1 else torch.baddbmm(b, h, w)
             out = act(z) if i < last else z  # type: ignore[operator]
             cache.append((h, z, out))
             h = out

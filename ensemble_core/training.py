@@ -115,33 +115,119 @@ def check_inputs(config: RunConfig, data: Dataset) -> None:
         raise TrainingError("input scaling (x_std) must be positive and finite")
 
 
-class _Engine:
-    """State of one vectorised training run (see :func:`train`)."""
+class _StackedOptimizer:
+    """Adam or SGD on the flat parameter vector: one fused kernel call per step, no ``Optimizer.step``.
 
-    def __init__(self, config: RunConfig, data: Dataset, on_event: Callable[[Event], None] | None,
+    The numbers are ``torch.optim.Adam``/``SGD(fused=True)``'s own (the same kernels,
+    ``torch._fused_adam_`` / ``torch._fused_sgd_``, with the same state), called
+    directly: ``Optimizer.step`` spent ~0.1 ms per step in Python (hooks, state
+    grouping, dtype/device checks) around a ~15 us kernel.
+
+    Each trajectory may have its own learning rate and weight decay (batched
+    sweeps, :mod:`ensemble_core.sweep`).  When they are the same for all, they
+    go to the kernel as scalars; otherwise the (coupled) weight decay is added to
+    the gradient per element first, and the kernel computes the step at learning
+    rate 1 into a zeroed buffer that is then scaled per element and added to the
+    parameters (``flat += lr * d``).
+    """
+
+    def __init__(self, flat: torch.Tensor, grad: torch.Tensor, optimizer: str, momentum: float,
+                 weight_decay: list[float], member_of: torch.Tensor, lane_of: torch.Tensor) -> None:
+        self.flat, self.grad, self.lane_of = flat, grad, lane_of
+        self.adam = optimizer == "adam"
+        self.momentum = float(momentum)
+        self.wd_uniform = len(set(weight_decay)) == 1
+        self.wd = float(weight_decay[0])
+        self.wd_elem = None if self.wd_uniform else \
+            torch.tensor(weight_decay, dtype=flat.dtype, device=flat.device)[member_of]
+        dev = flat.device
+        if self.adam:
+            self.exp_avg = torch.zeros_like(flat)
+            self.exp_avg_sq = torch.zeros_like(flat)
+            self.steps = [torch.zeros((), dtype=torch.float32, device=dev)]  # torch's fused state["step"]
+        else:
+            self.buf: list[torch.Tensor] = [torch.empty_like(flat)] if self.momentum != 0 else []
+            self.first = True
+        self.scratch: torch.Tensor | None = None
+        self._lr_key: tuple[float, ...] | None = None
+        self._lr_elem: torch.Tensor | None = None
+
+    def _kernel(self, param: torch.Tensor, lr: float, wd: float) -> None:
+        if self.adam:
+            torch._foreach_add_(self.steps, 1)
+            torch._fused_adam_([param], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], self.steps,
+                               amsgrad=False, lr=lr, beta1=0.9, beta2=0.999, weight_decay=wd, eps=1e-8,
+                               maximize=False)
+        else:
+            torch._fused_sgd_([param], [self.grad], self.buf, weight_decay=wd, momentum=self.momentum, lr=lr,
+                              dampening=0.0, nesterov=False, maximize=False, is_first_step=self.first)
+            self.first = False
+
+    def step(self, lr: float | tuple[float, ...]) -> None:
+        """One update; ``lr`` is a float (every trajectory) or one value per lane (``lane_of`` maps elements to lanes)."""
+        if isinstance(lr, float) and self.wd_uniform:
+            self._kernel(self.flat, lr, self.wd)
+            return
+        # the coupled weight decay goes into the gradient here (the kernel below gets 0)
+        if self.wd_elem is not None:
+            self.grad.addcmul_(self.flat, self.wd_elem)
+        elif self.wd != 0.0:
+            self.grad.add_(self.flat, alpha=self.wd)
+        if isinstance(lr, float):
+            self._kernel(self.flat, lr, 0.0)
+            return
+        if lr != self._lr_key:
+            self._lr_key = lr
+            self._lr_elem = torch.tensor(lr, dtype=self.flat.dtype, device=self.flat.device)[self.lane_of]
+        if self.scratch is None:
+            self.scratch = torch.zeros_like(self.flat)
+        else:
+            self.scratch.zero_()
+        self._kernel(self.scratch, 1.0, 0.0)  # scratch = -(the step at learning rate 1)
+        self.flat.addcmul_(self.scratch, self._lr_elem)  # type: ignore[arg-type]
+
+
+class _Engine:
+    """State of one vectorised training run (see :func:`train`), or of several *lanes* trained as one.
+
+    A lane is one run's config: ``configs[i]`` with its ``M`` trajectories at
+    the global trajectory indices ``i*M .. i*M+M-1``.  All lanes share the data,
+    architecture, loss kind, strategy, optimiser kind, batch size, epochs and
+    schedule shape; they may differ in what the engine carries per trajectory
+    (:func:`lane_key`): learning rate (and ``lr_min``), weight decay, seed, the
+    adversarial eps and the beta-NLL beta.  Each lane gets its own events,
+    learning-rate trace and :class:`Run`, equal (to float round-off) to the run
+    of its config alone.
+    """
+
+    def __init__(self, configs: list[RunConfig], data: Dataset, on_event: Callable[[int, Event], None] | None,
                  should_stop: Callable[[], bool] | None, preview_x: np.ndarray | None, preview_every: int,
                  init_hook: InitHook | None) -> None:
         self.t0 = time.perf_counter()
-        self.config, self.data = config, data
+        config = configs[0]
+        self.configs, self.config, self.data = configs, config, data
         self.on_event, self.should_stop = on_event, should_stop
-        self.history: list[Event] = []
+        self.L = len(configs)
+        self.histories: list[list[Event]] = [[] for _ in configs]
+        self.lane_done = [False] * self.L
         self.task = data.task
         self.device = resolve_device(config.device)
         o, strat = config.optim, config.strategy
         self.n_train = len(data.x_train)
-        self.K = strat.members
+        self.M = strat.members
+        self.K = self.L * self.M
         self.snapshot = strat.kind == "snapshot"
         self.n_out = output_size(self.task, config.loss, data.n_classes)
         self.batch = effective_batch_size(o.batch_size, self.n_train)
         self.spe = steps_per_epoch(o.batch_size, self.n_train)
-        self.bounds = [(s, min(s + self.batch, self.n_train)) for s in range(0, self.n_train, self.batch)]
-        # the learning rate of each step is computed as the step comes (never a list of every step
-        # up front: a 10^8-step run must start, and stop, at once); lr_trace holds the steps taken
-        self.schedule = LrSchedule(config, self.n_train)
-        self.lr_trace: list[float] = []
-        self.snap_steps = snapshot_steps(config, self.n_train)
-        self.streams = DataStreams(config, self.n_train)
-        self.seeds = self.streams.seeds
+        # the learning rate of each step is computed as the step comes, one epoch at a time (never a
+        # list of every step up front: a 10^8-step run must start, and stop, at once); lr_traces
+        # hold the steps taken, per lane
+        self.schedules = [LrSchedule(c, self.n_train) for c in configs]
+        self.lr_traces: list[list[float]] = [[] for _ in configs]
+        self.snap_steps = set(snapshot_steps(config, self.n_train))
+        self.lane_streams = [DataStreams(c, self.n_train) for c in configs]
+        self.seeds = [s for st in self.lane_streams for s in st.seeds]
         dev = self.device
 
         x_std = data.scale_x(data.x_train)
@@ -163,7 +249,16 @@ class _Engine:
         self.preview_every = int(preview_every)
         self.eps = None
         if strat.adversarial:
-            self.eps = torch.as_tensor(fgsm_eps(x_std, strat.adversarial_eps), dtype=torch.float32, device=dev)
+            eps = [fgsm_eps(x_std, c.strategy.adversarial_eps) for c in configs]
+            if len({c.strategy.adversarial_eps for c in configs}) == 1:
+                self.eps = torch.as_tensor(eps[0], dtype=torch.float32, device=dev)
+            else:  # [K, 1, d]: one step per trajectory
+                per = np.repeat(np.stack(eps), self.M, axis=0)[:, None, :]
+                self.eps = torch.as_tensor(per, dtype=torch.float32, device=dev)
+        self.beta: torch.Tensor | None = None
+        if config.loss.kind == "beta_nll" and len({c.loss.beta for c in configs}) > 1:
+            betas = [c.loss.beta for c in configs for _ in range(self.M)]
+            self.beta = torch.tensor(betas, dtype=torch.float32, device=dev)[:, None]
 
         model = StackedMLP.from_seeds(self.seeds, data.n_features, self.n_out, config.model)
         if init_hook is not None:
@@ -176,32 +271,27 @@ class _Engine:
         # no autograd graph is built and every optimiser update is visible to the layers.
         # ``member_of`` maps each element to its trajectory.
         stacked = [t for wb in zip(model.weights, model.biases) for t in wb]
-        self.flat = torch.nn.Parameter(torch.cat([t.detach().reshape(-1) for t in stacked]).to(dev))
-        self.flat.grad = torch.zeros_like(self.flat)
+        self.flat = torch.cat([t.detach().reshape(-1) for t in stacked]).to(dev)
+        self.grad = torch.zeros_like(self.flat)
         self.views: list[torch.Tensor] = []
         grads: list[torch.Tensor] = []
         member_of = []
         offset = 0
         for t in stacked:
             n = t.numel()
-            self.views.append(self.flat.detach()[offset:offset + n].view(t.shape))
-            grads.append(self.flat.grad[offset:offset + n].view(t.shape))
+            self.views.append(self.flat[offset:offset + n].view(t.shape))
+            grads.append(self.grad[offset:offset + n].view(t.shape))
             member_of.append(torch.arange(self.K).repeat_interleave(n // self.K))
             offset += n
         self.W, self.B = self.views[0::2], self.views[1::2]
         self.gW, self.gB = grads[0::2], grads[1::2]
         self.member_of = torch.cat(member_of).to(dev)
-        fused = {"fused": True} if self.device.type in ("cpu", "cuda") else {}
-        if o.optimizer == "adam":
-            self.opt: torch.optim.Optimizer = torch.optim.Adam(
-                [self.flat], lr=o.lr, weight_decay=o.weight_decay, **fused)
-        else:
-            self.opt = torch.optim.SGD([self.flat], lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
-                                       **fused)
+        self.opt = _StackedOptimizer(self.flat, self.grad, o.optimizer, o.momentum,
+                                     [c.optim.weight_decay for c in configs for _ in range(self.M)],
+                                     self.member_of, self.member_of // self.M)
         # On CPU one cheap host check per step decides whether any trajectory needs masking;
         # on CUDA the masks are always applied (no host synchronisation per step).
         self.masked = self.device.type != "cpu"
-        self.group = self.opt.param_groups[0]
 
         # per-trajectory state, all tensors on the device (synchronised once per epoch)
         self.healthy = torch.ones(self.K, dtype=torch.bool, device=dev)
@@ -215,11 +305,20 @@ class _Engine:
         self.epochs_done = 0
         self.last_snap_step = 0
 
+    # ------------------------------------------------------------ the lanes
+    def lane(self, k: int) -> int:
+        """The lane of global trajectory ``k``."""
+        return k // self.M
+
+    def lane_range(self, lane: int) -> range:
+        """Global trajectory indices of ``lane``."""
+        return range(lane * self.M, (lane + 1) * self.M)
+
     # ----------------------------------------------------------------- events
-    def emit(self, event: Event) -> None:
-        self.history.append(event)
+    def emit(self, lane: int, event: Event) -> None:
+        self.histories[lane].append(event)
         if self.on_event is not None:
-            self.on_event(event)
+            self.on_event(lane, event)
 
     # ------------------------------------------------------------- one step
     def _grad_pass(self, xb: torch.Tensor, yb: torch.Tensor, accumulate: bool,
@@ -227,16 +326,18 @@ class _Engine:
         """Forward + hand-written backward of the batch-mean loss of every trajectory.
 
         Writes (or adds) the gradients into the flat gradient buffer.  Returns the
-        per-trajectory mean loss ``[K]``, the outputs and, if asked, ``d loss / d x``.
+        per-trajectory *sum* of the batch's losses ``[K]``, the outputs and, if asked,
+        ``d loss / d x``.
         """
         out, cache = self.model.forward_cached(xb, self.W, self.B)
-        value, grad_out = loss_and_grad(out, yb, self.task, self.config.loss, scale=1.0 / yb.shape[1])
+        value, grad_out = loss_and_grad(out, yb, self.task, self.config.loss, scale=1.0 / yb.shape[1],
+                                        beta=self.beta)
         grad_x = self.model.backward(cache, grad_out, self.W, self.gW, self.gB, accumulate=accumulate,
                                      input_grad=input_grad)
-        return value.mean(1), out, grad_x
+        return value.sum(1), out, grad_x
 
     def _loss_and_grads(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-trajectory loss ``[K]`` (clean, plus adversarial with FGSM) and the clean outputs."""
+        """Per-trajectory summed loss ``[K]`` (clean, plus adversarial with FGSM) and the clean outputs."""
         if self.eps is None:
             loss, out, _ = self._grad_pass(xb, yb, accumulate=False, input_grad=False)
             return loss, out
@@ -245,38 +346,63 @@ class _Engine:
         adv, _, _ = self._grad_pass(x_adv, yb, accumulate=True, input_grad=False)
         return clean + adv, out
 
+    def _epoch_lrs(self) -> list[float] | list[tuple[float, ...]]:
+        """The learning rate of each step of the coming epoch: a float per step, or a tuple (one per lane).
+
+        O(steps per epoch), which is at most the training rows; never the whole run.
+        """
+        first = self.step
+        per_lane = []
+        for sched in self.schedules:
+            if sched.per_epoch:
+                per_lane.append([sched(first)] * self.spe)
+            else:
+                per_lane.append([sched(first + i) for i in range(self.spe)])
+        if self.L == 1:
+            return per_lane[0]
+        rows = list(zip(*per_lane))
+        return [r[0] if len(set(r)) == 1 else r for r in rows]  # type: ignore[return-value]
+
+    def _record_lrs(self, lrs: list, taken: int) -> None:
+        """Append the learning rates of the first ``taken`` steps of the epoch to each lane's trace."""
+        if self.L == 1:
+            self.lr_traces[0].extend(lrs[:taken])
+            return
+        for lane, trace in enumerate(self.lr_traces):
+            trace.extend(lr if isinstance(lr, float) else lr[lane] for lr in lrs[:taken])
+
     def run_epoch(self, epoch: int) -> bool:
         """Train one epoch; returns False when ``should_stop`` ended it early."""
-        order = self.streams.next_epoch().to(self.device)
+        orders = [st.next_epoch() for st in self.lane_streams]
+        order = (orders[0] if self.L == 1 else torch.cat(orders)).to(self.device)
         x_epoch, y_epoch = self.x[order], self.y[order]  # [K, n, d], [K, n]: one gather per epoch
-        flat, opt, group = self.flat, self.opt, self.group
-        grad = flat.grad
+        xs, ys = x_epoch.split(self.batch, dim=1), y_epoch.split(self.batch, dim=1)
+        lrs = self._epoch_lrs()
+        grad, opt, stop = self.grad, self.opt, self.should_stop
         loss_sum = torch.zeros(self.K, device=self.device)
         correct = torch.zeros(self.K, device=self.device) if self.task == "classification" else None
-        snap_set = self.snap_steps
-        for s, e in self.bounds:
-            if self.should_stop is not None and self.should_stop():
+        snap_set = self.snap_steps if self.snapshot else ()
+        for i, lr in enumerate(lrs):
+            if stop is not None and stop():
+                self._record_lrs(lrs, i)
                 return False
-            lr = self.schedule(self.step)
-            self.lr_trace.append(lr)
-            if group["lr"] != lr:
-                group["lr"] = lr
-            xb, yb = x_epoch[:, s:e], y_epoch[:, s:e]
+            xb, yb = xs[i], ys[i]
             loss, out = self._loss_and_grads(xb, yb)
-            if self.masked or not bool(torch.isfinite(loss.sum() + grad.sum())):
-                self._masked_step(loss)
+            if self.masked or not math.isfinite((loss.sum() + grad.sum()).item()):
+                self._masked_step(loss, lr)
             else:
-                opt.step()
-            loss_sum.add_(loss, alpha=e - s)
+                opt.step(lr)
+            loss_sum.add_(loss)
             if correct is not None:
                 correct.add_((out.argmax(-1) == yb).sum(1))
             self.step += 1
-            if self.snapshot and self.step in snap_set:
+            if self.step in snap_set:
                 self.take_snapshot(epoch)
+        self._record_lrs(lrs, len(lrs))
         self.loss_sum, self.correct = loss_sum, correct
         return True
 
-    def _masked_step(self, loss: torch.Tensor) -> None:
+    def _masked_step(self, loss: torch.Tensor, lr: float | tuple[float, ...]) -> None:
         """Optimiser step that freezes every trajectory whose loss or gradient is not finite.
 
         The gradient and the update of a frozen trajectory are masked out with
@@ -284,7 +410,7 @@ class _Engine:
         weights stay as they were before the bad step.
         """
         self.masked = True
-        flat, grad = self.flat, self.flat.grad
+        flat, grad = self.flat, self.grad
         grad_sum = torch.zeros_like(loss).index_add_(0, self.member_of, grad)
         ok = torch.isfinite(loss + grad_sum)
         newly_bad = self.healthy & ~ok
@@ -292,15 +418,13 @@ class _Engine:
         self.healthy = self.healthy & ok
         mask = self.healthy[self.member_of]
         grad.copy_(torch.where(mask, grad, 0.0))
-        before = flat.detach().clone()
-        self.opt.step()
-        with torch.no_grad():
-            flat.copy_(torch.where(mask, flat, before))
+        before = flat.clone()
+        self.opt.step(lr)
+        flat.copy_(torch.where(mask, flat, before))
 
     def current_rows(self) -> torch.Tensor:
         """A copy of the current weights as ``[K, P]`` rows (``StackedMLP.flat_parameters`` layout)."""
-        with torch.no_grad():
-            return torch.cat([v.reshape(self.K, -1) for v in self.views], dim=1)
+        return torch.cat([v.reshape(self.K, -1) for v in self.views], dim=1)
 
     def take_snapshot(self, epoch: int) -> None:
         healthy = self.healthy.tolist()
@@ -308,8 +432,9 @@ class _Engine:
         self.last_snap_step = self.step
         s = len(self.snaps) - 1
         for k in range(self.K):
-            if healthy[k]:
-                self.emit(SnapshotTaken(trajectory=k, snapshot=s, epoch=epoch, step=self.step))
+            if healthy[k] and not self.lane_done[self.lane(k)]:
+                self.emit(self.lane(k), SnapshotTaken(trajectory=k % self.M, snapshot=s, epoch=epoch,
+                                                      step=self.step))
 
     # ----------------------------------------------------------- epoch end
     def sync_divergence(self, epoch: int) -> None:
@@ -340,7 +465,8 @@ class _Engine:
         self.healthy_host[k] = False
         self.diverged_reason[k] = reason
         self.diverged_epoch[k] = epoch
-        self.emit(MemberDiverged(trajectory=k, epoch=epoch, reason=reason))
+        if not self.lane_done[self.lane(k)]:
+            self.emit(self.lane(k), MemberDiverged(trajectory=k % self.M, epoch=epoch, reason=reason))
 
     def _outputs_finite(self, rows: torch.Tensor) -> torch.Tensor:
         """Per trajectory: are the predicted means/variances (or logits) all finite?"""
@@ -354,33 +480,43 @@ class _Engine:
                 ok &= (torch.isfinite(var) & (var > 0)).flatten(1).all(1)
         return ok
 
+    def lane_alive(self, lane: int) -> bool:
+        """Whether ``lane`` still has a healthy trajectory (its own run would still be training)."""
+        return any(self.healthy_host[k] for k in self.lane_range(lane))
+
     def end_epoch(self, epoch: int) -> None:
-        """Synchronise once: divergence, epoch losses/accuracy, validation metrics, events."""
+        """Synchronise once: divergence, epoch losses/accuracy, validation metrics, events (per lane)."""
         self.sync_divergence(epoch)
         parts = [self.loss_sum / self.n_train]
         if self.correct is not None:
             parts.append(self.correct / self.n_train)
         host = torch.stack(parts).cpu().tolist()
-        mean_loss = host[0]
-        train_loss = [v if self.healthy_host[k] else float("nan") for k, v in enumerate(mean_loss)]
-        train_acc = None
-        if self.correct is not None:
-            train_acc = [v if self.healthy_host[k] else float("nan") for k, v in enumerate(host[1])]
         self.epochs_done = epoch
-        val = self.val_metrics()
-        lrs = self.lr_trace[(epoch - 1) * self.spe: epoch * self.spe]
-        self.emit(EpochEnd(epoch=epoch, n_epochs=self.config.optim.epochs, train_loss=train_loss,
-                           train_acc=train_acc, val=val, lrs=lrs, elapsed=time.perf_counter() - self.t0))
+        elapsed = time.perf_counter() - self.t0
+        n_epochs = self.config.optim.epochs
+        for lane in range(self.L):
+            if self.lane_done[lane]:
+                continue
+            ks = self.lane_range(lane)
+            train_loss = [host[0][k] if self.healthy_host[k] else float("nan") for k in ks]
+            train_acc = None
+            if self.correct is not None:
+                train_acc = [host[1][k] if self.healthy_host[k] else float("nan") for k in ks]
+            val = self.val_metrics(lane)
+            lrs = self.lr_traces[lane][(epoch - 1) * self.spe: epoch * self.spe]
+            self.emit(lane, EpochEnd(epoch=epoch, n_epochs=n_epochs, train_loss=train_loss, train_acc=train_acc,
+                                     val=val, lrs=lrs, elapsed=elapsed))
 
     # ------------------------------------------------------ member selection
-    def available(self) -> torch.Tensor | None:
-        """Flat weights ``[A, P]`` of the healthy members so far (snapshots + current weights)."""
+    def available(self, lane: int = 0) -> torch.Tensor | None:
+        """Flat weights ``[A, P]`` of ``lane``'s healthy members so far (snapshots + current weights)."""
         rows = []
+        ks = self.lane_range(lane)
         for flat, healthy, _, _ in self.snaps:
-            rows += [flat[k] for k in range(self.K) if healthy[k]]
+            rows += [flat[k] for k in ks if healthy[k]]
         if not self.snapshot or self.step > self.last_snap_step:
             cur = self.current_rows()
-            rows += [cur[k] for k in range(self.K) if self.healthy_host[k]]
+            rows += [cur[k] for k in ks if self.healthy_host[k]]
         return torch.stack(rows) if rows else None
 
     def _outputs(self, x: torch.Tensor, flat: torch.Tensor) -> np.ndarray:
@@ -401,10 +537,10 @@ class _Engine:
             var = self.data.unscale_var(to_variance(raw, self.config.loss.variance).numpy())
         return combine_regression(mean, var)
 
-    def val_metrics(self) -> dict[str, float]:
+    def val_metrics(self, lane: int = 0) -> dict[str, float]:
         if self.x_val is None:
             return {}
-        flat = self.available()
+        flat = self.available(lane)
         if flat is None:
             return {}
         pred = self._prediction(self._outputs(self.x_val, flat))
@@ -417,9 +553,12 @@ class _Engine:
                 "rmse": metrics.rmse(y, pred.mean)}
 
     def preview(self, epoch: int) -> None:
-        flat = self.available()
-        if self.preview_x is not None and flat is not None:
-            self.emit(Preview(epoch=epoch, prediction=self._prediction(self._outputs(self.preview_x, flat))))
+        if self.preview_x is None:
+            return
+        for lane in range(self.L):
+            flat = self.available(lane)
+            if flat is not None and not self.lane_done[lane]:
+                self.emit(lane, Preview(epoch=epoch, prediction=self._prediction(self._outputs(self.preview_x, flat))))
 
     # ------------------------------------------------------------ the result
     #: A regression member whose final predicted means miss the training targets' range by this
@@ -443,26 +582,28 @@ class _Engine:
         bound = self.RUNAWAY_FACTOR * (1.0 + float(self.y.abs().max()))
         return [p if p > bound else None for p in peak]
 
-    def build_run(self, stopped: bool) -> Run:
-        data, K = self.data, self.K
+    def build_run(self, stopped: bool, lane: int = 0) -> Run:
+        """The :class:`Run` of ``lane`` (its config, members, history and learning-rate trace)."""
+        data, M, config = self.data, self.M, self.configs[lane]
+        ks = self.lane_range(lane)
         cur_epoch = -(-self.step // self.spe)
         infos: list[MemberInfo] = []
         rows: list[torch.Tensor] = []
 
         if self.snapshot and self.snaps:
-            for k in range(K):
+            for k in ks:
                 for s, (flat, healthy, epoch, _) in enumerate(self.snaps):
                     st, why = ("ok", "") if healthy[k] else ("diverged", self.diverged_reason.get(
                         k, "non-finite values before this snapshot"))
-                    infos.append(MemberInfo(index=len(infos), trajectory=k, snapshot=s, seed=self.seeds[k],
+                    infos.append(MemberInfo(index=len(infos), trajectory=k % M, snapshot=s, seed=self.seeds[k],
                                             epoch=epoch, status=st, reason=why))  # type: ignore[arg-type]
                     rows.append(flat[k])
         else:
             cur = self.current_rows()
-            for k in range(K):
+            for k in ks:
                 st, why = ("ok", "") if self.healthy_host[k] else ("diverged", self.diverged_reason[k])
-                infos.append(MemberInfo(index=k, trajectory=k, snapshot=0, seed=self.seeds[k], epoch=cur_epoch,
-                                        status=st, reason=why))  # type: ignore[arg-type]
+                infos.append(MemberInfo(index=k % M, trajectory=k % M, snapshot=0, seed=self.seeds[k],
+                                        epoch=cur_epoch, status=st, reason=why))  # type: ignore[arg-type]
                 rows.append(cur[k])
         stacked = torch.stack(rows)
         for i, peak in enumerate(self.runaway(stacked)):
@@ -473,23 +614,121 @@ class _Engine:
                    f"mean) by epoch {info.epoch} (learning rate too high?)")
             infos[i] = dataclasses.replace(info, status="diverged", reason=why)
             if self.snapshot:
-                self.emit(MemberDiverged(trajectory=info.trajectory, epoch=info.epoch,
-                                         reason=f"snapshot {info.snapshot + 1}: {why}"))
+                self.emit(lane, MemberDiverged(trajectory=info.trajectory, epoch=info.epoch,
+                                               reason=f"snapshot {info.snapshot + 1}: {why}"))
             else:
-                self._flag_diverged(info.trajectory, info.epoch, why)
-        model = StackedMLP.from_flat(stacked.cpu(), data.n_features, self.n_out, self.config.model)
+                self._flag_diverged(lane * M + info.trajectory, info.epoch, why)
+        model = StackedMLP.from_flat(stacked.cpu(), data.n_features, self.n_out, config.model)
         model.eval()
-        return Run(config=self.config, task=self.task, model=model, members=infos, history=self.history,
-                   lr_trace=np.asarray(self.lr_trace, dtype=np.float64), epochs_done=self.epochs_done, stopped=stopped,
-                   seconds=time.perf_counter() - self.t0, x_mean=np.asarray(data.x_mean, dtype=np.float64),
+        return Run(config=config, task=self.task, model=model, members=infos, history=self.histories[lane],
+                   lr_trace=np.asarray(self.lr_traces[lane], dtype=np.float64), epochs_done=self.epochs_done,
+                   stopped=stopped, seconds=time.perf_counter() - self.t0,
+                   x_mean=np.asarray(data.x_mean, dtype=np.float64),
                    x_std=np.asarray(data.x_std, dtype=np.float64), y_mean=float(data.y_mean),
                    y_std=float(data.y_std), n_classes=data.n_classes if self.task == "classification" else 0,
                    feature_names=list(data.feature_names), target_name=data.target_name,
                    class_names=list(data.class_names) if data.class_names else None)
 
+    def lane_error(self, run: Run, lane: int) -> str | None:
+        """The :class:`TrainingError` message of ``lane`` when every one of its members diverged, else None."""
+        if run.healthy:
+            return None
+        diverged = {k % self.M: r for k, r in self.diverged_reason.items() if self.lane(k) == lane}
+        reasons = "; ".join(f"member {k}: {r}" for k, r in sorted(diverged.items())) or "; ".join(
+            f"snapshot {m.snapshot + 1} of trajectory {m.trajectory}: {m.reason}" for m in run.members)
+        return (f"all {self.M} members diverged ({reasons}); "
+                "lower the learning rate and train again")
+
 
 #: Variance floor (standardised units) used for the validation NLL of MSE ensembles.
 VAR_FLOOR = 1e-6
+
+
+@dataclasses.dataclass
+class LaneResult:
+    """One lane of :func:`train_lanes`: its run, or why it failed (every member diverged)."""
+
+    run: Run | None
+    error: str | None
+
+
+def train_lanes(
+    configs: list[RunConfig],
+    data: Dataset,
+    on_event: Callable[[int, Event], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    *,
+    preview_x: np.ndarray | None = None,
+    preview_every: int = 0,
+    preview_min_s: float = 0.0,
+    init_hook: InitHook | None = None,
+) -> list[LaneResult]:
+    """Train several runs (lanes) that differ only in per-trajectory settings as ONE batched program.
+
+    ``configs`` must agree in everything but what :func:`lane_key` leaves out
+    (learning rate and ``lr_min``, weight decay, seed, adversarial eps, beta-NLL
+    beta); :mod:`ensemble_core.sweep` groups trials so.  Lane ``i``'s result is
+    what ``train(configs[i], data, ...)`` returns, to float round-off: the same
+    member inits and data orders (its own seeds), its own learning rates,
+    events (``on_event(i, event)``, ``Run.history``), learning-rate trace and
+    divergence handling.  A lane whose members all diverge stops reporting
+    events and gets ``error`` (the message ``train`` would raise) instead of a
+    run; the others go on.  ``should_stop`` ends every lane at the same step.
+    ``Run.seconds`` is the whole batched program's time.
+
+    Raises:
+        TrainingError: the data does not fit the configs, or the configs cannot share a program.
+    """
+    if not configs:
+        raise TrainingError("train_lanes needs at least one config")
+    keys = {lane_key(c) for c in configs}
+    if len(keys) != 1:
+        raise TrainingError("these configs differ in more than the per-trajectory settings "
+                            "(learning rate, weight decay, seed, adversarial eps, beta) and cannot train as one program")
+    for c in configs:
+        check_inputs(c, data)
+    engine = _Engine(list(configs), data, on_event, should_stop, preview_x, preview_every, init_hook)
+    n_epochs = configs[0].optim.epochs
+    stopped = False
+    previewed_at, previewed_t = 0, -math.inf
+    for epoch in range(1, n_epochs + 1):
+        if not engine.run_epoch(epoch):
+            stopped = True
+            engine.sync_divergence(epoch)  # a trajectory may have diverged in this partial epoch
+            break
+        engine.end_epoch(epoch)
+        if engine.preview_every > 0 and (epoch == n_epochs or (
+                epoch % engine.preview_every == 0 and time.perf_counter() - previewed_t >= preview_min_s)):
+            engine.preview(epoch)
+            previewed_at, previewed_t = epoch, time.perf_counter()
+        for lane in range(engine.L):  # a lane whose members all diverged ends here, as its own run would
+            if not engine.lane_done[lane] and not engine.lane_alive(lane):
+                engine.lane_done[lane] = True
+        if all(engine.lane_done):
+            break
+    if engine.preview_every > 0 and engine.preview_x is not None and previewed_at != engine.epochs_done \
+            and engine.step > 0:
+        engine.preview(engine.epochs_done)
+    results = []
+    seconds = time.perf_counter() - engine.t0
+    for lane in range(engine.L):
+        run = engine.build_run(stopped, lane)
+        error = engine.lane_error(run, lane)
+        if error is not None:
+            results.append(LaneResult(run=None, error=error))
+            continue
+        done = Done(epochs_done=engine.epochs_done, stopped=stopped, seconds=seconds)
+        engine.emit(lane, done)
+        run.seconds = done.seconds
+        results.append(LaneResult(run=run, error=None))
+    return results
+
+
+def lane_key(config: RunConfig) -> RunConfig:
+    """``config`` with the per-trajectory settings set to fixed values: configs with equal keys can be lanes of
+    one batched program (:func:`train_lanes`)."""
+    return config.replace(**{"optim.lr": 1.0, "optim.lr_min": 0.0, "optim.weight_decay": 0.0, "seed": 0,
+                             "strategy.adversarial_eps": 0.01, "loss.beta": 0.5})
 
 
 def train(
@@ -548,33 +787,9 @@ def train(
         TrainingError: the data does not fit the config (see :func:`check_inputs`)
             or every member diverged (raised after the divergence events).
     """
-    check_inputs(config, data)
-    engine = _Engine(config, data, on_event, should_stop, preview_x, preview_every, init_hook)
-    n_epochs = config.optim.epochs
-    stopped = False
-    previewed_at, previewed_t = 0, -math.inf
-    for epoch in range(1, n_epochs + 1):
-        if not engine.run_epoch(epoch):
-            stopped = True
-            engine.sync_divergence(epoch)  # a trajectory may have diverged in this partial epoch
-            break
-        engine.end_epoch(epoch)
-        if engine.preview_every > 0 and (epoch == n_epochs or (
-                epoch % engine.preview_every == 0 and time.perf_counter() - previewed_t >= preview_min_s)):
-            engine.preview(epoch)
-            previewed_at, previewed_t = epoch, time.perf_counter()
-        if not any(engine.healthy_host):
-            break
-    if engine.preview_every > 0 and engine.preview_x is not None and previewed_at != engine.epochs_done \
-            and engine.step > 0:
-        engine.preview(engine.epochs_done)
-    run = engine.build_run(stopped)
-    if not run.healthy:
-        reasons = "; ".join(f"member {k}: {r}" for k, r in sorted(engine.diverged_reason.items())) or "; ".join(
-            f"snapshot {m.snapshot + 1} of trajectory {m.trajectory}: {m.reason}" for m in run.members)
-        raise TrainingError(f"all {config.strategy.members} members diverged ({reasons}); "
-                            "lower the learning rate and train again")
-    done = Done(epochs_done=engine.epochs_done, stopped=stopped, seconds=time.perf_counter() - engine.t0)
-    engine.emit(done)
-    run.seconds = done.seconds
-    return run
+    lane_event = None if on_event is None else (lambda _lane, event: on_event(event))
+    result = train_lanes([config], data, lane_event, should_stop, preview_x=preview_x,
+                         preview_every=preview_every, preview_min_s=preview_min_s, init_hook=init_hook)[0]
+    if result.run is None:
+        raise TrainingError(result.error or "training failed")
+    return result.run
