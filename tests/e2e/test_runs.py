@@ -89,6 +89,9 @@ def test_runs_reload_links_isolation_and_restart(browser, srv):  # noqa: F811 - 
     owner = browser.new_context(viewport={"width": 1440, "height": 1000})
     try:
         page = _open(owner, url)
+        deadline = time.monotonic() + 20  # the cookie's script loads after the page's first run
+        while not any(c["name"] == "del_browser" for c in owner.cookies()) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert any(c["name"] == "del_browser" for c in owner.cookies()), "the browser got its identity cookie"
         # -- a reload mid-run re-attaches and the loss chart keeps growing
         _start(page, epochs=4000)
@@ -124,15 +127,23 @@ def test_runs_reload_links_isolation_and_restart(browser, srv):  # noqa: F811 - 
         page.get_by_text("Validation curves").scroll_into_view_if_needed()
         page.screenshot(path=str(SCREENS / "runs_compare.png"), full_page=True)
         # -- share the newest run: open it, make a link on the Uncertainty page
-        page.locator(".st-key-runs_open button").last.click()
+        page.locator(".st-key-runs_open button:visible").first.click()
         wait_app_idle(page)
         _nav(page, "Uncertainty")
         mine = _ensemble_nll(page)
         page.get_by_role("button", name="Share this result").click()
         page.get_by_role("button", name="Make a link").click()
         wait_app_idle(page)
-        page.get_by_role("button", name="Share this result").click()
-        link = page.locator("[data-testid='stPopoverBody'] code, [data-testid='stCode'] code").last.inner_text()
+        code = page.locator("[data-testid='stCode'] code")
+        time.sleep(1.0)
+        wait_app_idle(page)
+        if not page.locator("[data-testid='stPopoverBody']").is_visible():  # the rerun closed it: open it again
+            page.get_by_role("button", name="Share this result").click()
+        try:
+            code.last.wait_for(state="visible", timeout=20_000)
+        finally:
+            page.screenshot(path=str(SCREENS / "share_box.png"))
+        link = code.last.inner_text()
         assert "result=" in link, link
         link = link.strip()
         page.keyboard.press("Escape")
