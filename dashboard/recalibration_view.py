@@ -75,7 +75,7 @@ def show(run: Any, ds: Any, members: list[int]) -> None:
     if run.task == "regression":
         _regression(recal, scores)
     else:
-        _classification(recal, scores, ds.y_test)
+        _classification(recal, scores, ds.y_test, bool(getattr(ds, "held_out", ())))
 
 
 def _regression(recal: recal_core.Recalibration, scores: dict[str, dict[str, Any]]) -> None:
@@ -92,16 +92,17 @@ def _regression(recal: recal_core.Recalibration, scores: dict[str, dict[str, Any
         "Cover 95%": [_fmt(s["coverage_95"], True) for s in scores.values()],
     }, index=[names[k] for k in scores])
     with c2:
-        st.table(table)
         st.caption("**Variance scaling** multiplies every variance by one factor (the closed form that maximises "
                    "the validation likelihood). **Isotonic** bends the nominal levels (uncertainty-toolbox's "
                    "recalibration). **Split-conformal** takes the validation rows' normalised errors |y − μ|/σ and "
                    "guarantees at least the nominal coverage on new rows like them. Sharpness: the RMS half-width "
                    "of the 68 % interval (σ for a Gaussian); smaller is sharper. Isotonic and conformal intervals "
                    "are not Gaussian, so they have no NLL.")
+    st.table(table)
 
 
-def _classification(recal: recal_core.Recalibration, scores: dict[str, dict[str, Any]], y: Any) -> None:
+def _classification(recal: recal_core.Recalibration, scores: dict[str, dict[str, Any]], y: Any,
+                    held_out: bool = False) -> None:
     c1, c2 = st.columns([3, 2], gap="medium")
     with c1:
         charts.show(viz_posthoc.reliability_before_after(y, {k: s["probs"] for k, s in scores.items()},
@@ -116,6 +117,10 @@ def _classification(recal: recal_core.Recalibration, scores: dict[str, dict[str,
     }, index=["Before", f"Temperature T = {t:.3g}"])
     with c2:
         st.table(table)
+        if held_out:
+            st.warning("Classes were held out of training, so the validation split has only seen classes: the "
+                       "temperature fitted there cannot fix the test split's unseen ones. Recalibration assumes "
+                       "new data like the validation data.", icon=":material/warning:")
         verdict = ("softens over-confident probabilities" if t > 1.05 else
                    "sharpens under-confident probabilities" if t < 0.95 else "barely changes the probabilities")
         st.caption(f"**Temperature scaling** divides the log of the ensemble's probabilities by T (fitted to the "

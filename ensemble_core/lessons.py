@@ -27,7 +27,7 @@ from .race import race_configs, scale_epochs
 
 __all__ = ["Panel", "Lesson", "LESSONS", "lesson_ids", "get_lesson", "lesson_figures"]
 
-View = Literal["bands", "snapshot", "size_curve", "maps"]
+View = Literal["bands", "snapshot", "size_curve", "maps", "unknowns"]
 
 
 @dataclass(frozen=True)
@@ -323,9 +323,16 @@ def _classification() -> Lesson:
     )
 
 
+def _known_unknowns() -> Lesson:
+    from .lesson_unknowns import known_unknowns_lesson  # its own module: digits with classes held out
+
+    return known_unknowns_lesson()
+
+
 #: The six lessons, in teaching order.
 LESSONS: tuple[Lesson, ...] = (
     _figure1(), _aleatoric(), _snapshot(), _bootstrap(), _how_many(), _classification(),
+    _known_unknowns(),
 )
 
 
@@ -367,6 +374,10 @@ def lesson_figures(lesson: Lesson, runs: Sequence[Any], dataset: Any) -> list[tu
     if len(runs) != len(lesson.panels) or any(r is None for r in runs):
         raise ValueError(f"lesson {lesson.id!r} needs {len(lesson.panels)} trained runs")
     out: list[tuple[str, str, go.Figure]] = []
+    if lesson.view == "unknowns":
+        from .lesson_unknowns import unknowns_figures
+
+        return unknowns_figures(runs[0], dataset)
     if lesson.view == "maps":
         out.append(("maps", "Predicted class · total entropy · mutual information (epistemic)",
                     class_maps_of(runs[0], dataset)))

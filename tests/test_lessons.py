@@ -8,7 +8,7 @@ from ensemble_core.lessons import LESSONS, get_lesson, lesson_ids
 from ensemble_core.race import budget_of
 from ensemble_core.share import ShareState, from_query, to_query
 
-EXPECTED = ["figure1", "aleatoric-epistemic", "snapshot", "bootstrap", "how-many", "classification"]
+EXPECTED = ["figure1", "aleatoric-epistemic", "snapshot", "bootstrap", "how-many", "classification", "unknowns"]
 
 
 def test_the_six_lessons_in_teaching_order() -> None:
