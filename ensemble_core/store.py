@@ -273,7 +273,7 @@ def _describe_os_error(exc: BaseException, root: Path) -> str:
         if "full" in text:
             return f"the disk holding {root} is full"
         if "not a database" in text or "malformed" in text:
-            return f"the run index {root / 'index.sqlite'} is damaged (not a valid SQLite file)"
+            return "the run index (index.sqlite in the data folder) is damaged (not a valid SQLite file)"
         return f"the run index {root / 'index.sqlite'} cannot be used ({text})"
     if isinstance(exc, OSError):
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -559,7 +559,7 @@ class RunStore:
             try:
                 got = (folder / name).stat().st_size
             except FileNotFoundError:
-                return f"{name} is missing from {folder}"
+                return f"its file {name} is missing from the store"
             except OSError as exc:
                 return f"{name} cannot be read ({exc.strerror or exc})"
             if got != size:
