@@ -144,7 +144,7 @@ def test_calibration_table_and_size_curve_for_regression(cubic_run):
     cal = _fig_with(at, "Perfect calibration")
     assert any(n.startswith("Miscalibration area") for n in _names(cal))
     assert _fig_with(at, "Observed coverage")
-    df = at.table[0].value
+    df = next(t.value for t in at.table if "Ensemble" in list(t.value.index))  # the members table
     assert list(df.index) == ["Member 1", "Member 2", "Member 3", "Ensemble"]
     assert {"NLL", "RMSE", "CRPS"} <= set(df.columns)
 
@@ -166,7 +166,8 @@ def test_two_feature_classification_shows_maps_and_reliability():
     assert len(maps) == 1 and sum(t.get("type") == "heatmap" for t in maps[0]["data"]) == 2
     rel = _fig_with(at, "Accuracy in bin")
     assert "ECE" in rel["layout"]["title"]["text"]
-    assert {"NLL", "Accuracy", "Brier", "ECE"} <= set(at.table[0].value.columns)
+    members = next(t.value for t in at.table if "Ensemble" in list(t.value.index))
+    assert {"NLL", "Accuracy", "Brier", "ECE"} <= set(members.columns)
 
 
 def test_more_features_regression_shows_intervals_and_slice_selector():
