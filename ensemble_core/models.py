@@ -27,6 +27,11 @@ from .shapes import layer_sizes
 
 _RNG_LOCK = threading.Lock()
 
+#: A layer with at most this many outputs is multiplied in transposed form in the training pass
+#: (``StackedMLP.forward_cached``/``backward``): MKL's batched gemm is several times slower for a
+#: result only a few columns wide than for its transpose (measured in ``docs/decisions.md``).
+NARROW = 4
+
 __all__ = ["ACTIVATIONS", "build_member", "init_member", "StackedMLP"]
 
 #: Backward of each activation, as autograd computes it: ``(grad, pre-activation z, output h) -> grad_z``.
@@ -185,8 +190,13 @@ class StackedMLP(nn.Module):
         h = x
         last = len(weights) - 1
         for i, (w, b) in enumerate(zip(weights, biases)):
-            # one input feature (1-D data): an outer product, ~8x cheaper than a batched matmul
-            z = torch.addcmul(b, h, w) if w.shape[1] == 1 else torch.baddbmm(b, h, w)
+            if w.shape[1] == 1:  # one input feature (1-D data): an outer product, ~8x cheaper than a matmul
+                z = torch.addcmul(b, h, w)
+            elif w.shape[2] <= NARROW:  # few outputs: the transposed product (MKL's batched gemm is slow
+                # for a narrow result); z is a [M, N, out] view of a [M, out, N] tensor
+                z = torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h.transpose(1, 2)).transpose(1, 2)
+            else:
+                z = torch.baddbmm(b, h, w)
             out = act(z) if i < last else z  # type: ignore[operator]
             cache.append((h, z, out))
             h = out
@@ -208,7 +218,15 @@ class StackedMLP(nn.Module):
         for i in range(len(cache) - 1, -1, -1):
             h_in = cache[i][0]
             h_t = h_in.transpose(1, 2)
-            if accumulate:
+            if g.shape[2] <= NARROW:  # few outputs: (g^T h)^T, see forward_cached
+                gw = torch.bmm(g.transpose(1, 2), h_in).transpose(1, 2)
+                if accumulate:
+                    grad_weights[i].add_(gw)
+                    grad_biases[i].add_(g.sum(1, keepdim=True))
+                else:
+                    grad_weights[i].copy_(gw)
+                    torch.sum(g, 1, keepdim=True, out=grad_biases[i])
+            elif accumulate:
                 grad_weights[i].baddbmm_(h_t, g)
                 grad_biases[i].add_(g.sum(1, keepdim=True))
             else:
