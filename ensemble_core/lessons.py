@@ -151,8 +151,8 @@ def _figure1() -> Lesson:
             "still no epistemic part, still missing the true curve beyond the data.",
             "The 5-network NLL ensemble has both: the noise band plus disagreement (blue) that grows outside "
             "[-4, 4].",
-            "Its ±3σ band contains the true curve at x = 5.5 and on most of 4 ≤ |x| ≤ 6 - more than any "
-            "other panel.",
+            "Its ±3σ band contains the true curve at x = 5.5 and on most (≥ 80 %) of 4 ≤ |x| ≤ 6 - more than "
+            "any other panel. Not in every run: see the explanation for how often.",
             "Scored against the true curve and noise beyond the data (4 ≤ |x| ≤ 6), the NLL ensemble has the "
             "best NLL of the four.",
             "The table (test points inside [-4, 4] only): the MSE ensemble has by far the worst NLL. Which NLL "
@@ -174,9 +174,14 @@ def _figure1() -> Lesson:
             "Several networks from different random starts agree near the data and extrapolate differently away "
             "from it; that disagreement is epistemic uncertainty, and it grows with the distance from the data. "
             "The MSE ensemble has the disagreement but no noise term, so it is overconfident near the data. "
-            "Proper scoring (NLL) + ensembling gives both parts. Not a guarantee: five ReLU networks only "
-            "disagree as much as their straight lines happen to fan out. With a slower, gentler training (Adam "
-            "at 0.01, small batches) the members end up in similar straight lines and the true curve at x = 5.5 "
+            "Proper scoring (NLL) + ensembling gives both parts.\n\n"
+            "Not a guarantee: five ReLU networks only disagree as much as their straight lines happen to fan "
+            "out, and x³ bends away from every straight line. Measured on this exact setup with seeds 0-9: the "
+            "ensemble's band covered more of 4 ≤ |x| ≤ 6 than every other panel in 9 runs of 10, held the true "
+            "value at x = 5.5 in 7, and covered at least 80 % of 4 ≤ |x| ≤ 6 in 5 (the lesson's run, seed 0, is "
+            "one of them). The single networks covered at most 59 %, except in one run where none of the NLL "
+            "networks had settled and every band was wide. With gentler training (Adam at 0.01, small batches, "
+            "or a learning rate annealed to 0) the members settle on similar lines and the true value at x = 5.5 "
             "falls outside every band - try it on the Train page."
         ),
         source="Lakshminarayanan, Pritzel & Blundell (2017), Figure 1 and Section 3.1",
