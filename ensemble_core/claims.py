@@ -384,6 +384,46 @@ def _cls_mi_far(runs: Sequence[Any], ds: Any) -> ClaimResult:
                        "than near it")
 
 
+# ------------------------------------------------------------------ known unknowns (digits)
+def _ku(runs: Sequence[Any], ds: Any) -> Any:
+    from .lesson_unknowns import unknowns_numbers
+
+    return unknowns_numbers(runs[0], ds)
+
+
+def _ku_right(runs: Sequence[Any], ds: Any) -> ClaimResult:
+    k = _ku(runs, ds)
+    h, seen = np.asarray(k.entropy_ensemble), np.asarray(k.seen, dtype=bool)
+    med_unseen, q75_seen = float(np.median(h[~seen])), float(np.quantile(h[seen], 0.75))
+    return ClaimResult(med_unseen > q75_seen, med_unseen,
+                       f"median entropy **{med_unseen:.2f}** nats on unseen digits, above the 75th percentile on "
+                       f"seen ones ({q75_seen:.3f})")
+
+
+def _ku_auroc(runs: Sequence[Any], ds: Any) -> ClaimResult:
+    k = _ku(runs, ds)
+    ens, one = float(k.auroc_entropy_ensemble), float(k.auroc_entropy_single)
+    return ClaimResult(ens > one, ens - one, f"AUROC: ensemble **{ens:.3f}**, one network {one:.3f}")
+
+
+def _ku_mi(runs: Sequence[Any], ds: Any) -> ClaimResult:
+    k = _ku(runs, ds)
+    mi, seen = np.asarray(k.mi_ensemble), np.asarray(k.seen, dtype=bool)
+    on_seen, on_unseen = float(mi[seen].mean()), float(mi[~seen].mean())
+    r = _ratio(on_seen, on_unseen)
+    return ClaimResult(bool(r <= 0.2), r, f"mean mutual information **{on_seen:.3f}** nats on seen digits, "
+                       f"{on_unseen:.3f} on unseen ({_pct(r)} of it)")
+
+
+def _ku_abstain(runs: Sequence[Any], ds: Any) -> ClaimResult:
+    a = _ku(runs, ds).abstain_ensemble
+    acc0, acc1 = float(a["accuracy"][0]), float(a["accuracy"][-1])
+    unseen1, t1 = float(a["answered_unseen"][-1]), float(a["thresholds"][-1])
+    return ClaimResult(bool(acc1 >= acc0 + 0.2 and unseen1 <= 0.5), acc1 - acc0,
+                       f"at threshold {t1:.2f}: accuracy **{_pct(acc0)} → {_pct(acc1)}**, unseen digits still "
+                       f"answered **{_pct(unseen1)}**")
+
+
 #: Claims per lesson id; ``line`` indexes the lesson's ``look_for``.
 CLAIMS: dict[str, tuple[Claim, ...]] = {
     "figure1": (
@@ -426,6 +466,13 @@ CLAIMS: dict[str, tuple[Claim, ...]] = {
         Claim(1, "entropy ≥ 2× higher on test points whose 10 nearest training points mix classes", _cls_entropy_boundary),
         Claim(2, "mutual information ≤ 25 % of the entropy where classes mix", _cls_mi_low),
         Claim(3, "mutual information ≥ 2× higher far from the data than near it", _cls_mi_far),
+    ),
+    "unknowns": (
+        Claim(0, "ensemble: median entropy on unseen digits above the 75th percentile on seen ones", _ku_right),
+        Claim(1, "AUROC of entropy for unseen digits: ensemble above one network", _ku_auroc),
+        Claim(2, "ensemble's mean mutual information on seen digits ≤ 20 % of that on unseen ones", _ku_mi),
+        Claim(3, "highest threshold: accuracy ≥ 20 points above answering everything, ≤ 50 % of unseen "
+                 "digits still answered", _ku_abstain),
     ),
 }
 

@@ -1,4 +1,4 @@
-"""Lessons: six guided experiments; each sets up data + config in one click, trains, shows, then asks."""
+"""Lessons: guided experiments; each sets up data + config in one click, trains, shows, then asks."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def results(lesson: Lesson, seq: RunSequence) -> None:
 
 state.init_state()  # idempotent; covers a first visit that lands here before the router has run
 st.title("Lessons")
-st.caption("Six guided experiments. Each sets up the data and the ensemble in one click, trains it, tells you what "
+st.caption(f"{len(LESSONS)} guided experiments. Each sets up the data and the ensemble in one click, trains it, tells you what "
            "to look for and ends with a question.")
 lesson = pick()
 st.header(f"{NUMBER[lesson.id]}. {lesson.title}", divider="blue")

@@ -20,7 +20,7 @@ from ensemble_core.data import load_dataset
 from ensemble_core.lessons import LESSONS, get_lesson
 from ensemble_core.training import train
 
-ORIGINAL = ["figure1", "aleatoric-epistemic", "snapshot", "bootstrap", "how-many", "classification"]
+ORIGINAL = ["figure1", "aleatoric-epistemic", "snapshot", "bootstrap", "how-many", "classification", "unknowns"]
 SEEDS = (0, 1, 2)
 
 

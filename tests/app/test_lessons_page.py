@@ -86,6 +86,10 @@ def test_each_lesson_runs_end_to_end(app, lesson_id):
         assert ens["x"] == list(range(1, 11))
         bands = charts["lessons_bands"]
         assert {t.get("xaxis", "x") for t in bands["data"]} == {"x", "x2"}
+    elif lesson.view == "unknowns":
+        hist, abstain = charts["lessons_ood_hist"], charts["lessons_ood_abstain"]
+        assert len(hist["data"]) >= 4 and all(t["type"] == "histogram" for t in hist["data"])
+        assert len(abstain["data"]) >= 2
     else:
         bands = charts["lessons_bands"]
         n = len(lesson.panels)
