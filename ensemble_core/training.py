@@ -346,59 +346,61 @@ class _Engine:
         adv, _, _ = self._grad_pass(x_adv, yb, accumulate=True, input_grad=False)
         return clean + adv, out
 
-    def _epoch_lrs(self) -> list[float] | list[tuple[float, ...]]:
-        """The learning rate of each step of the coming epoch: a float per step, or a tuple (one per lane).
-
-        O(steps per epoch), which is at most the training rows; never the whole run.
-        """
-        first = self.step
+    def _step_lrs(self, first: int, count: int) -> list[float] | list[tuple[float, ...]]:
+        """The learning rates of steps ``first .. first+count-1``: a float per step, or a tuple (one per lane)."""
         per_lane = []
         for sched in self.schedules:
-            if sched.per_epoch:
-                per_lane.append([sched(first)] * self.spe)
+            if sched.per_epoch and sched.unit(first) == sched.unit(first + count - 1):
+                per_lane.append([sched(first)] * count)
             else:
-                per_lane.append([sched(first + i) for i in range(self.spe)])
+                per_lane.append([sched(first + i) for i in range(count)])
         if self.L == 1:
             return per_lane[0]
         rows = list(zip(*per_lane))
         return [r[0] if len(set(r)) == 1 else r for r in rows]  # type: ignore[return-value]
 
     def _record_lrs(self, lrs: list, taken: int) -> None:
-        """Append the learning rates of the first ``taken`` steps of the epoch to each lane's trace."""
+        """Append the learning rates of the first ``taken`` of ``lrs`` to each lane's trace."""
         if self.L == 1:
             self.lr_traces[0].extend(lrs[:taken])
             return
         for lane, trace in enumerate(self.lr_traces):
             trace.extend(lr if isinstance(lr, float) else lr[lane] for lr in lrs[:taken])
 
+    #: Steps whose batches and learning rates are prepared at once (bounds the work before a stop check).
+    CHUNK = 256
+
     def run_epoch(self, epoch: int) -> bool:
         """Train one epoch; returns False when ``should_stop`` ended it early."""
         orders = [st.next_epoch() for st in self.lane_streams]
         order = (orders[0] if self.L == 1 else torch.cat(orders)).to(self.device)
         x_epoch, y_epoch = self.x[order], self.y[order]  # [K, n, d], [K, n]: one gather per epoch
-        xs, ys = x_epoch.split(self.batch, dim=1), y_epoch.split(self.batch, dim=1)
-        lrs = self._epoch_lrs()
-        grad, opt, stop = self.grad, self.opt, self.should_stop
+        grad, opt, stop, batch = self.grad, self.opt, self.should_stop, self.batch
         loss_sum = torch.zeros(self.K, device=self.device)
         correct = torch.zeros(self.K, device=self.device) if self.task == "classification" else None
         snap_set = self.snap_steps if self.snapshot else ()
-        for i, lr in enumerate(lrs):
-            if stop is not None and stop():
-                self._record_lrs(lrs, i)
-                return False
-            xb, yb = xs[i], ys[i]
-            loss, out = self._loss_and_grads(xb, yb)
-            if self.masked or not math.isfinite((loss.sum() + grad.sum()).item()):
-                self._masked_step(loss, lr)
-            else:
-                opt.step(lr)
-            loss_sum.add_(loss)
-            if correct is not None:
-                correct.add_((out.argmax(-1) == yb).sum(1))
-            self.step += 1
-            if self.step in snap_set:
-                self.take_snapshot(epoch)
-        self._record_lrs(lrs, len(lrs))
+        for c0 in range(0, self.spe, self.CHUNK):  # in chunks: a 50,000-step epoch starts at once
+            c1 = min(c0 + self.CHUNK, self.spe)
+            rows = slice(c0 * batch, min(c1 * batch, self.n_train))
+            xs, ys = x_epoch[:, rows].split(batch, dim=1), y_epoch[:, rows].split(batch, dim=1)
+            lrs = self._step_lrs(self.step, c1 - c0)
+            for i, lr in enumerate(lrs):
+                if stop is not None and stop():
+                    self._record_lrs(lrs, i)
+                    return False
+                xb, yb = xs[i], ys[i]
+                loss, out = self._loss_and_grads(xb, yb)
+                if self.masked or not math.isfinite((loss.sum() + grad.sum()).item()):
+                    self._masked_step(loss, lr)
+                else:
+                    opt.step(lr)
+                loss_sum.add_(loss)
+                if correct is not None:
+                    correct.add_((out.argmax(-1) == yb).sum(1))
+                self.step += 1
+                if self.step in snap_set:
+                    self.take_snapshot(epoch)
+            self._record_lrs(lrs, len(lrs))
         self.loss_sum, self.correct = loss_sum, correct
         return True
 
