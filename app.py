@@ -25,6 +25,7 @@ PAGES = [
     ("pages/lessons.py", "Lessons", ":material/school:", "lessons"),
     ("pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
     ("pages/runs.py", "Runs", ":material/history:", "runs"),
+    ("pages/sweep.py", "Sweep", ":material/tune:", "sweep"),
 ]
 
 state.init_state()

@@ -28,7 +28,7 @@ from ensemble_core.config import (
     RunConfig,
 )
 
-__all__ = ["CompareSettings", "Settings", "Range", "PAGE_FIELDS", "DATA_SOURCES", "default_config",
+__all__ = ["CompareSettings", "SweepSettings", "SWEEPABLE", "Settings", "Range", "PAGE_FIELDS", "DATA_SOURCES", "default_config",
            "SNAPSHOT_RECIPE", "SettingError", "CONTROL_RANGES"]
 
 #: Where the Data page can take data from.
@@ -104,6 +104,76 @@ class CompareSettings:
     budget: int | None = None
 
 
+#: The settings the Sweep page offers to sweep: path -> (label, suggested grid values, suggested random range).
+SWEEPABLE: dict[str, tuple[str, str, str]] = {
+    "optim.lr": ("Learning rate", "0.001, 0.003, 0.01, 0.03", "1e-4:1e-1:log"),
+    "optim.weight_decay": ("Weight decay", "0, 0.0001, 0.001", "1e-6:1e-2:log"),
+    "strategy.members": ("Members M", "1, 3, 5", "1:8"),
+    "model.width": ("Hidden units", "16, 32, 64", "8:128:log"),
+    "model.hidden_layers": ("Hidden layers", "1, 2, 3", "1:4"),
+    "optim.batch_size": ("Batch size", "16, 32, 64", "8:128:log"),
+    "optim.epochs": ("Epochs", "50, 100, 200", "20:300"),
+    "seed": ("Seed", "0, 1, 2", "0:1000"),
+    "loss.beta": ("β of β-NLL", "0, 0.5, 1", "0:1"),
+    "strategy.adversarial_eps": ("Adversarial ε", "0.005, 0.01, 0.02", "0.001:0.05:log"),
+}
+
+
+@dataclass
+class SweepSettings:
+    """The Sweep page's choices (checked against the config when the sweep is planned, see ``dashboard/sweep_view.py``).
+
+    Attributes:
+        mode: ``"grid"`` (every combination of the values) or ``"random"`` (``n`` draws from the ranges).
+        params: the swept settings (1-3 paths of :data:`SWEEPABLE`).
+        values: per path, the grid values as typed (``"0.001, 0.01"``); unset paths show the suggestion.
+        ranges: per path, the random range as typed (``"1e-4:1e-1:log"``).
+        n: random trials.
+        metric: what the trials are ranked by (``ensemble_core.sweeps.METRICS``).
+    """
+
+    mode: str = "grid"
+    params: tuple[str, ...] = ("optim.lr",)
+    values: dict[str, str] = field(default_factory=dict)
+    ranges: dict[str, str] = field(default_factory=dict)
+    n: int = 8
+    metric: str = "test_nll"
+
+    def get(self, path: str) -> Any:
+        """``"mode"``, ``"params"``, ``"n"``, ``"metric"``, ``"values.<setting>"`` or ``"ranges.<setting>"``."""
+        kind, _, param = path.partition(".")
+        if kind in ("values", "ranges") and param in SWEEPABLE:
+            return getattr(self, kind).get(param, SWEEPABLE[param][1 if kind == "values" else 2])
+        if kind in ("mode", "params", "n", "metric") and not param:
+            return getattr(self, kind)
+        raise SettingError(f"sweep.{path}: no such setting.")
+
+    def set(self, path: str, value: Any) -> None:
+        """Set one choice (see :meth:`get`); :class:`SettingError` for a value the page cannot take."""
+        kind, _, param = path.partition(".")
+        if kind in ("values", "ranges") and param in SWEEPABLE:
+            if not isinstance(value, str) or len(value) > 300:
+                raise SettingError(f"{SWEEPABLE[param][0]}: type the values as text (at most 300 characters).")
+            getattr(self, kind)[param] = value
+        elif path == "mode" and value in ("grid", "random"):
+            self.mode = value
+        elif path == "params" and isinstance(value, (tuple, list)):
+            if not 1 <= len(value) <= 3 or any(p not in SWEEPABLE for p in value):
+                raise SettingError("Settings to sweep: choose one to three.")
+            self.params = tuple(value)
+        elif path == "n" and isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 48:
+            self.n = value
+        elif path == "metric" and isinstance(value, str) and value in _SWEEP_METRICS:
+            self.metric = value
+        else:
+            raise SettingError(f"sweep.{path}: {value!r} is not a valid value.")
+
+
+#: Mirrors ``ensemble_core.sweeps.METRICS`` (kept here so the settings model imports no torch-side module).
+_SWEEP_METRICS = ("test_nll", "val_nll", "test_rmse", "val_rmse", "test_accuracy", "val_accuracy", "test_ece",
+                  "val_ece")
+
+
 def _default_spec(source: str, like: DataSpec) -> DataSpec:
     """A spec of ``source`` for a Data page switching to it, with ``like``'s seed and split."""
     keep = {"seed": like.seed, "val_fraction": like.val_fraction, "test_fraction": like.test_fraction}
@@ -128,6 +198,7 @@ class Settings:
         presentation: presentation mode (larger type for a projector).
         share_hide: what the Share box's classroom link will hide.
         img_fmt: the format of chart downloads (``"png"`` or ``"svg"``).
+        sweep: the Sweep page's choices (paths ``"sweep.<choice>"``).
         notes: per widget key, a message to show next to that control once (a refused input, or a
             setting that a change had to adjust); the page pops it when it draws the control.
     """
@@ -142,11 +213,14 @@ class Settings:
     presentation: bool = False
     share_hide: tuple[str, ...] = ()
     img_fmt: str = "png"
+    sweep: SweepSettings = field(default_factory=SweepSettings)
     notes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ reading
     def get(self, path: str) -> Any:
         """The value of the setting ``path`` (a config field such as ``"optim.lr"`` or a page field)."""
+        if path.startswith("sweep."):
+            return self.sweep.get(path[len("sweep."):])
         if path in PAGE_FIELDS:
             obj: Any = self
             for part in path.split("."):
@@ -177,6 +251,9 @@ class Settings:
         """
         if path in PAGE_FIELDS:
             self._set_page(path, value)
+            return []
+        if path.startswith("sweep."):
+            self.sweep.set(path[len("sweep."):], value)
             return []
         changes = {path: value}
         cfg = self.config

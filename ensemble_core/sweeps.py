@@ -428,16 +428,22 @@ class SweepRun:
         return out
 
     def ranked(self) -> list[TrialState]:
-        """Trials with a value of the spec's metric, best first (then the others, in order)."""
+        """Finished trials best first by the spec's metric, then stopped ones (partial runs: not comparable,
+        best first too), then the others in order."""
         m = self.plan.spec.metric
-        scored = [t for t in self.trials if m in t.metrics and math.isfinite(t.metrics[m])]
-        scored.sort(key=lambda t: -t.metrics[m] if higher_is_better(m) else t.metrics[m])
-        return scored + [t for t in self.trials if t not in scored]
+
+        def by_metric(status: str) -> list[TrialState]:
+            out = [t for t in self.trials if t.status == status and m in t.metrics and math.isfinite(t.metrics[m])]
+            return sorted(out, key=lambda t: -t.metrics[m] if higher_is_better(m) else t.metrics[m])
+
+        head = by_metric("done") + by_metric("stopped")
+        return head + [t for t in self.trials if t not in head]
 
     def best(self) -> TrialState | None:
-        """The best trial so far (``None`` before one has a score)."""
+        """The best finished trial so far (``None`` before one has finished with a score)."""
         ranked = self.ranked()
-        return ranked[0] if ranked and self.plan.spec.metric in ranked[0].metrics else None
+        return ranked[0] if ranked and ranked[0].status == "done" and self.plan.spec.metric in ranked[0].metrics \
+            else None
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every trial has ended (True) or ``timeout`` passes (False)."""
@@ -474,6 +480,9 @@ class SweepRun:
                 t.status = "running"
             elif not job.active:
                 self._collect(t, job)
+        if job.status == "stopped" and not self._stop.is_set():  # stopped from outside: the owner left
+            self.notice = "The sweep stopped because its page was closed."
+            self.stop()
         self._wake.set()
         self._notify()
 

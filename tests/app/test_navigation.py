@@ -30,7 +30,7 @@ def test_every_page_opens_with_the_sidebar(app, page):
 def test_every_page_is_registered_and_pages_holds_only_page_scripts(app):
     registered = {str(info.get("script_path", "")).rsplit("/", 1)[-1] for info in app._registered_pages.values()}
     scripts = {p.name for p in (ROOT / "pages").glob("*.py")}
-    assert registered == scripts == {f"{n}.py" for n in ("home", "data", "train", "uncertainty", "lessons", "compare", "runs")}
+    assert registered == scripts == {f"{n}.py" for n in ("home", "data", "train", "uncertainty", "lessons", "compare", "runs", "sweep")}
 
 
 def test_sidebar_follows_the_data(app):
