@@ -33,6 +33,22 @@ run with the same N after the class: Streamlit's floor); and the CPU the cores c
 student's browser and server before 1.5 x limit, once the class's training is paid
 ((cores x 1.5 x limit - the training workers' CPU) / N).  ``--no-bare`` skips the bare class.
 
+Headless mode (``--headless``, issue 19): N simulated students (default 100) submit the default
+run straight to a :class:`~ensemble_core.jobs.JobPool`, no browsers and no Streamlit, so only the
+server's part is measured.  Each student clicks Train at once with their own seed; a ``--greedy``
+fraction of them (default 0.5) then resubmit at once, ``--greedy-runs`` runs in all (default 3),
+as the impatient do; a refusal ("the class queue is full") is retried every 0.5 s, and the time
+refused counts as waiting.  Reported: p50/p95 of each student's first result (click to result:
+refusals + queue wait + training) against the compute-bound limit ``single + N x train / slots``
+(single: one run alone on the same pool, median of 3), the same over all runs, and fairness: the
+longest first-run wait (click to start) divided by the shortest, beside the ratio a perfectly
+fair FIFO of the first runs gives under simultaneous arrival (``ceil(N / slots)`` runs' time over
+one run's start), so that greedy students' extra runs are seen not to delay anyone's first run.
+``--executor process|ray`` picks the pool's executor (``ray``: a local Ray with one CPU per core, or
+the cluster at ``RAY_ADDRESS``); in browser mode it is passed to the server as ``LAB_EXECUTOR``.
+
+    python benchmarks/load_classroom.py --headless --n 100 [--executor ray] [--epochs 300] [--json]
+
 With ``--json`` the last line printed is one JSON object.  Bounded: at most ``--timeout`` seconds
 for the concurrent phase, and the server and browser are always stopped.
 """
@@ -149,10 +165,155 @@ async def _measure(n: int, epochs: int | None, timeout: float, server: AppServer
             "cpu": split, "class_s": class_s}
 
 
+def headless(n: int, epochs: int | None, executor: str, greedy: float, greedy_runs: int, timeout: float,
+             seed: int = 0) -> dict[str, Any]:
+    """The headless class: ``n`` students submitting straight to a pool; returns the measurements."""
+    import random
+    import threading
+
+    from dashboard.settings import default_config
+    from ensemble_core.data import load_dataset
+    from ensemble_core.jobs import JobPool, LimitError
+
+    base = default_config()
+    if epochs:
+        base = base.replace(**{"optim.epochs": epochs})
+    data = load_dataset(base.data)
+    t0 = time.monotonic()
+    pool = JobPool(executor=executor, heartbeat_timeout=None)  # type: ignore[arg-type]
+    start_s = time.monotonic() - t0
+    try:
+        def one(owner: str, cfg: Any, deadline: float) -> tuple[float, Any]:
+            clicked = time.monotonic()
+            while True:
+                try:
+                    job = pool.submit(cfg, data, owner)
+                    break
+                except LimitError:  # the class queue is full: try again, as the page says
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+            done = threading.Event()
+            job.on_change = lambda j: done.set() if not j.active else None
+            while job.active and time.monotonic() < deadline:
+                done.wait(0.2)
+            return clicked, job
+
+        singles = []
+        for k in range(SINGLE_RUNS + 1):  # the first pays the workers' warm-up
+            clicked, job = one("solo:train", base.replace(seed=10_000 + k), time.monotonic() + timeout)
+            singles.append((job.finished_at - clicked, job.result.seconds if job.result else float("nan")))
+        singles = singles[1:]
+        single_s = statistics.median(s for s, _ in singles)
+        train_s = statistics.median(t for _, t in singles)
+
+        rng = random.Random(seed)
+        greedy_ids = set(rng.sample(range(n), int(round(greedy * n))))
+        records: list[dict[str, Any]] = []
+        lock = threading.Lock()
+        go = threading.Event()
+        clock = {"c0": 0.0}
+        deadline = time.monotonic() + timeout
+
+        def student(i: int) -> None:
+            go.wait()
+            runs = greedy_runs if i in greedy_ids else 1
+            for r in range(runs):
+                try:
+                    clicked, job = one(f"s{i}:train", base.replace(seed=i * 10 + r), deadline)
+                except LimitError as exc:
+                    rec = {"student": i, "run": r, "error": str(exc)}
+                else:
+                    rec = {"student": i, "run": r, "greedy": i in greedy_ids, "status": job.status,
+                           "wait": (job.started_at or float("nan")) - clicked,
+                           "result": (job.finished_at or float("nan")) - clicked,
+                           "train": job.result.seconds if job.result is not None else float("nan"),
+                           "start_at": (job.started_at or float("nan")) - clock["c0"],
+                           "end_at": (job.finished_at or float("nan")) - clock["c0"]}
+                with lock:
+                    records.append(rec)
+
+        threads = [threading.Thread(target=student, args=(i,), daemon=True) for i in range(n)]
+        for t in threads:
+            t.start()
+        clock["c0"] = c0 = time.monotonic()
+        go.set()
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()) + 5)
+        wall = time.monotonic() - c0
+        return {"records": records, "single_s": single_s, "train_s": train_s, "slots": pool.max_running,
+                "executor": pool.executor, "pool_start_s": start_s, "wall_s": wall, "greedy": len(greedy_ids)}
+    finally:
+        pool.shutdown()
+
+
+def main_headless(args: argparse.Namespace) -> int:
+    """``--headless``: the table and verdict of :func:`headless`."""
+    m = headless(args.n, args.epochs, args.executor, args.greedy, args.greedy_runs, args.timeout)
+    recs = m["records"]
+    ok = [r for r in recs if r.get("status") == "done"]
+    first = [r for r in ok if r["run"] == 0]
+    n, slots = args.n, m["slots"]
+    limit = m["single_s"] + n * m["train_s"] / slots
+    f50, f95 = percentile([r["result"] for r in first], 50), percentile([r["result"] for r in first], 95)
+    a95 = percentile([r["result"] for r in ok], 95)
+    waits = [r["wait"] for r in first]
+    longest, shortest = (max(waits), min(waits)) if waits else (float("nan"), float("nan"))
+    fairness = longest / max(shortest, 1e-3)
+    fifo_longest = (math.ceil(n / slots) - 1) * m["train_s"]  # a fair FIFO of the first runs alone
+    ideal = fifo_longest / max(shortest, 1e-3)
+    greedy_extra = [r for r in ok if r["run"] > 0]
+    last_first_start = max((r["start_at"] for r in first), default=float("nan"))
+    extra_first_start = min((r["start_at"] for r in greedy_extra), default=float("nan"))
+    passed = (len(first) == n and f95 <= 1.5 * limit)
+    rows = [
+        ("executor", f"{m['executor']} ({slots} training slots)"),
+        ("students (greedy: runs each)", f"{n} ({m['greedy']} greedy: {args.greedy_runs} runs each)"),
+        ("first results completed", f"{len(first)}/{n}"),
+        ("all runs completed", f"{len(ok)}/{len(recs)}"),
+        ("one run alone: click to result / training (median of 3)", f"{m['single_s']:.2f} s / {m['train_s']:.2f} s"),
+        (f"compute-bound limit = single + N x train / {slots} slots", f"{limit:.1f} s"),
+        ("first result (queue + training), p50 / p95", f"{f50:.1f} / {f95:.1f} s"),
+        ("p95 / limit", f"{f95 / limit:.2f} (target <= 1.5)"),
+        ("every run, p95", f"{a95:.1f} s"),
+        ("the class's runs' training seconds, median / max (vs alone)",
+         f"{percentile([r['train'] for r in ok], 50):.2f} / {max((r['train'] for r in ok), default=float('nan')):.2f} s "
+         f"({m['train_s']:.2f} s)"),
+        ("first-run wait to start, shortest / longest", f"{shortest:.2f} / {longest:.1f} s"),
+        ("fairness = longest / shortest first-run wait", f"{fairness:.0f}"),
+        ("  the same for a fair FIFO of the first runs alone", f"{ideal:.0f}"),
+        ("longest first-run wait / a fair FIFO's ((ceil(N/slots)-1) x train)",
+         f"{longest:.1f} / {fifo_longest:.1f} s = {longest / fifo_longest if fifo_longest else float('nan'):.2f}"),
+        ("greedy students' 2nd runs: earliest start / last first run's start",
+         f"{extra_first_start:.1f} / {last_first_start:.1f} s after the class's click"),
+        ("pool start (workers / Ray actors)", f"{m['pool_start_s']:.1f} s"),
+        ("class wall", f"{m['wall_s']:.1f} s"),
+        ("result", "PASS" if passed else "FAIL"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print(f"Headless classroom load on {os.cpu_count()} cores (epochs {args.epochs or 300})")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+    for r in recs:
+        if r.get("error"):
+            print(f"  ! student {r['student']} run {r['run']}: {r['error']}")
+    if args.json:
+        print(json.dumps({"mode": "headless", "executor": m["executor"], "slots": slots, "n": n,
+                          "greedy": m["greedy"], "greedy_runs": args.greedy_runs, "first_completed": len(first),
+                          "single_s": m["single_s"], "train_s": m["train_s"], "limit_s": limit,
+                          "first_p50_s": f50, "first_p95_s": f95, "p95_over_limit": f95 / limit, "all_p95_s": a95,
+                          "class_train_median_s": percentile([r["train"] for r in ok], 50),
+                          "wait_shortest_s": shortest, "wait_longest_s": longest, "fairness": fairness,
+                          "fairness_fair_fifo": ideal, "fifo_longest_wait_s": fifo_longest, "extra_runs_first_start_s": extra_first_start,
+                          "last_first_run_start_s": last_first_start, "wall_s": m["wall_s"], "pass": passed}))
+    return 0 if passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the load test, print the table (and JSON); exit 0 when it passes, 1 when it does not."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=20, help="concurrent browser sessions (1-40)")
+    ap.add_argument("--n", type=int, default=None, help="concurrent browser sessions (1-40, default 20) or, "
+                                                          "with --headless, simulated students (default 100)")
     ap.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the page's 300)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per session (bounded)")
     ap.add_argument("--no-verify", action="store_true", help="skip re-training each seed headless")
@@ -163,7 +324,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-bare", action="store_true",
                     help="skip the bare-page class (what Streamlit alone costs the browsers, for comparison)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    ap.add_argument("--headless", action="store_true",
+                    help="no browsers: N simulated students submit straight to the job pool (N up to 200)")
+    ap.add_argument("--executor", choices=("process", "ray"), default="process",
+                    help="the pool's executor (browser mode: the server's LAB_EXECUTOR)")
+    ap.add_argument("--greedy", type=float, default=0.5, help="headless: fraction of students who resubmit")
+    ap.add_argument("--greedy-runs", type=int, default=3, help="headless: runs each greedy student submits")
     args = ap.parse_args(argv)
+    if args.n is None:
+        args.n = 100 if args.headless else 20
+    if args.headless:
+        if not 1 <= args.n <= 200:
+            ap.error("--n must be between 1 and 200 with --headless")
+        return main_headless(args)
     if not 1 <= args.n <= 40:
         ap.error("--n must be between 1 and 40")
     if not 0 <= args.browser_nice <= 19:
@@ -172,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Chromium (/usr/bin/chromium) or Playwright is missing", file=sys.stderr)
         return 2
 
-    server = AppServer()
+    server = AppServer(env={"LAB_EXECUTOR": args.executor})
     try:
         startup = server.wait_healthy(timeout=120)
         server.start_sampling(0.2)
