@@ -424,6 +424,50 @@ def _ku_abstain(runs: Sequence[Any], ds: Any) -> ClaimResult:
                        f"answered **{_pct(unseen1)}**")
 
 
+# ------------------------------------------------------------------ ensembles vs MC dropout (0 ensemble, 1 MC)
+def _mc_parts(run: Any, ds: Any) -> dict[str, float]:
+    """Mean epistemic sd on the data, in the gap and beyond the data (1-D grid over the plot)."""
+    x = _grid_1d(ds)
+    epi = _sd(_pred(run, x).epistemic)
+    return {"on": float(epi[_on_data(ds, x)].mean()), "gap": float(epi[_in_gap(ds, x)].mean()),
+            "beyond": float(epi[_beyond(ds, x)].mean())}
+
+
+def _mc_cost(runs: Sequence[Any], ds: Any) -> ClaimResult:
+    from .race import budget_of
+
+    b = [budget_of(r.config) for r in runs]
+    t, m = runs[1].config.strategy.passes, runs[0].config.strategy.members
+    return ClaimResult(len(set(b)) == 1 and t > m, float(t), f"member-epochs {b[0]} vs {b[1]}; prediction: "
+                       f"**{t}** passes vs {m} networks")
+
+
+def _mc_disagree_on_data(runs: Sequence[Any], ds: Any) -> ClaimResult:
+    ens, mc = _mc_parts(runs[0], ds)["on"], _mc_parts(runs[1], ds)["on"]
+    r = _ratio(mc, ens)
+    return ClaimResult(bool(r >= 2.0), r, f"on the data MC dropout's epistemic sd is **{mc:.2f}**, "
+                       f"{_fmt_ratio(r)} the ensemble's {ens:.2f}")
+
+
+def _mc_gap(runs: Sequence[Any], ds: Any) -> ClaimResult:
+    ens, mc = _mc_parts(runs[0], ds), _mc_parts(runs[1], ds)
+    re, rm = _ratio(ens["gap"], ens["on"]), _ratio(mc["gap"], mc["on"])
+    return ClaimResult(bool(re >= 2.0 and rm < 1.5), re, f"epistemic sd in the gap vs on the data: ensemble "
+                       f"**{_fmt_ratio(re)}**, MC dropout {_fmt_ratio(rm)}")
+
+
+def _mc_beyond(runs: Sequence[Any], ds: Any) -> ClaimResult:
+    ens, mc = _mc_parts(runs[0], ds), _mc_parts(runs[1], ds)
+    re, rm = _ratio(ens["beyond"], ens["on"]), _ratio(mc["beyond"], mc["on"])
+    return ClaimResult(bool(min(re, rm) >= 2.0), min(re, rm), f"epistemic sd beyond the data vs on it: ensemble "
+                       f"**{_fmt_ratio(re)}**, MC dropout **{_fmt_ratio(rm)}**")
+
+
+def _mc_nll(runs: Sequence[Any], ds: Any) -> ClaimResult:
+    ens, mc = _nll(runs[0], ds), _nll(runs[1], ds)
+    return ClaimResult(ens <= mc + 0.02, mc - ens, f"test NLL: ensemble **{ens:.3f}**, MC dropout {mc:.3f}")
+
+
 #: Claims per lesson id; ``line`` indexes the lesson's ``look_for``.
 CLAIMS: dict[str, tuple[Claim, ...]] = {
     "figure1": (
@@ -473,6 +517,13 @@ CLAIMS: dict[str, tuple[Claim, ...]] = {
         Claim(2, "ensemble's mean mutual information on seen digits ≤ 20 % of that on unseen ones", _ku_mi),
         Claim(3, "highest threshold: accuracy ≥ 20 points above answering everything, ≤ 50 % of unseen "
                  "digits still answered", _ku_abstain),
+    ),
+    "mc-dropout": (
+        Claim(0, "equal member-epochs; MC dropout's passes T more than the ensemble's networks", _mc_cost),
+        Claim(1, "on the data, MC dropout's mean epistemic sd ≥ 2× the ensemble's", _mc_disagree_on_data),
+        Claim(2, "gap vs on-data epistemic sd: ensemble ≥ 2×, MC dropout < 1.5×", _mc_gap),
+        Claim(3, "beyond vs on-data epistemic sd ≥ 2× for both", _mc_beyond),
+        Claim(4, "ensemble's test NLL at most 0.02 above MC dropout's", _mc_nll),
     ),
 }
 

@@ -119,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--splits-limit", type=_positive_int, default=None, metavar="K",
                    help="use only the first K splits")
     u.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the members (default 0)")
+    u.add_argument("--strategy", choices=("ensemble", "mc_dropout"), default="ensemble",
+                   help="'ensemble' (deep ensemble of --members networks, the default) or 'mc_dropout' "
+                        "(one network trained with dropout, T stochastic passes at prediction)")
+    u.add_argument("--dropout", type=_positive_float, default=0.05,
+                   help="MC dropout: dropout rate of the hidden layer (default 0.05, Gal & Ghahramani's smaller "
+                        "grid value)")
+    u.add_argument("--passes", type=_positive_int, default=100,
+                   help="MC dropout: stochastic forward passes T at prediction (default 100)")
     u.add_argument("--adversarial", action="store_true",
                    help="add the paper's FGSM adversarial training (eps = 1%% of each input's range)")
     u.add_argument("--threads", type=_positive_int, default=1,
@@ -263,12 +271,17 @@ def _meta_int(meta: dict[str, Any], key: str, default: int) -> int:
 
 
 def uci_config(*, members: int, epochs: int, batch_size: int, lr: float, hidden: int, seed: int, name: str,
-               adversarial: bool = False) -> Any:
+               adversarial: bool = False, strategy: str = "ensemble", dropout: float = 0.05,
+               passes: int = 100) -> Any:
     """The ``RunConfig`` of the Lakshminarayanan et al. UCI protocol.
 
     One hidden ReLU layer of ``hidden`` units, Gaussian-NLL members with the
     softplus variance, independent members, Adam at a constant ``lr``, no
-    weight decay; optionally FGSM adversarial training.
+    weight decay; optionally FGSM adversarial training.  ``strategy="mc_dropout"``:
+    the same network and training, one network (``members`` is ignored) with
+    dropout ``dropout`` after its hidden layer and ``passes`` stochastic passes at
+    prediction (Gal & Ghahramani 2016's UCI setting, with the NLL head in place of
+    their grid-searched precision tau).
     """
     from .config import DataSpec, LossSpec, ModelSpec, OptimSpec, RunConfig, StrategySpec
 
@@ -277,7 +290,8 @@ def uci_config(*, members: int, epochs: int, batch_size: int, lr: float, hidden:
                       val_fraction=0.0, test_fraction=0.0),
         model=ModelSpec(hidden_layers=1, width=hidden, activation="relu"),
         loss=LossSpec(kind="nll", variance="softplus"),
-        strategy=StrategySpec(kind="independent", members=members, adversarial=adversarial),
+        strategy=StrategySpec(kind="independent", members=members, adversarial=adversarial) if strategy == "ensemble"
+        else StrategySpec(kind="mc_dropout", members=1, dropout=dropout, passes=passes),
         optim=OptimSpec(optimizer="adam", lr=lr, weight_decay=0.0, batch_size=batch_size, epochs=epochs,
                         schedule="constant"),
         seed=seed,
@@ -286,13 +300,16 @@ def uci_config(*, members: int, epochs: int, batch_size: int, lr: float, hidden:
 
 def run_uci(csv_path: Path, splits_path: Path, *, members: int = 5, epochs: int | None = None,
             batch_size: int = 100, lr: float = 0.01, hidden: int | None = None, splits_limit: int | None = None,
-            seed: int = 0, adversarial: bool = False, on_split: Any = None) -> dict[str, Any]:
+            seed: int = 0, adversarial: bool = False, strategy: str = "ensemble", dropout: float = 0.05,
+            passes: int = 100, on_split: Any = None) -> dict[str, Any]:
     """Run the UCI protocol; return per-split scores and their summary.
 
     Args:
         csv_path, splits_path: the data and its standard splits.
         members, epochs, batch_size, lr, hidden, seed, adversarial: the protocol's settings
             (``epochs``/``hidden`` default to the splits file's values, else 40/50).
+        strategy, dropout, passes: ``"ensemble"`` or ``"mc_dropout"`` and the latter's settings
+            (:func:`uci_config`).
         splits_limit: use only the first ``K`` splits.
         on_split: called with ``(split, {"rmse", "nll", "seconds"})`` after each split.
 
@@ -310,7 +327,8 @@ def run_uci(csv_path: Path, splits_path: Path, *, members: int = 5, epochs: int 
     hidden = hidden or _meta_int(meta, "n_hidden", 50)
     n_splits = len(meta["splits"]) if splits_limit is None else min(splits_limit, len(meta["splits"]))
     config = uci_config(members=members, epochs=epochs, batch_size=batch_size, lr=lr, hidden=hidden, seed=seed,
-                        name=csv_path.name, adversarial=adversarial)
+                        name=csv_path.name, adversarial=adversarial, strategy=strategy, dropout=dropout,
+                        passes=passes)
     results = []
     start = time.perf_counter()
     for split in range(n_splits):
@@ -346,7 +364,7 @@ def cmd_uci(args: argparse.Namespace) -> int:
     summary = run_uci(args.csv, args.splits, members=args.members, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
                       splits_limit=args.splits_limit, seed=args.seed, adversarial=args.adversarial,
-                      on_split=show)
+                      strategy=args.strategy, dropout=args.dropout, passes=args.passes, on_split=show)
     print(f"{args.csv.stem}: RMSE {summary['rmse_mean']:.3f} ± {summary['rmse_std']:.3f}   "
           f"NLL {summary['nll_mean']:.3f} ± {summary['nll_std']:.3f}   "
           f"({summary['n_splits']} splits, {summary['seconds']:.1f} s)")

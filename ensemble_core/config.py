@@ -29,6 +29,7 @@ __all__ = [
     "SYNTHETIC_CLASSIFICATION",
     "BUNDLED_REGRESSION",
     "BUNDLED_CLASSIFICATION",
+    "STRATEGY_KINDS",
 ]
 
 Task = Literal["regression", "classification"]
@@ -39,6 +40,8 @@ SYNTHETIC_CLASSIFICATION = ("moons", "circles", "spirals", "blobs", "xor")
 #: Real data sets bundled with scikit-learn (no download needed).
 BUNDLED_REGRESSION = ("diabetes",)
 BUNDLED_CLASSIFICATION = ("wine", "breast_cancer", "digits", "iris")
+#: How an ensemble's members are obtained (:class:`StrategySpec`).
+STRATEGY_KINDS = ("independent", "bootstrap", "snapshot", "mc_dropout")
 
 
 class ConfigError(ValueError):
@@ -205,20 +208,36 @@ class StrategySpec:
         snapshots: cycles (= snapshots) per trajectory; snapshot kind only.
         adversarial: add FGSM adversarial training (Lakshminarayanan et al.).
         adversarial_eps: FGSM step as a fraction of each input's range.
+        dropout: MC-dropout kind only: the probability that a hidden unit is dropped,
+            in training and in each stochastic pass at prediction (Gal & Ghahramani 2016).
+        passes: MC-dropout kind only: stochastic forward passes ``T`` per network at
+            prediction; each pass is one component of the predictive mixture.
+
+    ``"mc_dropout"``: ``members`` networks (usually 1) trained with dropout after
+    every hidden layer; prediction combines ``members x passes`` stochastic passes
+    exactly as an ensemble combines its members (mixture mean, aleatoric = mean of
+    the passes' variances, epistemic = variance of their means).
     """
 
-    kind: Literal["independent", "bootstrap", "snapshot"] = "independent"
+    kind: Literal["independent", "bootstrap", "snapshot", "mc_dropout"] = "independent"
     members: int = 5
     snapshots: int = 5
     adversarial: bool = False
     adversarial_eps: float = 0.01
+    dropout: float = 0.05
+    passes: int = 100
 
     def __post_init__(self) -> None:
-        _check_choice(self.kind, "strategy.kind", ("independent", "bootstrap", "snapshot"))
+        _check_choice(self.kind, "strategy.kind", STRATEGY_KINDS)
         _check_int(self.members, "strategy.members", 1, 20)
         _check_int(self.snapshots, "strategy.snapshots", 1, 20)
         _check(isinstance(self.adversarial, bool), "strategy.adversarial", "must be true or false")
         _check_float(self.adversarial_eps, "strategy.adversarial_eps", 0.0, 1.0, lo_open=True)
+        _check_float(self.dropout, "strategy.dropout", 0.0, 0.9, lo_open=True)
+        _check_int(self.passes, "strategy.passes", 1, 1000)
+        if self.kind == "mc_dropout":
+            _check(not self.adversarial, "strategy.adversarial",
+                   "MC dropout trains without adversarial examples (turn adversarial training off)")
         if self.kind == "snapshot":
             _check(self.members * self.snapshots <= 40, "strategy.snapshots",
                    "members x snapshots must be at most 40")

@@ -15,7 +15,10 @@ Streamlit).
   the batched forward and hand-written backward pass (``members x batch x``
   multiply-adds of the layers, doubled by adversarial training), plus the fused
   optimiser update over every parameter; an epoch adds the data gather and the
-  validation forward passes.  The constants were fitted on this project's
+  validation forward passes.  MC dropout adds each step's mask draws (a random
+  number per hidden unit and row, applied forward and backward); its validation
+  during training is one deterministic pass, and its ``T`` passes at prediction
+  run after training in bounded chunks (:mod:`ensemble_core.predict`).  The constants were fitted on this project's
   machine by ``python benchmarks/bench_limits.py --calibrate`` (see
   :data:`CALIBRATION`).
 * **Peak memory** (bytes of the worker process): the process itself (Python,
@@ -203,8 +206,10 @@ def step_terms(config: RunConfig, shape: DataShape) -> dict[str, float]:
     units = model.width * model.hidden_layers
     P = parameter_count(d, out, model)
     K, passes = int(s.members), 2 if s.adversarial else 1
+    # MC dropout: each step draws a mask per hidden unit and row and applies it forward and backward
+    masks = 3 * units if s.kind == "mc_dropout" else 0
     return {"step": 1.0, "layer": float(passes * len(layers)), "flop": float(passes * K * batch * 6 * macs),
-            "act": float(passes * K * batch * (units + out + d)), "param": float(K * P)}
+            "act": float(passes * K * batch * (units + out + d + masks)), "param": float(K * P)}
 
 
 def cpu_terms(config: RunConfig, shape: DataShape) -> dict[str, float]:
@@ -270,6 +275,8 @@ def estimate(config: RunConfig, shape: DataShape) -> RunCost:
     param_b = K * P * F32 * (3 + opt_state + 1)  # flat, grad, 2 copies of the rows, the state, a masked step's copy
     widest = max([model.width] * (model.hidden_layers > 0) + [out])
     act_rows = 2 * units + 2 * widest + 4 * out + 2 * d  # kept per hidden layer (z, out), gradients, loss terms
+    if s.kind == "mc_dropout":  # the step's dropout masks and the masked copies of the hidden outputs
+        act_rows += 2 * units
     activation_b = K * batch * F32 * act_rows
     eval_n = max(n_val, min(n, 1024), PREVIEW_POINTS)
     eval_b = ensemble * eval_n * F32 * 2 * widest + ensemble * eval_n * out * 8 * 3

@@ -330,6 +330,44 @@ def _classification() -> Lesson:
     )
 
 
+def _mc_dropout() -> Lesson:
+    # the race's equal-compute pair: 5 networks x 60 epochs vs 1 dropout network x 300 epochs; dropout 0.1,
+    # T = 100 passes (numbers for seeds 0-2 in docs/decisions.md, helper H)
+    ind, mc = race_configs(_SINE, ["independent", "mc_dropout"])
+    mc = mc.replace(**{"strategy.dropout": 0.1, "strategy.passes": 100})
+    return Lesson(
+        id="mc-dropout",
+        title="Ensembles vs MC dropout",
+        goal=("MC dropout (Gal & Ghahramani 2016) keeps dropout on at prediction: T random masks of ONE network "
+              "act as T members. The deep-ensembles paper's main comparison: same data with a gap, same training "
+              "cost, 5 independent networks against one network with dropout 0.1 and T = 100 passes."),
+        look_for=(
+            "Both cost the same training (see the setup); at prediction MC dropout runs T = 100 passes against "
+            "the ensemble's 5 networks.",
+            "MC dropout has an epistemic part too - its passes disagree - and on the data already several times "
+            "more than the ensemble's members.",
+            "In the shaded gap the ensemble's members fan out; the dropout passes barely notice the gap.",
+            "Beyond the data both grow their epistemic band.",
+            "The table: the ensemble's test NLL is at least as good as MC dropout's.",
+        ),
+        panels=(Panel("5 independent networks", ind), Panel("MC dropout: 1 network, p = 0.1, T = 100", mc)),
+        view="bands",
+        question=("MC dropout's epistemic band is wide on the data and hardly bulges in the gap. Where does its "
+                  "disagreement come from, and why does the ensemble's track the missing data better?"),
+        answer=(
+            "From the masks: every pass switches off a random 10 % of the hidden units, so the passes disagree "
+            "wherever the network's output depends on which units are on - on the data as much as in the gap. "
+            "That spread is set by the dropout rate more than by where the data is, and one set of weights "
+            "trained with dropout is pushed to fill the gap with a single smooth guess. Independent networks are "
+            "each pinned down by the data where it exists and free where it does not, so their disagreement is "
+            "small on the data and large in the gap: it measures missing data. Lakshminarayanan et al. (2017) "
+            "found the same on the UCI benchmarks: ensembles beat MC dropout in NLL on most sets (the README's "
+            "table puts this lab's numbers next to theirs). MC dropout's strength is its price: one network."
+        ),
+        source="Gal & Ghahramani (2016); Lakshminarayanan et al. (2017), Section 3.3 and Table 1",
+    )
+
+
 def _known_unknowns() -> Lesson:
     from .lesson_unknowns import known_unknowns_lesson  # its own module: digits with classes held out
 
@@ -339,7 +377,7 @@ def _known_unknowns() -> Lesson:
 #: The six lessons, in teaching order.
 LESSONS: tuple[Lesson, ...] = (
     _figure1(), _aleatoric(), _snapshot(), _bootstrap(), _how_many(), _classification(),
-    _known_unknowns(),
+    _known_unknowns(), _mc_dropout(),
 )
 
 

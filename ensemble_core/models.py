@@ -32,7 +32,7 @@ _RNG_LOCK = threading.Lock()
 #: result only a few columns wide than for its transpose (measured in ``docs/decisions.md``).
 NARROW = 4
 
-__all__ = ["ACTIVATIONS", "build_member", "init_member", "StackedMLP"]
+__all__ = ["ACTIVATIONS", "build_member", "init_member", "dropout_masks", "dropout_seed", "StackedMLP"]
 
 #: Backward of each activation, as autograd computes it: ``(grad, pre-activation z, output h) -> grad_z``.
 _ACT_BACKWARD = {
@@ -79,6 +79,32 @@ def init_member(seed: int, in_features: int, out_features: int, spec: ModelSpec)
     with _RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
         return build_member(in_features, out_features, spec)
+
+
+#: Added to a run's seed to seed its dropout-mask generator in training (:func:`dropout_seed`).
+DROPOUT_TRAIN_OFFSET = 1_000_003
+#: Added to a run's seed to seed the generator of its stochastic passes at prediction.
+DROPOUT_PREDICT_OFFSET = 2_000_029
+
+
+def dropout_seed(seed: int, *, predict: bool = False) -> int:
+    """Seed of the dropout-mask generator of a run with seed ``seed`` (training or prediction)."""
+    return int(seed) + (DROPOUT_PREDICT_OFFSET if predict else DROPOUT_TRAIN_OFFSET)
+
+
+def dropout_masks(generator: torch.Generator, n_members: int, rows: int, widths: Sequence[int], rate: float,
+                  dtype: torch.dtype = torch.float32) -> list[Tensor]:
+    """Inverted-dropout masks for one pass: per hidden layer a ``[n_members, rows, width]`` tensor.
+
+    An entry is ``1 / (1 - rate)`` where the unit is kept (probability ``1 - rate``) and 0 where it
+    is dropped; multiplying a hidden layer's output by it is ``nn.Dropout(rate)`` in training mode.
+    The draws are ``torch.rand`` from ``generator`` (on its device), one call per layer in layer
+    order, so a plain per-network loop that draws the same shapes from an equally seeded generator
+    and takes row ``k`` reproduces network ``k``'s masks exactly.
+    """
+    keep = 1.0 - float(rate)
+    return [(torch.rand(n_members, rows, w, generator=generator, device=generator.device) < keep).to(dtype) / keep
+            for w in widths]
 
 
 def _linears(member: nn.Sequential) -> list[nn.Linear]:
@@ -163,8 +189,18 @@ class StackedMLP(nn.Module):
         """Run every member: ``x [N, d]`` (shared) or ``[M, N, d]`` -> ``[M, N, out]``."""
         return self.forward_with(x, list(self.weights), list(self.biases))
 
-    def forward_with(self, x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor]) -> Tensor:
-        """:meth:`forward` with explicit parameters (e.g. views of a flat buffer)."""
+    @property
+    def hidden_widths(self) -> list[int]:
+        """Width of each hidden layer's output (the shapes :func:`dropout_masks` draws)."""
+        return [int(w.shape[2]) for w in self.weights[:-1]]
+
+    def forward_with(self, x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor],
+                     masks: Sequence[Tensor] | None = None) -> Tensor:
+        """:meth:`forward` with explicit parameters (e.g. views of a flat buffer).
+
+        ``masks`` (from :func:`dropout_masks`, one per hidden layer, ``[M, N, width]``) multiply each
+        hidden layer's output: MC dropout.  ``None`` (the default) is the plain network.
+        """
         act = ACTIVATIONS[self.spec.activation][1]
         m = weights[0].shape[0]
         if x.dim() == 2:
@@ -177,13 +213,18 @@ class StackedMLP(nn.Module):
             h = torch.baddbmm(b, h, w)
             if i < last:
                 h = act(h)  # type: ignore[operator]
+                if masks is not None:
+                    h = h * masks[i]
         return h
 
-    def forward_cached(self, x: Tensor, weights: Sequence[Tensor],
-                       biases: Sequence[Tensor]) -> tuple[Tensor, list[tuple[Tensor, Tensor, Tensor]]]:
+    def forward_cached(self, x: Tensor, weights: Sequence[Tensor], biases: Sequence[Tensor],
+                       masks: Sequence[Tensor] | None = None) -> tuple[Tensor, list[tuple[Tensor, Tensor, Tensor]]]:
         """Forward pass ``[M, N, d] -> [M, N, out]`` that keeps what :meth:`backward` needs.
 
-        Returns the output and, per layer, ``(input, pre-activation, output)``.
+        Returns the output and, per layer, ``(input, pre-activation, output)``; with dropout
+        ``masks`` (see :meth:`forward_with`) a layer's input is the previous layer's output times
+        its mask, and its output is the activation before the mask.  Pass the same ``masks`` to
+        :meth:`backward`.
         """
         act = ACTIVATIONS[self.spec.activation][1]
         cache = []
@@ -199,19 +240,21 @@ class StackedMLP(nn.Module):
                 z = torch.baddbmm(b, h, w)
             out = act(z) if i < last else z  # type: ignore[operator]
             cache.append((h, z, out))
-            h = out
+            h = out if masks is None or i == last else out * masks[i]
         return h, cache
 
     def backward(self, cache: list[tuple[Tensor, Tensor, Tensor]], grad_out: Tensor,
                  weights: Sequence[Tensor], grad_weights: Sequence[Tensor], grad_biases: Sequence[Tensor],
-                 *, accumulate: bool = False, input_grad: bool = False) -> Tensor | None:
+                 *, accumulate: bool = False, input_grad: bool = False,
+                 masks: Sequence[Tensor] | None = None) -> Tensor | None:
         """Backpropagate ``grad_out [M, N, out]`` through a :meth:`forward_cached` pass, by hand.
 
         Writes (or with ``accumulate`` adds) the parameter gradients into
         ``grad_weights``/``grad_biases`` (tensors shaped like the parameters)
         with batched matrix products; no autograd graph is built.  The
         activation backward formulas are torch's own.  Returns the gradient
-        with respect to the input when ``input_grad`` (for FGSM), else None.
+        with respect to the input when ``input_grad`` (for FGSM), else None.  ``masks``: the
+        dropout masks of the :meth:`forward_cached` pass (None without dropout).
         """
         act_backward = _ACT_BACKWARD[self.spec.activation]
         g = grad_out
@@ -236,6 +279,8 @@ class StackedMLP(nn.Module):
                 g = torch.bmm(g, weights[i].transpose(1, 2))
                 if i > 0:
                     _, z_prev, h_prev = cache[i - 1]
+                    if masks is not None:
+                        g = g * masks[i - 1]
                     g = act_backward(g, z_prev, h_prev)
         return g if input_grad else None
 

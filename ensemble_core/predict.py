@@ -18,6 +18,7 @@ import torch
 
 from . import metrics as _metrics
 from .losses import to_variance
+from .models import dropout_masks, dropout_seed
 from .run import Run
 
 
@@ -182,8 +183,19 @@ def _check_x(run: Run, x_raw: Any) -> np.ndarray:
 _CHUNK_ELEMENTS = 1 << 24
 
 
+def mc_passes(run: Run) -> int:
+    """Stochastic passes per network of an MC-dropout run (0 for every other strategy)."""
+    s = run.config.strategy
+    return s.passes if s.kind == "mc_dropout" else 0
+
+
 def _forward(run: Run, x_raw: Any) -> torch.Tensor:
-    """Raw outputs of every member ``[M_all, N, out]`` (float64, CPU) on standardised ``x``."""
+    """Raw outputs of every member ``[M_all, N, out]`` (float64, CPU) on standardised ``x``.
+
+    MC dropout: ``[M, T, N, out]``, each network's ``T`` stochastic passes (:func:`_forward_mc`).
+    """
+    if mc_passes(run):
+        return _forward_mc(run, x_raw)
     x = _check_x(run, x_raw)
     xs = (x - np.asarray(run.x_mean, dtype=np.float64)) / np.asarray(run.x_std, dtype=np.float64)
     model = run.model
@@ -208,8 +220,44 @@ def _forward(run: Run, x_raw: Any) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
+def _forward_mc(run: Run, x_raw: Any) -> torch.Tensor:
+    """MC dropout: ``T`` stochastic passes of each network, ``[M, T, N, out]`` (float64, CPU).
+
+    Each pass draws its own inverted-dropout masks (rate ``strategy.dropout``, independently per
+    row, pass and unit) from a generator seeded by :func:`~ensemble_core.models.dropout_seed` of
+    the run's seed, so predicting the same inputs twice gives the same numbers.
+    """
+    x = _check_x(run, x_raw)
+    xs = (x - np.asarray(run.x_mean, dtype=np.float64)) / np.asarray(run.x_std, dtype=np.float64)
+    model, strat = run.model, run.config.strategy
+    t = strat.passes
+    param = next(iter(model.parameters()))
+    m = model.n_members
+    width = max(model.spec.width, model.out_features, x.shape[1], 1)
+    rows = max(1, _CHUNK_ELEMENTS // (m * t * width))
+    gen = torch.Generator(device=param.device).manual_seed(dropout_seed(run.config.seed, predict=True))
+    parts = []
+    with torch.no_grad():
+        for i in range(0, len(xs), rows):
+            chunk = torch.as_tensor(xs[i:i + rows], dtype=param.dtype, device=param.device)
+            n = chunk.shape[0]
+            masks = dropout_masks(gen, m, t * n, model.hidden_widths, strat.dropout, param.dtype)
+            out = model.forward_with(chunk.repeat(t, 1), list(model.weights), list(model.biases), masks)
+            parts.append(out.view(m, t, n, -1).to("cpu", torch.float64))
+    if not parts:
+        return torch.zeros(m, t, 0, model.out_features, dtype=torch.float64)
+    return torch.cat(parts, dim=2)
+
+
 def _combine(run: Run, out: torch.Tensor, idx: list[int]) -> Prediction:
-    """Turn raw member outputs (already selected) into a prediction in original units."""
+    """Turn raw member outputs (already selected) into a prediction in original units.
+
+    MC dropout (``out`` is ``[m, T, N, out]``): every stochastic pass of the selected networks is
+    one component of the mixture; the prediction's ``members`` then number the passes ``0..m*T-1``.
+    """
+    if out.dim() == 4:
+        out = out.reshape(-1, out.shape[2], out.shape[3])
+        idx = list(range(out.shape[0]))
     if run.task == "classification":
         probs = torch.softmax(out, dim=-1).numpy()
         return combine_classification(probs, idx)

@@ -46,7 +46,7 @@ __all__ = [
     "race_base",
 ]
 
-STRATEGIES: tuple[str, ...] = ("independent", "bootstrap", "snapshot", "single")
+STRATEGIES: tuple[str, ...] = ("independent", "bootstrap", "snapshot", "single", "mc_dropout")
 
 #: Human labels for tables and legends.
 STRATEGY_LABELS: dict[str, str] = {
@@ -54,6 +54,7 @@ STRATEGY_LABELS: dict[str, str] = {
     "bootstrap": "Bootstrap (bagging)",
     "snapshot": "Snapshot ensemble",
     "single": "Single network",
+    "mc_dropout": "MC dropout",
 }
 
 _MAX_EPOCHS = 5000
@@ -131,7 +132,9 @@ def race_configs(base: RunConfig, strategies: Sequence[str], budget: int | None 
 
 def _config_for(base: RunConfig, strategy: str, m: int, budget: int) -> RunConfig:
     label = STRATEGY_LABELS[strategy]
-    members = 1 if strategy in ("single", "snapshot") else m
+    # MC dropout: one network trained for the whole budget (its T passes at prediction are not training
+    # compute); it trains without adversarial examples (see StrategySpec)
+    members = 1 if strategy in ("single", "snapshot", "mc_dropout") else m
     epochs = budget // members
     if strategy in ("independent", "bootstrap", "snapshot") and budget % m:
         lo, hi = (budget // m) * m, (budget // m + 1) * m
@@ -153,6 +156,7 @@ def _config_for(base: RunConfig, strategy: str, m: int, budget: int) -> RunConfi
         strat = dataclasses.replace(
             base.strategy, kind="independent" if strategy == "single" else strategy,
             members=members, snapshots=snapshots,
+            adversarial=base.strategy.adversarial and strategy != "mc_dropout",
         )
         optim = dataclasses.replace(
             base.optim, epochs=epochs, schedule="cyclic" if strategy == "snapshot" else schedule,

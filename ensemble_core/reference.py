@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from . import losses
 from .config import RunConfig
 from .data import Dataset
-from .models import init_member
+from .models import dropout_masks, dropout_seed, init_member
 from .shapes import output_size
 from .strategies import bootstrap_indices, fgsm_eps, member_seed
 
@@ -67,6 +67,17 @@ def _loss_fn(config: RunConfig, task: str):  # noqa: ANN202 - a small closure fa
         return lambda out, y: losses.beta_nll(
             out[:, 0], losses.to_variance(out[:, 1], config.loss.variance), y, config.loss.beta).mean()
     return lambda out, y: gaussian_nll_member_loss(out, y, config.loss.variance)
+
+
+def _dropout_forward(model: nn.Sequential, x: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
+    """The plain member with dropout: each hidden activation's output times its mask ``[B, width]``."""
+    h, hidden = x, 0
+    for layer in model:
+        h = layer(h)
+        if not isinstance(layer, nn.Linear):  # an activation: dropout follows it
+            h = h * masks[hidden]
+            hidden += 1
+    return h
 
 
 def _cyclic_lr(unit: int, total: int, cycles: int, lr_max: float, lr_min: float) -> float:
@@ -130,6 +141,12 @@ def _train_trajectory(config: RunConfig, data: Dataset, k: int,
     eps = None
     if strat.adversarial:
         eps = torch.as_tensor(fgsm_eps(x.numpy(), strat.adversarial_eps), dtype=x.dtype)
+    # MC dropout: the engine draws every trajectory's masks at once, [members, B, width] per hidden
+    # layer per step, from one generator per run; trajectory k's masks are row k of those draws
+    mask_gen = None
+    widths = [m.out_features for m in model if isinstance(m, nn.Linear)][:-1]
+    if strat.kind == "mc_dropout":
+        mask_gen = torch.Generator().manual_seed(dropout_seed(config.seed))
     snapshots: list[nn.Sequential] = []
     lr_trace: list[float] = []
     epoch_losses: list[float] = []
@@ -146,7 +163,10 @@ def _train_trajectory(config: RunConfig, data: Dataset, k: int,
                     group["lr"] = _cyclic_lr(step, total_steps, strat.snapshots, o.lr, o.lr_min)
             lr_trace.append(optimizer.param_groups[0]["lr"])
             optimizer.zero_grad()
-            if eps is None:
+            if mask_gen is not None:
+                masks = [m[k] for m in dropout_masks(mask_gen, strat.members, len(xb), widths, strat.dropout)]
+                loss = criterion(_dropout_forward(model, xb, masks), yb)
+            elif eps is None:
                 loss = criterion(model(xb), yb)
             else:  # FGSM: loss on x plus loss on x + eps * sign(grad_x loss)
                 xb = xb.clone().requires_grad_(True)

@@ -33,7 +33,7 @@ from . import metrics
 from .config import RunConfig
 from .data import Dataset
 from .losses import loss_and_grad, to_variance
-from .models import StackedMLP
+from .models import StackedMLP, dropout_masks, dropout_seed
 from .predict import (
     ClassificationPrediction,
     RegressionPrediction,
@@ -261,6 +261,12 @@ class _Engine:
             self.beta = torch.tensor(betas, dtype=torch.float32, device=dev)[:, None]
 
         model = StackedMLP.from_seeds(self.seeds, data.n_features, self.n_out, config.model)
+        # MC dropout: each lane draws its trajectories' masks from its own generator (seeded from
+        # its run's seed), so a lane's masks are those of its run alone
+        self.dropout = strat.dropout if strat.kind == "mc_dropout" else 0.0
+        self.mask_gens = [torch.Generator(device=dev).manual_seed(dropout_seed(c.seed)) for c in configs] \
+            if self.dropout > 0 else []
+        self.widths = model.hidden_widths
         if init_hook is not None:
             init_hook(model)
         self.model = model.to(dev)
@@ -329,12 +335,20 @@ class _Engine:
         per-trajectory *sum* of the batch's losses ``[K]``, the outputs and, if asked,
         ``d loss / d x``.
         """
-        out, cache = self.model.forward_cached(xb, self.W, self.B)
+        masks = self._dropout_masks(xb.shape[1]) if self.dropout > 0 else None
+        out, cache = self.model.forward_cached(xb, self.W, self.B, masks)
         value, grad_out = loss_and_grad(out, yb, self.task, self.config.loss, scale=1.0 / yb.shape[1],
                                         beta=self.beta)
         grad_x = self.model.backward(cache, grad_out, self.W, self.gW, self.gB, accumulate=accumulate,
-                                     input_grad=input_grad)
+                                     input_grad=input_grad, masks=masks)
         return value.sum(1), out, grad_x
+
+    def _dropout_masks(self, rows: int) -> list[torch.Tensor]:
+        """This step's dropout masks ``[K, rows, width]`` per hidden layer (each lane from its generator)."""
+        per_lane = [dropout_masks(g, self.M, rows, self.widths, self.dropout) for g in self.mask_gens]
+        if len(per_lane) == 1:
+            return per_lane[0]
+        return [torch.cat(layer) for layer in zip(*per_lane)]
 
     def _loss_and_grads(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-trajectory summed loss ``[K]`` (clean, plus adversarial with FGSM) and the clean outputs."""

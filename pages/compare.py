@@ -30,6 +30,8 @@ HELP = {
     "bootstrap": "M networks, each on its own bootstrap resample of the training data (bagging).",
     "snapshot": "One network, M cosine learning-rate cycles, a snapshot at the end of each (Huang et al.).",
     "single": "One network trained for the whole budget: what you get without an ensemble.",
+    "mc_dropout": "One network with dropout trained for the whole budget; T random dropout masks at prediction "
+                  "act as members (Gal & Ghahramani).",
 }
 
 

@@ -13,7 +13,8 @@ from ensemble_core.jobs import LimitError, check_limits
 
 routing.route_through_app()  # a deep link on a fresh server goes through app.py
 
-KINDS = {"independent": "Independent seeds", "bootstrap": "Bootstrap resamples", "snapshot": "Snapshot ensemble"}
+KINDS = {"independent": "Independent seeds", "bootstrap": "Bootstrap resamples", "snapshot": "Snapshot ensemble",
+         "mc_dropout": "MC dropout"}
 LOSSES = {"nll": "Gaussian NLL (mean + variance)", "beta_nll": "β-NLL (Seitzer et al. 2022)",
           "mse": "MSE baseline (mean only)"}
 LRS = [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
@@ -62,13 +63,21 @@ def controls(task: str) -> None:
     with tabs.get("Ensemble", st.empty()):
         bind(st.selectbox, "strategy.kind", "Strategy", list(KINDS), format_func=KINDS.get, key="train_kind",
              help="Independent: different seeds. Bootstrap: each member also gets its own resample of the data. "
-                  "Snapshot: one cyclic-LR run, a snapshot per cycle (it needs the cyclic schedule).")
+                  "Snapshot: one cyclic-LR run, a snapshot per cycle (it needs the cyclic schedule). "
+                  "MC dropout: networks trained with dropout; T random dropout masks at prediction act as members.")
         _snapshot_recipe(s)
         bind(st.slider, "strategy.members", "Trajectories K" if snap else "Members M", 1, 20, key="train_members",
              help="Independently seeded networks. For snapshots, each trajectory gives S snapshots (K × S members).")
         if snap:
             bind(st.slider, "strategy.snapshots", "Snapshots per trajectory S", 1, 20, key="train_snapshots",
                  help="Cycles of the cyclic schedule; a snapshot of the weights is kept at the end of each.")
+        if cfg.strategy.kind == "mc_dropout":  # MC dropout's rate and stochastic passes (issue 18)
+            bind(st.select_slider, "strategy.dropout", "Dropout rate p", _with((0.01, 0.05, 0.1, 0.2, 0.3, 0.5),
+                 cfg.strategy.dropout), key="train_dropout",
+                 help="Chance that a hidden unit is switched off, in training and in each pass at prediction.")
+            bind(st.select_slider, "strategy.passes", "Stochastic passes T", _with((10, 20, 50, 100, 200, 500),
+                 cfg.strategy.passes), key="train_passes",
+                 help="Forward passes with fresh dropout masks at prediction; each is one member of the mixture.")
         bind(st.toggle, "strategy.adversarial", "Adversarial training", key="train_adv",
              help="Also train on x' = x + ε·sign(∇ₓloss), ε = 1% of each input's range (the paper's option).")
         bind(st.number_input, "seed", "Seed", key="train_seed", step=1, rng=Range(0, 2**31 - 1, integer=True),

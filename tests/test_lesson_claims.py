@@ -20,7 +20,8 @@ from ensemble_core.data import load_dataset
 from ensemble_core.lessons import LESSONS, get_lesson
 from ensemble_core.training import train
 
-ORIGINAL = ["figure1", "aleatoric-epistemic", "snapshot", "bootstrap", "how-many", "classification", "unknowns"]
+ORIGINAL = ["figure1", "aleatoric-epistemic", "snapshot", "bootstrap", "how-many", "classification", "unknowns",
+            "mc-dropout"]
 SEEDS = (0, 1, 2)
 
 

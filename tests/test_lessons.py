@@ -8,7 +8,8 @@ from ensemble_core.lessons import LESSONS, get_lesson, lesson_ids
 from ensemble_core.race import budget_of
 from ensemble_core.share import ShareState, from_query, to_query
 
-EXPECTED = ["figure1", "aleatoric-epistemic", "snapshot", "bootstrap", "how-many", "classification", "unknowns"]
+EXPECTED = ["figure1", "aleatoric-epistemic", "snapshot", "bootstrap", "how-many", "classification", "unknowns",
+            "mc-dropout"]
 
 
 def test_the_six_lessons_in_teaching_order() -> None:
@@ -66,3 +67,13 @@ def test_tiny_override_caps_every_epoch_count(lid: str) -> None:
         cycles = cfg.strategy.snapshots if cfg.strategy.kind == "snapshot" else 1
         assert cfg.optim.epochs == 2 * cycles
     assert lesson.configs()[0].optim.epochs > 10
+
+
+def test_mc_dropout_lesson_races_at_equal_compute() -> None:
+    lesson = get_lesson("mc-dropout")
+    assert lesson is not None and lesson.view == "bands"
+    ens, mc = lesson.configs()
+    assert ens.strategy.kind == "independent" and ens.strategy.members == 5
+    assert mc.strategy.kind == "mc_dropout" and mc.strategy.members == 1
+    assert (mc.strategy.dropout, mc.strategy.passes) == (0.1, 100)
+    assert budget_of(ens) == budget_of(mc)

@@ -21,14 +21,15 @@ BASE = RunConfig(strategy=StrategySpec(members=5), optim=OptimSpec(epochs=40))
 
 def test_every_strategy_gets_the_same_budget() -> None:
     cfgs = race_configs(BASE, list(STRATEGIES))
-    assert [budget_of(c) for c in cfgs] == [200] * 4
-    ind, boot, snap, single = cfgs
+    assert [budget_of(c) for c in cfgs] == [200] * 5
+    ind, boot, snap, single, mc = cfgs
     assert (ind.strategy.kind, ind.strategy.members, ind.optim.epochs) == ("independent", 5, 40)
     assert (boot.strategy.kind, boot.strategy.members, boot.optim.epochs) == ("bootstrap", 5, 40)
     assert (snap.strategy.kind, snap.strategy.members, snap.strategy.snapshots, snap.optim.epochs) == (
         "snapshot", 1, 5, 200)
     assert snap.optim.schedule == "cyclic"
     assert (single.strategy.members, single.optim.epochs) == (1, 200)
+    assert (mc.strategy.kind, mc.strategy.members, mc.optim.epochs) == ("mc_dropout", 1, 200)
     assert [strategy_of(c) for c in cfgs] == list(STRATEGIES)
     # everything else is shared: same data, model, loss, seed
     assert all(c.data == BASE.data and c.model == BASE.model and c.seed == BASE.seed for c in cfgs)
@@ -104,3 +105,11 @@ def test_race_table_one_row_per_strategy_on_real_runs() -> None:
     ctable = race_table([train(c, cdata) for c in race_configs(cbase, ["independent", "single"])], cdata)
     assert list(ctable["strategy"]) == ["Independent seeds", "Single network"]
     assert ((ctable["accuracy"] >= 0) & (ctable["accuracy"] <= 1)).all() and "ECE" in ctable
+
+
+def test_mc_dropout_races_without_adversarial_training() -> None:
+    """MC dropout trains without FGSM (StrategySpec refuses it); the other strategies keep it."""
+    base = BASE.replace(**{"strategy.adversarial": True})
+    ind, mc = race_configs(base, ["independent", "mc_dropout"])
+    assert ind.strategy.adversarial and not mc.strategy.adversarial
+    assert budget_of(ind) == budget_of(mc) == 200
