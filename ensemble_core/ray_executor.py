@@ -131,17 +131,20 @@ class _TrainActor:
         """Train one job; ``("done", run)`` or ``("error", "user"|"internal", text)``."""
         import traceback
 
+        from . import worker
         from .config import ConfigError
         from .data import DataError
         from .training import TrainingError, train
-        from .worker import _finish_run, _Pacer
 
         stop, hurry = _Flag(self, self._stopped, job_id), _Flag(self, self._hurried, job_id)
-        pacer = _Pacer(self._push, lambda: None, stop, hurry, pace_s, config.optim.epochs)
+        pacer_cls = getattr(worker, "_Pacer", None)  # the process worker's pacing and preview slimming
+        pacer = pacer_cls(self._push, lambda: None, stop, hurry, pace_s, config.optim.epochs) if pacer_cls else None
         try:
-            run = train(config, dataset, pacer.event, pacer.should_stop, preview_x=preview_x,
+            run = train(config, dataset, pacer.event if pacer else self._push,
+                        pacer.should_stop if pacer else stop.is_set, preview_x=preview_x,
                         preview_every=preview_every, preview_min_s=preview_min_s)
-            _finish_run(run, preview_x, pacer.waited)
+            if hasattr(worker, "_finish_run"):
+                worker._finish_run(run, preview_x, pacer.waited if pacer else 0.0)
             return ("done", run)
         except (TrainingError, DataError, ConfigError) as exc:
             return ("error", "user", str(exc) or type(exc).__name__)
@@ -265,7 +268,7 @@ class RayWorker:
                 worker was closed (:data:`~ensemble_core.worker.WORKER_CLOSED`).
         """
         import ray
-        from ray.exceptions import RayActorError
+        from ray.exceptions import RayActorError, RayTaskError
 
         if self._closed:
             raise WorkerDied(WORKER_CLOSED)
@@ -295,6 +298,8 @@ class RayWorker:
             log.error("Ray training worker %s died during job %s; replacing it", self._name, job_id)
             self.restart()
             raise WorkerDied(RAY_WORKER_DIED) from None
+        except RayTaskError as exc:  # the actor's method itself raised (a bug): the traceback is for the log
+            raise WorkerFailure(str(exc)) from None
         finally:
             self._job = None
         if reply[0] == "done":
