@@ -61,3 +61,48 @@ def test_an_attack_gets_a_message_and_leaves_the_server_healthy(name, browser, w
     assert out.growth_mb <= MAX_GROWTH_MB, f"server grew {out.growth_mb:.0f} MB: {out}"
     assert out.health_failures == 0 and out.health_max_s <= MAX_HEALTH_S, out
     assert not out.leaked_requests, out.leaked_requests
+
+
+def test_tabs_of_one_browser_share_one_quota(browser, warm):  # noqa: F811
+    """Three tabs of one browser: a run on Train, a race on Compare, then a lesson is refused (2 per browser).
+
+    Another browser (a new context, its own cookie) still starts a run at once.
+    """
+    from e2e_server import wait_app_idle
+
+    long_run = "/train?data.n=200&optim.epochs=5000&page=train"  # 35k steps: ~10 s or more
+    context = browser.new_context()
+    tabs = [context.new_page() for _ in range(3)]
+    try:
+        tabs[0].goto(warm.url + long_run)
+        wait_app_idle(tabs[0])
+        tabs[0].get_by_role("button", name="Train", exact=True).click()
+        tabs[0].wait_for_function("() => /Epoch \\d+ of 5000/.test(document.body.textContent)", timeout=60_000)
+        # the second tab of the same browser shows that run (re-attached), it does not start its own
+        tabs[1].goto(warm.url + long_run)
+        tabs[1].wait_for_function("() => /Epoch \\d+ of 5000/.test(document.body.textContent)", timeout=60_000)
+        tabs[1].goto(warm.url + "/compare?data.n=200&optim.epochs=5000&page=compare")
+        wait_app_idle(tabs[1])
+        tabs[1].get_by_role("button", name="Start the race").click()
+        wait_app_idle(tabs[1])
+        tabs[2].goto(warm.url + "/lessons")
+        wait_app_idle(tabs[2])
+        tabs[2].get_by_role("button", name="Run this lesson").click()
+        tabs[2].wait_for_function("() => document.body.textContent.includes('limit is 2 per user')", timeout=60_000)
+        other = browser.new_context()
+        try:
+            page = other.new_page()
+            page.goto(warm.url + "/lessons")
+            wait_app_idle(page)
+            page.get_by_role("button", name="Run this lesson").click()
+            wait_app_idle(page)
+            assert "limit is 2 per user" not in page.locator("body").text_content()
+        finally:
+            other.close()
+    finally:
+        for tab in tabs:  # stop what runs, so the other tests' measurements are not shared with it
+            for name in ("Stop", "Stop the race", "Stop the lesson"):
+                button = tab.get_by_role("button", name=name)
+                if button.count() and button.first.is_enabled():
+                    button.first.click()
+        context.close()
