@@ -69,6 +69,7 @@ import numpy as np
 from .config import ConfigError, RunConfig
 from .costs import RunCost, estimate, fmt_bytes, fmt_count, shape_of
 from .data import DataError, Dataset
+from .run import pace_seconds
 from .shapes import parameter_count
 from .worker import ProcessWorker, WorkerDied, WorkerFailure
 
@@ -450,7 +451,7 @@ class JobPool:
     # ------------------------------------------------------------ public API
     def submit(self, config: RunConfig, dataset: Dataset, owner: str, *,
                preview_x: np.ndarray | None = None, preview_every: int = 0, preview_min_s: float = 0.0,
-               on_change: Callable[[Job], None] | None = None) -> Job:
+               on_change: Callable[[Job], None] | None = None, pace: str = "fast") -> Job:
         """Queue a training run for ``owner`` and start it as soon as a slot is free.
 
         ``preview_x``, ``preview_every`` and ``preview_min_s`` ask for live
@@ -458,6 +459,11 @@ class JobPool:
         is called, from a pool thread, when the job starts and when it ends
         (done, stopped, failed, or cancelled while queued), so a viewer can be
         told at once instead of finding out on its next poll.
+        ``pace`` (:data:`ensemble_core.run.PACES`): ``"watchable"`` spreads the
+        run over about :data:`~ensemble_core.run.WATCHABLE_S` seconds by waiting
+        between epochs in the worker process (same result bit for bit, no CPU
+        while waiting, not counted as training; the waits end while other runs
+        are queued).  The thread executor ignores it.
 
         Raises:
             LimitError: the run exceeds :attr:`limits`, the owner already has
@@ -467,8 +473,10 @@ class JobPool:
         """
         if self._closed.is_set():
             raise RuntimeError("the job pool has been shut down")
+        pace_s = pace_seconds(pace)  # ValueError for an unknown pace
         check_limits(config, dataset, self.limits)
         job = Job(self, config, dataset, owner, preview_x, preview_every, preview_min_s, on_change)
+        job.pace_s = pace_s
         with self._lock:
             active = sum(1 for j in self._jobs.values() if j.owner == owner and j.active)
             if active >= self.max_active_per_owner:
@@ -688,7 +696,8 @@ class JobPool:
             if worker is not None:
                 run = worker.run(job.id, job.config, job.dataset, job._on_event, job._stop.is_set,
                                  preview_x=job.preview_x, preview_every=job.preview_every,
-                                 preview_min_s=job.preview_min_s)
+                                 preview_min_s=job.preview_min_s, pace_s=getattr(job, "pace_s", 0.0),
+                                 hurry=lambda: self.stats()["queued"] > 0)  # paced runs stop waiting for a queue
             else:
                 train_fn = self._train_fn or training.train
                 run = train_fn(job.config, job.dataset, job._on_event, job._stop.is_set,

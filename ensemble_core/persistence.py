@@ -17,6 +17,11 @@ A saved run is a folder (or, exported, a zip holding the same flat files):
     test-set metrics, written when a dataset is given (not read back).
 ``weights.safetensors``
     the stacked model's ``state_dict`` in the safetensors format.
+``replay.json``
+    the previews recorded while it trained (:attr:`~ensemble_core.run.Run.replay`), written when
+    there are any: the inputs they predict on and, per frame, the epoch, the members combined and
+    the ensemble's float32 arrays (at most :data:`~ensemble_core.run.MAX_REPLAY_FRAMES` frames of
+    at most :data:`~ensemble_core.run.MAX_REPLAY_BYTES` bytes of arrays).  Read back, bounded.
 
 Loading rebuilds :class:`~ensemble_core.models.StackedMLP` from ``run.json`` and
 the config, then copies in the weights after checking the safetensors header
@@ -47,8 +52,19 @@ import torch
 from .config import ConfigError, RunConfig
 from .data import MAX_CLASSES, MAX_CSV_COLUMNS, MAX_CSV_ROWS, csv_safe_cell
 from .models import StackedMLP
-from .predict import evaluate_run
-from .run import Done, EpochEnd, MemberDiverged, MemberInfo, Run, SnapshotTaken
+from .predict import ClassificationPrediction, RegressionPrediction, evaluate_run
+from .run import (
+    MAX_REPLAY_BYTES,
+    MAX_REPLAY_FRAMES,
+    MAX_REPLAY_MEMBERS,
+    Done,
+    EpochEnd,
+    MemberDiverged,
+    MemberInfo,
+    Preview,
+    Run,
+    SnapshotTaken,
+)
 from .schedules import steps_per_epoch
 from .shapes import layer_sizes, output_size, parameter_count
 
@@ -75,7 +91,7 @@ __all__ = [
 FORMAT = "deep-ensemble-lab/run"
 FORMAT_VERSION = 1
 #: Every file a saved run may contain; the first three are required.
-RUN_FILES = ("config.json", "run.json", "weights.safetensors", "history.csv", "metrics.json")
+RUN_FILES = ("config.json", "run.json", "weights.safetensors", "history.csv", "metrics.json", "replay.json")
 _REQUIRED = RUN_FILES[:3]
 #: Largest zip :func:`import_zip` accepts, and largest total it may unpack to.
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
@@ -181,6 +197,30 @@ def _metrics_json(run: Run, dataset: Any) -> dict[str, Any] | None:
     return out if len(out) > 1 else None
 
 
+def _f32_list(values: Any) -> list[Any]:
+    """float32 values as JSON numbers (``repr`` of each float32 reads back to the same float32; NaN -> null)."""
+    a = np.asarray(values, dtype=np.float32)
+    return [None if not math.isfinite(v) else v for v in a.astype(np.float64).tolist()] if a.ndim == 1 \
+        else [_f32_list(row) for row in a]
+
+
+def _replay_json(run: Run) -> dict[str, Any] | None:
+    """``replay.json``: the run's recorded previews, or ``None`` when it has none."""
+    if not run.replay or run.replay_x is None:
+        return None
+    frames = []
+    for f in run.replay:
+        p = f.prediction
+        frame: dict[str, Any] = {"epoch": int(f.epoch), "members": [int(m) for m in p.members]}
+        names = (("mean", "aleatoric", "epistemic", "total", "member_means", "member_vars")
+                 if isinstance(p, RegressionPrediction) else ("probs", "aleatoric", "epistemic", "total"))
+        for name in names:
+            frame[name] = _f32_list(getattr(p, name))
+        frames.append(frame)
+    return {"format": FORMAT, "version": FORMAT_VERSION, "task": run.task,
+            "x": [[float(v) for v in row] for row in np.asarray(run.replay_x, dtype=np.float64)], "frames": frames}
+
+
 def _weights_bytes(run: Run) -> bytes:
     from safetensors.torch import save
 
@@ -210,6 +250,9 @@ def run_files(run: Run, dataset: Any = None) -> dict[str, bytes]:
         "history.csv": _history_csv(run).encode(),
         "weights.safetensors": _weights_bytes(run),
     }
+    replay = _replay_json(run)
+    if replay is not None:
+        files["replay.json"] = json.dumps(replay, separators=(",", ":"), allow_nan=False).encode()
     if dataset is not None:
         scores = _metrics_json(run, dataset)
         if scores is not None:
@@ -236,8 +279,8 @@ def save_run(run: Run, out_dir: str | Path, *, dataset: Any = None) -> Path:
             target = path / name
             if name in files:
                 target.write_bytes(files[name])
-            elif name == "metrics.json" and target.exists():
-                target.unlink()  # stale metrics of another run must not survive
+            elif name in ("metrics.json", "replay.json") and target.exists():
+                target.unlink()  # stale metrics or replay of another run must not survive
     except OSError as exc:
         raise PersistenceError(f"cannot write the run to {path}: {exc.strerror or exc}") from None
     return path
@@ -391,6 +434,8 @@ _CLICK_MARGIN = 1_000  # points a user may add by clicking on the Data page's pl
 _MAX_VAL_KEYS = 16  # validation metrics per epoch event (the engine writes fewer than 10)
 _BYTES_PER_NUMBER = 40  # a float's repr, its separator and json.dumps(indent=1)'s indentation
 _RUN_JSON_TEXT = 4 * 1024 * 1024  # names (features, classes, reasons) and keys on top of the numbers
+#: Most inputs a replay's previews predict on (the Train page's grids: 200 points in 1-D, 50 x 50 in 2-D).
+MAX_REPLAY_POINTS = 10_000
 _MAX_HEADER = 100 * 1024  # a safetensors header: a few dozen tensors' names, dtypes and shapes
 _DTYPES = {"F32": ("<f4", 4), "F64": ("<f8", 8)}
 
@@ -407,6 +452,9 @@ class RunBudget:
         members: most members (the ensemble size).
         numbers: most numbers ``run.json`` can hold.
         run_json_bytes: largest ``run.json`` accepted.
+        replay_numbers: most numbers ``replay.json`` can hold (its float32 arrays are bounded by
+            :data:`~ensemble_core.run.MAX_REPLAY_BYTES`, plus the grid and each frame's member list).
+        replay_json_bytes: largest ``replay.json`` accepted.
     """
 
     steps: int
@@ -416,6 +464,8 @@ class RunBudget:
     members: int
     numbers: int
     run_json_bytes: int
+    replay_numbers: int = 0
+    replay_json_bytes: int = 0
 
 
 def run_budget(config: RunConfig) -> RunBudget:
@@ -434,9 +484,12 @@ def run_budget(config: RunConfig) -> RunBudget:
     numbers = (2 * steps  # lr_trace, and the same learning rates in the epoch events
                + o.epochs * (2 * s.members + _MAX_VAL_KEYS + 4) + 8 * events + 8 * s.ensemble_size
                + 3 * MAX_FEATURES + MAX_CLASSES + 64)
+    replay = (MAX_REPLAY_BYTES // 4 + MAX_REPLAY_POINTS * MAX_FEATURES
+              + MAX_REPLAY_FRAMES * (s.ensemble_size + 2) + 1024)
     return RunBudget(steps=steps, steps_per_epoch=spe, events=events, trajectories=s.members,
                      members=s.ensemble_size, numbers=numbers,
-                     run_json_bytes=_RUN_JSON_TEXT + _BYTES_PER_NUMBER * numbers)
+                     run_json_bytes=_RUN_JSON_TEXT + _BYTES_PER_NUMBER * numbers,
+                     replay_numbers=replay, replay_json_bytes=65_536 + _BYTES_PER_NUMBER * replay)
 
 
 # ------------------------------------------------------------ validation
@@ -718,6 +771,8 @@ def _run_from_files(files: _Files) -> Run:
     _load_weights(model, arrays)
     del arrays, blob
     model.eval()
+    replay_x, replay = (_read_replay(files, budget, task, n_classes, config)
+                        if "replay.json" in files.sizes else (None, []))
     return Run(
         config=config, task=task, model=model, members=members, history=history,
         lr_trace=np.asarray(_num_list(raw_trace, f"{w}: lr_trace"), dtype=np.float64),
@@ -727,4 +782,80 @@ def _run_from_files(files: _Files) -> Run:
         feature_names=_str_list(_get(info, "feature_names", list, w), f"{w}: feature_names"),
         target_name=_get(info, "target_name", str, w),
         class_names=None if class_names is None else _str_list(class_names, f"{w}: class_names"),
+        replay=replay, replay_x=replay_x,
     )
+
+
+def _f32_array(value: Any, where: str, shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
+    """A nested list of numbers (``null``: NaN) of exactly ``shape``, as float32 (or ``dtype``)."""
+    def flat(v: Any, depth: int, out: list[float]) -> None:
+        if not isinstance(v, list) or len(v) != shape[depth]:
+            raise PersistenceError(f"{where}: must have shape {shape}")
+        if depth == len(shape) - 1:
+            out.extend(_num_list(v, where))
+        else:
+            for row in v:
+                flat(row, depth + 1, out)
+
+    out: list[float] = []
+    flat(value, 0, out)
+    return np.asarray(out, dtype=dtype).reshape(shape)
+
+
+def _read_replay(files: _Files, budget: RunBudget, task: str, n_classes: int, config: RunConfig
+                 ) -> tuple[np.ndarray, list[Preview]]:
+    """``replay.json``'s grid and frames, every size checked against the config before it is kept."""
+    w = "replay.json"
+    raw = files.read(w, budget.replay_json_bytes, "for a run's recorded previews")
+    values = raw.count(b",") + 1
+    if values > budget.replay_numbers:
+        raise PersistenceError(f"{w} holds about {values:,} values; a run's replay has at most "
+                               f"{budget.replay_numbers:,}, so this file was not made by this lab and is not read")
+    info = _load_json(raw, w)
+    del raw
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise PersistenceError(f"{w}: not a Deep Ensemble Lab replay")
+    if _get(info, "task", str, w) != task:
+        raise PersistenceError(f"{w}: its task does not match run.json's")
+    raw_x, raw_frames = _get(info, "x", list, w), _get(info, "frames", list, w)
+    n = len(raw_x)
+    if not 1 <= n <= MAX_REPLAY_POINTS or not isinstance(raw_x[0], list) or not 1 <= len(raw_x[0]) <= MAX_FEATURES:
+        raise PersistenceError(f"{w}: x must hold 1 to {MAX_REPLAY_POINTS:,} inputs")
+    x = _f32_array(raw_x, f"{w}: x", (n, len(raw_x[0])), np.float64)
+    if len(raw_frames) > MAX_REPLAY_FRAMES:
+        raise PersistenceError(f"{w}: {len(raw_frames):,} frames; a replay has at most {MAX_REPLAY_FRAMES}")
+    frames, floats = [], 0
+    for i, obj in enumerate(raw_frames):
+        where = f"{w}: frames[{i}]"
+        if not isinstance(obj, dict):
+            raise PersistenceError(f"{where}: must be an object")
+        epoch = _get(obj, "epoch", int, where)
+        members = _get(obj, "members", list, where)
+        if not 0 <= epoch <= config.optim.epochs or not 1 <= len(members) <= budget.members or not all(
+                isinstance(m, int) and not isinstance(m, bool) and 0 <= m < budget.members for m in members):
+            raise PersistenceError(f"{where}: epoch or members out of range for this run")
+        vec = {k: _f32_array(_get(obj, k, list, where), f"{where}.{k}", (n,))
+               for k in ("aleatoric", "epistemic", "total")}
+        if task == "regression":
+            rows = min(len(members), MAX_REPLAY_MEMBERS)
+            mm = _get(obj, "member_means", list, where)
+            rows = len(mm) if len(mm) <= rows else -1
+            if rows < 0:
+                raise PersistenceError(f"{where}: more member curves than its members")
+            pred: Any = RegressionPrediction(
+                mean=_f32_array(_get(obj, "mean", list, where), f"{where}.mean", (n,)), **vec,
+                member_means=_f32_array(mm, f"{where}.member_means", (rows, n)),
+                member_vars=_f32_array(_get(obj, "member_vars", list, where), f"{where}.member_vars", (rows, n)),
+                members=list(members))
+            floats += (4 + 2 * rows) * n
+        else:
+            if not 2 <= n_classes <= MAX_CLASSES:
+                raise PersistenceError(f"{where}: a classification replay needs the run's classes")
+            probs = _f32_array(_get(obj, "probs", list, where), f"{where}.probs", (n, n_classes))
+            pred = ClassificationPrediction(probs=probs, **vec, member_probs=np.zeros((0, n, n_classes), np.float32),
+                                            members=list(members))
+            floats += (3 + n_classes) * n
+        if 4 * floats > MAX_REPLAY_BYTES:
+            raise PersistenceError(f"{w}: its frames exceed {MAX_REPLAY_BYTES // 2**20} MB")
+        frames.append(Preview(epoch=epoch, prediction=pred))
+    return x, frames

@@ -9,7 +9,7 @@ never fork a threaded server) with its own interpreter and GIL.  It imports
 torch and :mod:`ensemble_core.training` once, when it starts, and then trains
 one job at a time:
 
-* parent -> child: ``(job_id, config, dataset, preview_x, preview_every, preview_min_s)``
+* parent -> child: ``(job_id, config, dataset, preview_x, preview_every, preview_min_s, pace_s)``
   (the dataset without its ``true_fn``/``noise_fn`` callables, which may not
   pickle and which training does not use), or ``None`` to exit;
 * child -> parent: ``("events", job_id, [event, ...])``: the engine's events in order, a batch
@@ -20,6 +20,16 @@ one job at a time:
 
 Stop is a per-worker :class:`multiprocessing.Event`, cleared before each job
 and polled by the engine between batches.
+
+The watchable pace (``pace_s > 0``, see :class:`_Pacer`) is made here: the
+child waits between epochs, on the stop event (no CPU), so that epoch ``e`` of
+``n`` ends no earlier than ``e / n x pace_s`` seconds after the start.  The
+engine computes exactly what it computes at full speed, so the result is the
+same bit for bit.  The waits are not training: the run's ``seconds`` and its
+``Done`` event exclude them (``Run.waited`` holds them), and they end at once
+when the job is stopped or when the parent says others are waiting (``hurry``).
+The child slims each preview before it sends it and moves the previews into the
+run's replay (:func:`ensemble_core.run.record_replay`) before it returns it.
 
 Messages are pickled with the standard :mod:`pickle` (``send_bytes`` /
 ``recv_bytes``).  This is internal IPC between our own processes, never user
@@ -117,9 +127,60 @@ class _Batcher:
             self._sent_at = self._clock()
 
 
-def _child_main(conn: Any, stop: Any, torch_threads: int | None) -> None:
+class _Pacer:
+    """Spreads a run over ``seconds`` by waiting between epochs: the child's ``should_stop`` and ``on_event``.
+
+    :meth:`event` forwards each event to ``forward`` (a slimmed copy of a
+    preview) and notes an epoch's end; the engine polls :meth:`should_stop`
+    before every optimiser step, so the first poll after an epoch ended (all
+    of that epoch's events sent) waits until ``start + seconds x epoch /
+    n_epochs``, sleeping on ``stop`` (so a Stop ends the wait at once) and
+    ending early when ``hurry`` is set.  ``seconds == 0`` never waits.  The
+    ``Done`` event's seconds exclude the time waited (:attr:`waited`).
+    """
+
+    def __init__(self, forward: Callable[[Any], None], flush: Callable[[], None], stop: Any, hurry: Any,
+                 seconds: float, n_epochs: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._forward, self._flush, self._stop, self._hurry = forward, flush, stop, hurry
+        self._seconds, self._n, self._clock = float(seconds), max(1, int(n_epochs)), clock
+        self._start = clock()
+        self._ended: int | None = None
+        self.waited = 0.0
+
+    def event(self, event: Any) -> None:
+        """The engine's ``on_event``."""
+        from .run import slim_prediction
+
+        kind = getattr(event, "kind", None)
+        if kind == "epoch":
+            self._ended = int(event.epoch)
+        elif kind == "preview":
+            event = dataclasses.replace(event, prediction=slim_prediction(event.prediction))
+        elif kind == "done" and self.waited:
+            event = dataclasses.replace(event, seconds=max(0.0, event.seconds - self.waited))
+        self._forward(event)
+
+    def should_stop(self) -> bool:
+        """The engine's ``should_stop``: waits first when an epoch just ended and the pace asks for it."""
+        if self._ended is not None and self._seconds > 0:
+            target = self._start + self._seconds * self._ended / self._n
+            self._ended = None
+            if target - self._clock() > 0.002:
+                self._flush()  # the viewer gets this epoch's events before the wait
+                t0 = self._clock()
+                while not self._stop.is_set() and not self._hurry.is_set():
+                    left = target - self._clock()
+                    if left <= 0:
+                        break
+                    self._stop.wait(min(left, POLL_S))
+                self.waited += self._clock() - t0
+        return self._stop.is_set()
+
+
+def _child_main(conn: Any, stop: Any, torch_threads: int | None, hurry: Any = None) -> None:
     """Body of the worker process: warm up, then train jobs until told to exit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C of the server: the parent ends us
+    hurry = hurry if hurry is not None else threading.Event()
     import torch
 
     if torch_threads:
@@ -136,11 +197,13 @@ def _child_main(conn: Any, stop: Any, torch_threads: int | None) -> None:
             return  # the parent went away
         if msg is None:
             return
-        job_id, config, dataset, preview_x, preview_every, preview_min_s = msg
+        job_id, config, dataset, preview_x, preview_every, preview_min_s, pace_s = msg
         on_event = _Batcher(conn, job_id)
+        pacer = _Pacer(on_event, on_event.flush, stop, hurry, pace_s, config.optim.epochs)
         try:
-            run = train(config, dataset, on_event, stop.is_set, preview_x=preview_x, preview_every=preview_every,
-                        preview_min_s=preview_min_s)
+            run = train(config, dataset, pacer.event, pacer.should_stop, preview_x=preview_x,
+                        preview_every=preview_every, preview_min_s=preview_min_s)
+            _finish_run(run, preview_x, pacer.waited)
             reply = _dumps(("done", job_id, run))
         except (TrainingError, DataError, ConfigError) as exc:
             reply = _dumps(("error", job_id, "user", str(exc) or type(exc).__name__))
@@ -151,6 +214,18 @@ def _child_main(conn: Any, stop: Any, torch_threads: int | None) -> None:
             conn.send_bytes(reply)
         except (EOFError, OSError):
             return
+
+
+def _finish_run(run: Any, preview_x: Any, waited: float) -> None:
+    """The run as the parent gets it: its previews in its replay, the waits out of its seconds."""
+    from .run import Done, record_replay
+
+    record_replay(run, preview_x)
+    if waited:
+        run.waited = waited
+        run.seconds = max(0.0, run.seconds - waited)
+        run.history = [dataclasses.replace(e, seconds=run.seconds) if isinstance(e, Done) else e
+                       for e in run.history]
 
 
 def _warm_up(train: Callable[..., Any]) -> None:
@@ -224,6 +299,7 @@ class ProcessWorker:
         self._closed = False
         self._exit_requested = False
         self._stop = self._ctx.Event()
+        self._hurry = self._ctx.Event()
         self._proc: Any = None
         self._conn: Any = None
         self._start()
@@ -231,7 +307,7 @@ class ProcessWorker:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_child_main, args=(child, self._stop, self._threads),
+        proc = self._ctx.Process(target=_child_main, args=(child, self._stop, self._threads, self._hurry),
                                  name=self._name, daemon=True)
         with _neutral_main():
             proc.start()
@@ -255,15 +331,19 @@ class ProcessWorker:
             self._kill()
             self._exit_requested = False
             self._stop = self._ctx.Event()
+            self._hurry = self._ctx.Event()
             self._start()
 
     def run(self, job_id: str, config: Any, dataset: Any, on_event: Callable[[Any], None],
             should_stop: Callable[[], bool], *, preview_x: Any = None, preview_every: int = 0,
-            preview_min_s: float = 0.0) -> Any:
+            preview_min_s: float = 0.0, pace_s: float = 0.0, hurry: Callable[[], bool] | None = None) -> Any:
         """Train one job in the child; forward its events; return its :class:`Run`.
 
         Blocks the calling thread (waiting on the pipe releases the GIL).
         ``should_stop`` is polled every :data:`POLL_S` seconds and forwarded to the child.
+        ``pace_s > 0`` spreads the run over that many seconds by waiting between epochs
+        (:class:`_Pacer`; same result bit for bit); ``hurry`` is polled like ``should_stop``
+        and, once true, ends the waits (e.g. when other runs wait for a worker).
 
         Raises:
             TrainingError: the child's user-facing error (TrainingError, DataError or
@@ -274,12 +354,14 @@ class ProcessWorker:
         """
         if not self.is_alive():
             self.restart()
-        conn, proc, stop = self._conn, self._proc, self._stop
+        conn, proc, stop, hurried = self._conn, self._proc, self._stop, self._hurry
         if conn is None:  # closed: the server is exiting, nothing trains here any more
             raise WorkerDied(WORKER_CLOSED)
         stop.clear()
+        hurried.clear()
         try:
-            conn.send_bytes(_dumps((job_id, config, strip_callables(dataset), preview_x, preview_every, preview_min_s)))
+            conn.send_bytes(_dumps((job_id, config, strip_callables(dataset), preview_x, preview_every, preview_min_s,
+                                    float(pace_s))))
         except (OSError, EOFError) as exc:
             self.restart()
             raise WorkerDied(WORKER_DIED) from exc
@@ -288,6 +370,8 @@ class ProcessWorker:
             if not stop_sent and should_stop():
                 stop.set()
                 stop_sent = True
+            if pace_s and hurry is not None and not hurried.is_set() and hurry():
+                hurried.set()
             try:
                 ready = wait([conn, proc.sentinel], timeout=POLL_S)
                 if not ready:
