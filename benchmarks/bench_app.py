@@ -10,12 +10,15 @@ In one run:
     the run's own ``Run.seconds`` in both cases (the median of P runs of N, N+1,
     ... epochs: each browser run needs its own "after N of N epochs" text), the
     headless and live runs alternating.  Target: ratio <= 1.25.
+(a') the same Train page at the watchable pace (issue 20): the same run spread over ~9 s; the
+    distinct loss-chart sizes seen while it trains (target >= 20) against the fast runs' count.
 (b) the time from launching ``streamlit run app.py`` to the first page fully
     rendered in an already running Chromium.  Target <= 3 s.  Beside it, the
     same measure for a bare Streamlit app (a title and a heading, same config):
     the floor that Streamlit's own start and frontend set on this machine.
 
-Usage: ``python benchmarks/bench_app.py [--epochs N] [--train-repeats P] [--repeats R]``.  The
+Usage: ``python benchmarks/bench_app.py [--epochs N] [--train-repeats P] [--watch-repeats W] [--repeats R]``
+(``--repeats 0`` skips (b)).  The
 machine is shared, so the numbers are noisy: medians, and runs that alternate.
 """
 
@@ -82,6 +85,12 @@ class Live:
         self.page.get_by_role("tab", name="Optimiser").click()
         self.run(2)  # warm-up
 
+    def set_pace(self, label: str) -> None:
+        """Press the Train page's pace control (``"As fast as possible"`` or ``"Watchable (~9 s)"``)."""
+        self.page.locator("button", has_text=label).first.click()
+        time.sleep(0.5)
+        wait_app_idle(self.page)
+
     def run(self, epochs: int) -> tuple[float, int]:
         """One run of ``epochs`` (each run needs its own count: the Done text names it); its
         ``Run.seconds`` and how many sizes of the loss chart were seen while it trained."""
@@ -108,18 +117,27 @@ class Live:
         self.srv.stop()
 
 
-def training_pairs(browser, epochs: int, repeats: int) -> list[tuple[float, float, int]]:
-    """``repeats`` pairs (headless seconds, live seconds, chart sizes seen) of N, N+1, ... epochs.
+def training_pairs(browser, epochs: int, repeats: int, watch: int = 1
+                   ) -> tuple[list[tuple[float, float, int]], list[tuple[float, int, float]]]:
+    """``repeats`` pairs (headless seconds, live seconds, chart sizes seen) of N, N+1, ... epochs at the
+    fast pace, then ``watch`` watchable runs (training seconds, chart sizes seen, wall seconds).
 
     The two alternate, so a drift of the shared machine's speed hits both alike.
     """
     headless, live = Headless(), Live(browser)
     try:
-        pairs = []
+        pairs, watched = [], []
         for k in range(repeats):
             h = headless.run(epochs + k)
             pairs.append((h, *live.run(epochs + k)))
-        return pairs
+            print(f"fast pair {k + 1}: headless / live s, sizes {pairs[-1]}", file=sys.stderr, flush=True)
+        live.set_pace("Watchable (~9 s)")
+        for k in range(watch):
+            t0 = time.monotonic()
+            seconds, sizes = live.run(epochs + repeats + k)
+            watched.append((seconds, sizes, time.monotonic() - t0))
+            print(f"watchable run {k + 1}: training s, sizes, wall s {watched[-1]}", file=sys.stderr, flush=True)
+        return pairs, watched
     finally:
         live.close()
         headless.close()
@@ -162,7 +180,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--epochs", type=int, default=None, help="epochs of the measured run (default: the app's)")
     ap.add_argument("--train-repeats", type=int, default=11, help="headless/live pairs of runs for (a)")
-    ap.add_argument("--repeats", type=int, default=3, help="cold starts of each app for (b)")
+    ap.add_argument("--watch-repeats", type=int, default=2, help="watchable runs for (a')")
+    ap.add_argument("--repeats", type=int, default=3, help="cold starts of each app for (b); 0 skips (b)")
     args = ap.parse_args()
     from dashboard.state import default_config
 
@@ -172,7 +191,7 @@ def main() -> None:
     (ROOT / "artifacts").mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pairs = training_pairs(browser, epochs, args.train_repeats)
+        pairs, watched = training_pairs(browser, epochs, args.train_repeats, args.watch_repeats)
         with tempfile.TemporaryDirectory() as tmp:
             bare = bare_app(Path(tmp))
             starts, floors = [], []
@@ -191,6 +210,16 @@ def main() -> None:
     print(f"{'  distinct loss-chart sizes seen while training':<46}{statistics.median(p[2] for p in pairs):>12.0f}")
     print(f"{'ratio live / headless (medians)':<46}{ratio:>12.2f}{'<= 1.25':>10}{'yes' if ratio <= 1.25 else 'NO':>5}")
     print(f"{'  each pair, headless / live s':<46}{'  '.join(f'{h:.2f}/{x:.2f}' for h, x, _ in pairs)}")
+    if watched:
+        sizes = statistics.median(w[1] for w in watched)
+        print(f"{'watchable pace: distinct loss-chart sizes':<46}{sizes:>12.0f}{'>= 20':>10}"
+              f"{'yes' if sizes >= 20 else 'NO':>5}")
+        print(f"{'  watchable: wall s / training s (median)':<46}"
+              f"{statistics.median(w[2] for w in watched):>7.1f} / {statistics.median(w[0] for w in watched):.2f}")
+        print(f"{'  ratio of sizes watchable / fast':<46}"
+              f"{sizes / max(1.0, statistics.median(p[2] for p in pairs)):>12.1f}")
+    if not starts:
+        return
     med, floor = statistics.median(starts), statistics.median(floors)
     print(f"{'streamlit run -> first page rendered, s':<46}{med:>12.2f}{'<= 3.0':>10}{'yes' if med <= 3 else 'NO':>5}")
     print(f"{'  each cold start, s':<46}{', '.join(f'{s:.2f}' for s in starts):>12}")

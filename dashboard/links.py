@@ -56,7 +56,7 @@ _SECTION_LABELS = {"data": "data", "model": "network", "loss": "loss", "strategy
 
 def _our_params() -> dict[str, str]:
     """The URL's query parameters that a link sets (others' parameters are left alone)."""
-    ours = set(share.CONTROLS) | {"page", "hide", "present", "lesson"}
+    ours = set(share.CONTROLS) | {"page", "hide", "present", "lesson", "pace"}
     return {k: str(v) for k, v in st.query_params.items() if k in ours}
 
 

@@ -28,6 +28,14 @@ POLL_S = 0.5
 CHART_S = 1.0
 
 
+#: Seconds between redraws of a watchable run's live view and charts: ~30 redraws over its ~9 s.
+WATCH_S = 0.3
+
+
+#: What the pace control offers (``Settings.pace``).
+PACE_LABELS = {"fast": "As fast as possible", "watchable": "Watchable (~9 s)"}
+
+
 #: Seconds between refreshes of the sidebar's run status while a job is active.
 SIDEBAR_POLL_S = 1.0
 
@@ -72,6 +80,39 @@ def live_every(base: float, slowest: float = SLOWEST_S) -> float:
     return round(min(max(base, slowest), base * max(1.0, per_core / 2)), 2)
 
 
+def paced(job: Job) -> bool:
+    """Whether ``job`` runs at the watchable pace (its live views then redraw every :data:`WATCH_S`)."""
+    return getattr(job, "pace_s", 0.0) > 0
+
+
+def pace_control(key: str, **kwargs: Any) -> str:
+    """The pace control (a view of ``Settings.pace``); returns the pace the next run gets.
+
+    Until chosen, the pace follows presentation mode and classroom links (watchable), else fast.
+    """
+    from dashboard import state
+
+    s = state.settings()
+    state.bind(st.segmented_control, "pace", "Pace", list(PACE_LABELS), key=key, format_func=PACE_LABELS.get,
+               to_widget=lambda v: v or s.effective_pace, convert=lambda v: v or s.effective_pace,
+               help="Watchable: the same run, with the same result, spread over about 9 s so you can watch every "
+                    "member learn (the server waits between epochs; it costs no extra computing).", **kwargs)
+    return s.effective_pace
+
+
+def submit_options(ds: Dataset, epochs: int, pace: str) -> dict[str, Any]:
+    """The live-preview and pace arguments of :meth:`JobPool.submit` for a run of ``epochs`` on ``ds``.
+
+    About :data:`~ensemble_core.run.REPLAY_FRAMES` previews per run (the replay's frames, and the live
+    preview), on the page's preview grid when the data have one.
+    """
+    from ensemble_core.run import preview_every
+
+    grid = preview_grid(ds)
+    return {"preview_x": None if grid is None else np.asarray(grid),
+            "preview_every": preview_every(epochs) if grid is not None else 0, "preview_min_s": 0.0, "pace": pace}
+
+
 def poll_every(job: Job) -> float:
     """Seconds until the Train page's live view of ``job`` should refresh next.
 
@@ -85,7 +126,7 @@ def poll_every(job: Job) -> float:
     (:func:`dashboard.st_compat.push.retime_fragment`), so the polls quicken as
     the start nears and follow the server's load.
     """
-    every = live_every(POLL_S)
+    every = live_every(WATCH_S if paced(job) else POLL_S)
     if job.status != "queued":
         return max(every, WAITING_S) if pool().stats()["queued"] else every
     wait = pool().expected_wait(job)
@@ -139,10 +180,11 @@ def show_live(key: str, signature: tuple, build: Callable[[], dict | None]) -> N
     live_plot.live_chart_bytes(data, key)
 
 
-def _budgeted(slot: str, signature: tuple, build: Callable[[], go.Figure | None], *, force: bool) -> dict | None:
+def _budgeted(slot: str, signature: tuple, build: Callable[[], go.Figure | None], *, force: bool,
+              every: float = CHART_S) -> dict | None:
     """The figure for ``slot`` (as plain JSON data), rebuilt when its inputs changed, but at most ~10% of the time.
 
-    A rebuild that took ``b`` seconds is not repeated for ``10 b`` seconds (the
+    A rebuild that took ``b`` seconds is not repeated for ``max(every, 10 b)`` seconds (the
     old figure is shown meanwhile) unless ``force`` (the run has ended).
     """
     cache = st.session_state.setdefault("ui_figs", {})
@@ -150,7 +192,7 @@ def _budgeted(slot: str, signature: tuple, build: Callable[[], go.Figure | None]
     now = time.monotonic()
     if hit is not None and hit[0] == signature:
         return hit[1]
-    if hit is not None and not force and hit[0][0] == signature[0] and now - hit[2] < max(CHART_S, 10 * hit[3]):
+    if hit is not None and not force and hit[0][0] == signature[0] and now - hit[2] < max(every, 10 * hit[3]):
         return hit[1]
     fig = build()
     spec = None if fig is None else live_plot.to_spec(fig.update_layout(uirevision=slot))
@@ -252,7 +294,8 @@ def job_charts(job: Job) -> None:
     events, cfg, ds = job.events, job.config, job.dataset
     shown = st.session_state.get("ui_chart_upto")  # (job id, events shown, when)
     now = time.monotonic()
-    if shown is None or shown[0] != job.id or not job.active or now - shown[2] >= live_every(CHART_S):
+    chart_s = live_every(WATCH_S if paced(job) else CHART_S)
+    if shown is None or shown[0] != job.id or not job.active or now - shown[2] >= chart_s:
         shown = st.session_state["ui_chart_upto"] = (job.id, len(events), now)
     events = events[:shown[1]]  # between refreshes the charts get the same data again (no redraw)
     shown_sig = (job.id, shown[1], job.active)  # what every chart below is drawn from
@@ -285,7 +328,8 @@ def job_charts(job: Job) -> None:
                 builder = "bands_figure" if task == "regression" else "class_maps"
                 show_live("train_preview", shown_sig, lambda: _budgeted(
                     "train_preview", (job.id, preview.epoch),
-                    lambda: figure(builder, ds, grid, preview.prediction, compact=True), force=force))
+                    lambda: figure(builder, ds, grid, preview.prediction, compact=True), force=force,
+                    every=chart_s))
                 st.caption("Live prediction of the ensemble so far." if job.active
                            else f"The ensemble's prediction after epoch {preview.epoch}.")
     if task == "classification":

@@ -164,7 +164,9 @@ export default function (component) {
   if (data.display && data.display.height) data.height = data.figure.layout.height;
   div.style.height = (data.height || 400) + 'px';
   plotly(data.src).then((Plotly) => {
-    Plotly.react(div, data.figure.data, data.figure.layout, data.config);
+    // a figure with frames (a run's replay) animates between them in the browser: nothing goes to the server
+    Plotly.react(div, { data: data.figure.data, layout: data.figure.layout, frames: data.figure.frames || [],
+                        config: data.config });
     if (!div.__delResize) {
       div.__delResize = new ResizeObserver(() => { if (div.isConnected) Plotly.Plots.resize(div); });
       div.__delResize.observe(div);
@@ -181,7 +183,11 @@ export default function (component) {
 """
 
 def to_spec(fig: go.Figure | dict[str, Any]) -> dict[str, Any]:
-    """A figure as plain JSON data (``{"data": [...], "layout": {...}}``; NumPy arrays become lists)."""
+    """A figure as plain JSON data (``{"data": [...], "layout": {...}}``; NumPy arrays become lists).
+
+    A spec may also carry ``"frames"`` (plain data, see :mod:`dashboard.replay`): the chart element
+    hands them to Plotly, whose sliders and buttons then animate in the browser.
+    """
     return json.loads(plotly.io.to_json(fig, validate=False))
 
 

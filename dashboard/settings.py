@@ -44,6 +44,7 @@ PAGE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "share_hide": tuple,
     "presentation": bool,
     "img_fmt": str,
+    "pace": (str, type(None)),
 }
 #: The snapshot recipe the Train page offers with one click (Adam + cyclic cosine from 0.01 to 0, per
 #: iteration, 1 trajectory x 5 snapshots).  See docs/decisions.md: Huang et al.'s SGD at 0.1 overshoots here.
@@ -198,6 +199,9 @@ class Settings:
         presentation: presentation mode (larger type for a projector).
         share_hide: what the Share box's classroom link will hide.
         img_fmt: the format of chart downloads (``"png"`` or ``"svg"``).
+        pace: how runs are shown, ``"fast"`` or ``"watchable"`` (the same run, spread over ~9 s); ``None``
+            until chosen: then :attr:`effective_pace` follows presentation mode and classroom links.  Not
+            part of the config: the pace never changes a result.
         sweep: the Sweep page's choices (paths ``"sweep.<choice>"``).
         notes: per widget key, a message to show next to that control once (a refused input, or a
             setting that a change had to adjust); the page pops it when it draws the control.
@@ -213,6 +217,7 @@ class Settings:
     presentation: bool = False
     share_hide: tuple[str, ...] = ()
     img_fmt: str = "png"
+    pace: str | None = None
     sweep: SweepSettings = field(default_factory=SweepSettings)
     notes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -232,6 +237,12 @@ class Settings:
                 raise SettingError(f"{path}: no such setting.")
             obj = getattr(obj, part)
         return obj
+
+    @property
+    def effective_pace(self) -> str:
+        """The pace runs are shown at: the chosen one, else watchable in presentation mode or under a
+        classroom link, else fast."""
+        return self.pace or share.ShareState(hidden=self.hidden, presentation=self.presentation).default_pace
 
     def visible(self, control: str) -> bool:
         """Whether ``control`` is shown (a classroom link may hide it or its section)."""
@@ -302,6 +313,8 @@ class Settings:
         expected = PAGE_FIELDS[path]
         if not isinstance(value, expected) or (isinstance(value, bool) and expected in (int, (int, type(None)))):
             raise SettingError(f"{path}: {value!r} is not a valid value.")
+        if path == "pace" and value is not None and value not in share.PACES:
+            raise SettingError("Pace: choose fast or watchable.")
         if path == "img_fmt" and value not in ("png", "svg"):
             raise SettingError("Chart downloads: choose PNG or SVG.")
         if path == "data_view" and value not in DATA_SOURCES:
@@ -319,11 +332,13 @@ class Settings:
     def share_state(self, page: str, lesson: str | None = None) -> share.ShareState:
         """What a link to ``page`` carries now (raises ConfigError for a page links do not know)."""
         return share.ShareState(config=self.config, page=page, hidden=self.hidden,
-                                presentation=self.presentation, lesson=lesson)
+                                presentation=self.presentation, lesson=lesson, pace=self.pace)
 
     def open_link(self, state: share.ShareState, *, with_config: bool) -> None:
-        """Take a link's options (hidden controls, presentation, lesson) and, ``with_config``, its config."""
+        """Take a link's options (hidden controls, presentation, pace, lesson) and, ``with_config``, its config."""
         self.hidden, self.presentation = state.hidden, state.presentation
+        if state.pace is not None:
+            self.pace = state.pace
         if state.lesson is not None:
             self.lesson = state.lesson
         if with_config:

@@ -260,6 +260,8 @@ class RunSequence:
         self.runs: list[Any] = [None] * len(configs)
         self.errors: list[str | None] = [None] * len(configs)
         self.stopped = False
+        #: extra keyword arguments of every ``pool.submit`` (e.g. ``{"pace": "watchable"}``)
+        self.submit_options: dict[str, Any] = {}
 
     @property
     def index(self) -> int:
@@ -310,7 +312,7 @@ class RunSequence:
                 continue
             if job is None:
                 try:
-                    job = pool.submit(self.configs[i], self.dataset, owner)
+                    job = pool.submit(self.configs[i], self.dataset, owner, **getattr(self, "submit_options", {}))
                 except (ValueError, RuntimeError) as exc:  # LimitError/ConfigError are ValueErrors
                     self.errors[i] = str(exc)
                     continue

@@ -11,6 +11,8 @@ round-trips through flat ``str -> str`` query parameters built on
               (a whole section such as ``"optim"`` hides all of its controls)
 ``present``   ``"1"`` for presentation mode
 ``lesson``    a lesson id (see :mod:`ensemble_core.lessons`)
+``pace``      ``"fast"`` or ``"watchable"`` (how runs are shown; absent: watchable for
+              presentation mode and classroom links, else fast)
 
 The module also holds the small, Streamlit-free helper the dashboard uses to
 keep the URL in step: syncing ``st.query_params`` (passed in as a mapping).
@@ -61,7 +63,9 @@ def _control_names() -> tuple[str, ...]:
 #: Every control a classroom link can hide: the dotted RunConfig field names.
 CONTROLS: tuple[str, ...] = _control_names()
 
-_EXTRA_KEYS = ("page", "hide", "present", "lesson")
+_EXTRA_KEYS = ("page", "hide", "present", "lesson", "pace")
+#: The paces a link may ask for (:data:`ensemble_core.run.PACES`).
+PACES: tuple[str, ...] = ("fast", "watchable")
 _LESSON_RE = re.compile(r"^[a-z0-9_\-]{1,40}$")
 
 
@@ -76,6 +80,7 @@ class ShareState:
             (:data:`SECTIONS`) the UI must not show: a *classroom link*.
         presentation: larger fonts and the configuration tucked away.
         lesson: id of the lesson to open, or ``None``.
+        pace: ``"fast"`` or ``"watchable"``, or ``None`` (the default of :meth:`default_pace`).
     """
 
     config: RunConfig = field(default_factory=RunConfig)
@@ -83,6 +88,7 @@ class ShareState:
     hidden: frozenset[str] = frozenset()
     presentation: bool = False
     lesson: str | None = None
+    pace: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, RunConfig):
@@ -100,6 +106,13 @@ class ShareState:
             raise ConfigError(f"present: must be true or false, got {self.presentation!r}")
         if self.lesson is not None and not (isinstance(self.lesson, str) and _LESSON_RE.match(self.lesson)):
             raise ConfigError(f"lesson: not a lesson id: {self.lesson!r}")
+        if self.pace is not None and self.pace not in PACES:
+            raise ConfigError(f"pace: must be one of {', '.join(PACES)}, got {str(self.pace)[:40]!r}")
+
+    @property
+    def default_pace(self) -> str:
+        """The pace when none is chosen: watchable in presentation mode and for classroom links, else fast."""
+        return "watchable" if self.presentation or self.hidden else "fast"
 
     @property
     def classroom(self) -> bool:
@@ -130,6 +143,8 @@ def to_query(state: ShareState, *, only_changed: bool = True) -> dict[str, str]:
         out["present"] = "1"
     if state.lesson is not None:
         out["lesson"] = state.lesson
+    if state.pace is not None:
+        out["pace"] = state.pace
     return out
 
 
@@ -163,8 +178,9 @@ def from_query(params: Mapping[str, Any]) -> ShareState:
     if present_raw not in ("0", "1", "true", "false", ""):
         raise ConfigError(f"present: must be 1 or 0, got {present_raw!r}")
     lesson = params.get("lesson") or None
+    pace = params.get("pace", "").strip().lower() or None
     return ShareState(config=config, page=page, hidden=hidden,
-                      presentation=present_raw in ("1", "true"), lesson=lesson)
+                      presentation=present_raw in ("1", "true"), lesson=lesson, pace=pace)
 
 
 #: Longest value of one link parameter (a CSV's 500 feature names fit well below it).

@@ -130,10 +130,14 @@ planned = plan()
 seq = ss.get(SEQ)
 running = seq is not None and not seq.done
 c1, c2 = st.columns([1, 4])
-if c1.button("Start the race", type="primary", icon=":material/flag:", key="compare_start",
-             disabled=planned is None or running):
+started = c1.button("Start the race", type="primary", icon=":material/flag:", key="compare_start",
+                    disabled=planned is None or running)
+with c2:
+    live.pace_control("compare_pace", label_visibility="collapsed")
+if started:
     configs, picked = planned
     ss[SEQ] = seq = RunSequence(configs, ds, [STRATEGY_LABELS[k] for k in picked])
+    seq.submit_options = {"pace": state.settings().effective_pace}
     seq.step(pool.pool(), owner())
     running = True
 if seq is None:

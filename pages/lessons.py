@@ -50,6 +50,7 @@ def start(lesson: Lesson) -> None:
     if old is not None and not old.done:
         old.stop(pool.pool(), owner())
     ss[SEQ], ss[LID] = RunSequence(configs, dataset, lesson.labels), lesson.id
+    ss[SEQ].submit_options = {"pace": s.effective_pace}  # the pace control below "Run this lesson"
     ss[SEQ].step(pool.pool(), owner())
 
 
@@ -154,6 +155,7 @@ with right, st.container(border=True):
                         width="stretch")
     state.bind(st.toggle, "lessons_quick", "Quick run", key="lessons_quick",
                help="A quarter of the epochs: rougher, but 4× faster.")
+    live.pace_control("lessons_pace")
 if clicked:
     start(lesson)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
-from dashboard import charts, chrome, links, live, pool, routing, saved, state
+from dashboard import charts, chrome, links, live, overfit_view, pool, replay, routing, saved, state
 from dashboard.settings import CONTROL_RANGES, SNAPSHOT_RECIPE, Range, SettingError
 from dashboard.st_compat import push
 from ensemble_core import share
@@ -126,6 +125,9 @@ def controls(task: str) -> None:
         state.show_notes("train_batch")
         bind(st.select_slider, "optim.weight_decay", "Weight decay", _with(DECAYS, cfg.optim.weight_decay),
              key="train_wd", help="L2 penalty on the weights.")
+        bind(st.toggle, "optim.keep_best", "Keep each member's best-validation weights", key="train_keep_best",
+             help="After every epoch, each member keeps its weights if its own validation NLL is its best so far "
+                  "(early stopping per member). Off in the paper; needs a validation split.")
         if cfg.optim.optimizer == "sgd":
             momentum = CONTROL_RANGES["optim.momentum"][0]
             bind(st.slider, "optim.momentum", "Momentum", momentum.lo, momentum.hi, step=0.01, key="train_momentum",
@@ -140,13 +142,10 @@ def start() -> None:
     """
     ss = st.session_state
     cfg, ds = state.config(), ss["dataset"]
-    grid = charts.preview_grid(ds)
-    preview_x = None if grid is None else np.asarray(grid)
     bases = live.live_bases(cfg, ds)  # built before training starts, so the live charts stay cheap
-    try:
-        job = pool.pool().submit(cfg, ds, pool.owner(), preview_x=preview_x,
-                               preview_every=max(1, cfg.optim.epochs // 25) if preview_x is not None else 0,
-                               preview_min_s=live.CHART_S / 2,  # the chart shows at most one a second
+    try:  # ~50 previews (the live preview and the replay's frames), at the chosen pace
+        job = pool.pool().submit(cfg, ds, pool.owner(), **live.submit_options(ds, cfg.optim.epochs,
+                                                                             state.settings().effective_pace),
                                on_change=saved.on_end(live.SessionWaker.attach()))  # start/end reach the page; saved at its end
     except LimitError as exc:
         ss["train_refused"] = str(exc)
@@ -206,6 +205,10 @@ def live_view() -> None:
             st.caption("The live charts appear here as soon as your run starts.")
         else:
             live.job_charts(job)
+            if not job.active and job.result is not None:  # validation NLL past its best? (issue 18)
+                overfit_view.show(job.result, "train_overfit")
+            if not job.active and job.result is not None:  # a finished run replays in the browser
+                replay.show_replay(job.result, job.dataset, "train_replay")
         return
     st.markdown("#### Learning-rate schedule")
     st.caption("Every optimiser step's learning rate for these settings (stars: snapshots).")
@@ -219,11 +222,13 @@ with right, st.container(key=live.LIVE_KEY):
         check_limits(cfg, ds, pool.pool().limits)
     except LimitError as exc:
         limit = str(exc)
-    b1, b2, _ = st.columns([1, 1, 2])
+    b1, b2, b3 = st.columns([1, 1, 2])
     b1.button("Train", type="primary", icon=":material/play_arrow:", disabled=polling or bool(limit),
               width="stretch", on_click=start, help="Start training in the background; the page stays usable.")
     b2.button("Stop", icon=":material/stop:", disabled=not polling, width="stretch", on_click=stop,
               help="End the run now and keep every member trained so far.")
+    with b3:
+        live.pace_control("train_pace", label_visibility="collapsed")
     refused = st.session_state.pop("train_refused", None)
     if limit or refused:
         st.warning(limit or refused, icon=":material/block:")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, chrome, exports, links, ood_view, recalibration_view, routing, saved
+from dashboard import charts, chrome, exports, links, ood_view, recalibration_view, replay, routing, saved
 from ensemble_core import metrics, viz
 from ensemble_core.predict import ensemble_size_curve, member_metrics, predict
 
@@ -177,6 +177,9 @@ best = min(curve, key=lambda c: c[1])
 st.caption(f"NLL of the ensemble of the first M members (coloured dots: each member alone). Here it goes from "
            f"{curve[0][1]:.3g} with one member to {curve[-1][1]:.3g} with {curve[-1][0]} (best: M = {best[0]}); "
            "typically most of the gain comes from the first few members.")
+
+# ------------------------------------------------------------------ replay
+replay.show_replay(run, ds, "unc_replay")  # every epoch again, in the browser, from the recorded previews
 
 # ------------------------------------------------------------- take it away
 st.subheader("Export and share", anchor=False)
