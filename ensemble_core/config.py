@@ -265,6 +265,10 @@ class OptimSpec:
             ``"cyclic"`` (Huang et al.'s cyclic cosine: one cycle per snapshot).
         granularity: whether the schedule is stepped per ``"epoch"`` or per
             ``"iteration"`` (mini-batch).
+        keep_best: keep each member's best-validation weights: after every epoch each
+            member's own validation NLL (standardised units; MSE members: squared error)
+            is computed, and the member ends with the weights of its lowest one (off by
+            default, as in the paper; needs a validation split; not for snapshots).
     """
 
     optimizer: Literal["adam", "sgd"] = "adam"
@@ -276,6 +280,7 @@ class OptimSpec:
     epochs: int = 100
     schedule: Literal["constant", "cosine", "cyclic"] = "constant"
     granularity: Literal["epoch", "iteration"] = "iteration"
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         _check_choice(self.optimizer, "optim.optimizer", ("adam", "sgd"))
@@ -288,6 +293,7 @@ class OptimSpec:
         _check_int(self.epochs, "optim.epochs", 1, 5000)
         _check_choice(self.schedule, "optim.schedule", ("constant", "cosine", "cyclic"))
         _check_choice(self.granularity, "optim.granularity", ("epoch", "iteration"))
+        _check(isinstance(self.keep_best, bool), "optim.keep_best", f"must be true or false, got {self.keep_best!r}")
 
 
 @dataclass(frozen=True)
@@ -309,6 +315,9 @@ class RunConfig:
         _check_int(self.seed, "seed", 0, 2**31 - 1)
         _check_choice(self.device, "device", ("cpu", "cuda", "auto"))
         if self.strategy.kind == "snapshot":
+            _check(not self.optim.keep_best, "optim.keep_best",
+                   "snapshot ensembles keep one copy per cycle; keeping the best-validation weights is for "
+                   "independent, bootstrap and MC-dropout members")
             _check(self.optim.schedule == "cyclic", "optim.schedule",
                    "snapshot ensembles need the 'cyclic' schedule (one cosine cycle per snapshot)")
         if self.optim.schedule == "cyclic":  # one cycle per snapshot, at least one epoch each

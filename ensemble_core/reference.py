@@ -27,6 +27,7 @@ from . import losses
 from .config import RunConfig
 from .data import Dataset
 from .models import dropout_masks, dropout_seed, init_member
+from .overfit import member_val_scores
 from .shapes import output_size
 from .strategies import bootstrap_indices, fgsm_eps, member_seed
 
@@ -147,6 +148,15 @@ def _train_trajectory(config: RunConfig, data: Dataset, k: int,
     widths = [m.out_features for m in model if isinstance(m, nn.Linear)][:-1]
     if strat.kind == "mc_dropout":
         mask_gen = torch.Generator().manual_seed(dropout_seed(config.seed))
+    # optim.keep_best: after every epoch, the member's validation score (dropout off); keep a copy of
+    # the weights when it is strictly lower than the best so far
+    best: tuple[float, nn.Sequential] | None = None
+    x_val = y_val = None
+    if o.keep_best and strat.kind != "snapshot" and len(data.x_val):
+        x_val = torch.as_tensor(data.scale_x(data.x_val), dtype=torch.float32)
+        y_val = torch.as_tensor(np.asarray(data.y_val if data.task == "classification" else
+                                           data.scale_y(data.y_val)),
+                                dtype=torch.int64 if data.task == "classification" else torch.float32)
     snapshots: list[nn.Sequential] = []
     lr_trace: list[float] = []
     epoch_losses: list[float] = []
@@ -189,6 +199,14 @@ def _train_trajectory(config: RunConfig, data: Dataset, k: int,
         if strat.kind == "snapshot" and o.granularity == "epoch" and _cycle_end(epoch, o.epochs, strat.snapshots):
             snapshots.append(copy.deepcopy(model).eval())
         epoch_losses.append(running / seen)
+        if x_val is not None:
+            with torch.no_grad():
+                score = float(member_val_scores(model(x_val)[None], y_val, data.task, config.loss.kind,
+                                                config.loss.variance)[0])
+            if best is None or score < best[0]:
+                best = (score, copy.deepcopy(model))
+    if best is not None:
+        model = best[1]
     members = snapshots if strat.kind == "snapshot" else [model.eval()]
     return members, lr_trace, epoch_losses
 

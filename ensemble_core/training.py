@@ -34,6 +34,7 @@ from .config import RunConfig
 from .data import Dataset
 from .losses import loss_and_grad, to_variance
 from .models import StackedMLP, dropout_masks, dropout_seed
+from .overfit import member_val_scores
 from .predict import (
     ClassificationPrediction,
     RegressionPrediction,
@@ -85,6 +86,9 @@ def check_inputs(config: RunConfig, data: Dataset) -> None:
         raise TrainingError(f"loss {config.loss.kind!r} is a regression loss; classification always "
                             "trains with cross-entropy (choose the default loss)")
     x, y = np.asarray(data.x_train), np.asarray(data.y_train)
+    if config.optim.keep_best and len(data.x_val) == 0:
+        raise TrainingError("keeping each member's best-validation weights needs a validation split "
+                            "(set a validation fraction above 0, or turn the option off)")
     if x.ndim != 2:
         raise TrainingError(f"training inputs must be a 2-D array [n, d], got shape {x.shape}")
     if len(x) == 0 or x.shape[1] == 0:
@@ -238,6 +242,15 @@ class _Engine:
             self.y = torch.as_tensor(data.scale_y(data.y_train), dtype=torch.float32, device=dev)
         self.x_val = torch.as_tensor(data.scale_x(data.x_val), dtype=torch.float32, device=dev) \
             if len(data.x_val) else None
+        # optim.keep_best: each trajectory's best validation score so far, its weights and epoch
+        self.keep_best = bool(o.keep_best) and self.x_val is not None and strat.kind != "snapshot"
+        if self.keep_best:
+            yv = data.y_val if self.task == "classification" else data.scale_y(data.y_val)
+            self.y_val = torch.as_tensor(np.asarray(yv), dtype=torch.int64 if self.task == "classification"
+                                         else torch.float32, device=dev)
+        self.best_score: torch.Tensor | None = None
+        self.best_rows: torch.Tensor | None = None
+        self.best_epoch: list[int] = []
         self.preview_x = None
         if preview_x is not None:
             px = np.asarray(preview_x, dtype=np.float64)
@@ -500,9 +513,28 @@ class _Engine:
         """Whether ``lane`` still has a healthy trajectory (its own run would still be training)."""
         return any(self.healthy_host[k] for k in self.lane_range(lane))
 
+    def track_best(self, epoch: int) -> None:
+        """``optim.keep_best``: keep each healthy trajectory's weights when its validation score improved."""
+        rows = self.current_rows()
+        with torch.no_grad():
+            w, b = self.model.unflatten(rows)
+            score = member_val_scores(self.model.forward_with(self.x_val, w, b), self.y_val, self.task,
+                                      self.config.loss.kind, self.config.loss.variance)
+        if self.best_rows is None:
+            self.best_rows, self.best_score = rows.clone(), torch.full_like(score, math.inf)
+            self.best_epoch = [epoch] * self.K
+        better = self.healthy & (score < self.best_score)
+        self.best_rows = torch.where(better[:, None], rows, self.best_rows)
+        self.best_score = torch.where(better, score, self.best_score)  # type: ignore[arg-type]
+        for k, up in enumerate(better.tolist()):
+            if up:
+                self.best_epoch[k] = epoch
+
     def end_epoch(self, epoch: int) -> None:
         """Synchronise once: divergence, epoch losses/accuracy, validation metrics, events (per lane)."""
         self.sync_divergence(epoch)
+        if self.keep_best:
+            self.track_best(epoch)
         parts = [self.loss_sum / self.n_train]
         if self.correct is not None:
             parts.append(self.correct / self.n_train)
@@ -615,11 +647,14 @@ class _Engine:
                                             epoch=epoch, status=st, reason=why))  # type: ignore[arg-type]
                     rows.append(flat[k])
         else:
-            cur = self.current_rows()
+            # optim.keep_best: each member's best-validation weights and their epoch
+            best = self.keep_best and self.best_rows is not None
+            cur = self.best_rows if best else self.current_rows()
             for k in ks:
                 st, why = ("ok", "") if self.healthy_host[k] else ("diverged", self.diverged_reason[k])
                 infos.append(MemberInfo(index=k % M, trajectory=k % M, snapshot=0, seed=self.seeds[k],
-                                        epoch=cur_epoch, status=st, reason=why))  # type: ignore[arg-type]
+                                        epoch=self.best_epoch[k] if best else cur_epoch, status=st,
+                                        reason=why))  # type: ignore[arg-type]
                 rows.append(cur[k])
         stacked = torch.stack(rows)
         for i, peak in enumerate(self.runaway(stacked)):

@@ -158,6 +158,50 @@ def _clean(values: Iterable[Any]) -> list[float | None]:
     return out
 
 
+#: :func:`robust_range`: a value is a spike when it lies more than this many times the spread of the
+#: middle 90 % of the values beyond it (a restart spike of 240 over losses in [-1, 2] is; the high loss
+#: of the first epochs is not).
+SPIKE_FACTOR = 5.0
+
+
+def robust_range(values: Iterable[Any], *, pad: float = 0.08) -> tuple[float, float, int, float] | None:
+    """A y-range that a few spikes cannot flatten: ``(lo, hi, n_clipped, largest)`` or ``None``.
+
+    ``None`` when no finite value lies beyond ``SPIKE_FACTOR`` x the 5-95 % spread from that band
+    (let Plotly autorange).  Otherwise the range spans every other value (plus ``pad`` of their
+    span on each side); ``n_clipped`` values fall outside it, the farthest being ``largest``.
+    """
+    v = np.asarray([float(x) for x in values if x is not None], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) < 4:
+        return None
+    q05, q95 = np.quantile(v, [0.05, 0.95])
+    spread = max(q95 - q05, 1e-12 * max(1.0, abs(q95)))
+    keep = (v >= q05 - SPIKE_FACTOR * spread) & (v <= q95 + SPIKE_FACTOR * spread)
+    if keep.all():
+        return None
+    lo, hi = float(v[keep].min()), float(v[keep].max())
+    margin = pad * max(hi - lo, spread)
+    out = v[~keep]
+    largest = float(out[np.argmax(np.abs(out - np.median(v)))])
+    return lo - margin, hi + margin, int((~keep).sum()), largest
+
+
+def _clip_axis(fig: go.Figure, values: Iterable[Any], *, row: int | None = None, col: int | None = None) -> None:
+    """Set a robust y-range (:func:`robust_range`) on ``fig`` and say how many points it leaves out."""
+    r = robust_range(values)
+    if r is None:
+        return
+    lo, hi, n, largest = r
+    kw = {} if row is None else {"row": row, "col": col}
+    fig.update_yaxes(range=[lo, hi], autorange=False, **kw)
+    xref, yref = ("paper", "paper") if row is None else (f"x{'' if col == 1 else col} domain",
+                                                         f"y{'' if col == 1 else col} domain")
+    fig.add_annotation(text=f"{n} spike{'s' if n > 1 else ''} off the scale (up to {largest:.3g})", showarrow=False,
+                       xref=xref, yref=yref, x=0.99, y=0.99, xanchor="right", yanchor="top",
+                       font=dict(size=13, color=TOTAL_COLOR), bgcolor="rgba(255,255,255,0.8)")
+
+
 def _kind(event: Any) -> str | None:
     return event.get("kind") if isinstance(event, dict) else getattr(event, "kind", None)
 
@@ -168,7 +212,8 @@ def _attr(event: Any, name: str) -> Any:
 
 # ------------------------------------------------------------ live training
 def loss_figure(events: Sequence[Any], n_epochs: int, *, metric: str = "loss", n_members: int | None = None,
-                title: str | None = None, height: int | None = 420, uirevision: Any = "loss") -> go.Figure:
+                title: str | None = None, height: int | None = 420, uirevision: Any = "loss",
+                task: str | None = None) -> go.Figure:
     """Per-trajectory training loss (or accuracy) per epoch, for the live Train page.
 
     Exactly one trace per trajectory, named ``"Member k"`` (``"Member k
@@ -182,6 +227,11 @@ def loss_figure(events: Sequence[Any], n_epochs: int, *, metric: str = "loss", n
         metric: ``"loss"`` (``EpochEnd.train_loss``) or ``"accuracy"`` (``train_acc``).
         n_members: draw this many (empty) traces before the first epoch ends.
         title, height, uirevision: layout options.
+        task: names the loss's units on the axis: regression losses are computed on standardised
+            targets (a Gaussian NLL can be negative), classification's is cross-entropy in nats.
+
+    A few spikes (a snapshot run's restarts) do not flatten the chart: the y-axis spans the other
+    values and a note says how many points are off the scale (:func:`robust_range`).
 
     Returns:
         The figure.
@@ -205,7 +255,9 @@ def loss_figure(events: Sequence[Any], n_epochs: int, *, metric: str = "loss", n
                                                                     dash="dash" if bad else "solid"),
             marker=dict(size=6, symbol="x" if bad else "circle"),
             hovertemplate=f"Member {j + 1}<br>epoch %{{x}}<br>{metric} %{{y:.4g}}<extra></extra>"))
-    ytitle = "Training loss (per member)" if metric == "loss" else "Training accuracy"
+    ytitle = ("Training accuracy" if metric == "accuracy" else
+              "Training loss (cross-entropy, nats)" if task == "classification" else
+              "Training loss, standardised — can be negative")
     fig.update_xaxes(title_text="Epoch", range=[0.5, max(n_epochs, 1) + 0.5], autorange=False)
     fig.update_yaxes(title_text=ytitle, tickformat=".0%" if metric == "accuracy" else None)
     if metric == "accuracy" and rows and all(v is None for _, v in rows):
@@ -214,15 +266,23 @@ def loss_figure(events: Sequence[Any], n_epochs: int, *, metric: str = "loss", n
     elif not rows:
         fig.add_annotation(text="Waiting for the first epoch…", showarrow=False, xref="paper", yref="paper",
                            x=0.5, y=0.5, font=dict(size=18, color=TOTAL_COLOR))
+    elif metric == "loss":
+        _clip_axis(fig, (y for t in fig.data for y in t.y))
     fig.update_layout(hovermode="closest")
     return _finish(fig, title=title, uirevision=uirevision, height=height, legend_below=k <= 10)
 
 
 def val_figure(events: Sequence[Any], n_epochs: int, task: str, *, target_unit: str | None = None,
-               height: int | None = 380, uirevision: Any = "val") -> go.Figure:
+               height: int | None = 380, uirevision: Any = "val", mark_best: bool = False,
+               member_best: Sequence[int] | None = None) -> go.Figure:
     """The ensemble's validation NLL and RMSE (regression) or accuracy (classification) per epoch.
 
-    Two side-by-side panels sharing the epoch axis (fixed to ``[1, n_epochs]``).
+    Two side-by-side panels sharing the epoch axis (fixed to ``[1, n_epochs]``); spikes do not
+    flatten the NLL panel (:func:`robust_range`).  After training (``mark_best``) the NLL panel
+    marks the epoch of the lowest validation NLL (a star) and says when the NLL rose clearly past
+    it (:func:`ensemble_core.overfit.overfitting`); ``member_best`` (the epochs of each member's
+    kept weights, a run trained with ``optim.keep_best``) adds one triangle per member on the
+    epoch axis.  The live charts leave both off (one trace per series, updated in place).
 
     Args:
         events: the run's events so far; ``EpochEnd.val`` supplies the values.
@@ -243,7 +303,10 @@ def val_figure(events: Sequence[Any], n_epochs: int, task: str, *, target_unit: 
                                  hovertemplate=f"epoch %{{x}}<br>{name}: %{{y:.4g}}<extra></extra>"),
                       row=1, col=col)
     fig.update_xaxes(title_text="Epoch", range=[0.5, max(n_epochs, 1) + 0.5], autorange=False)
-    fig.update_yaxes(title_text="Val NLL (nats)", row=1, col=1)
+    fig.update_yaxes(title_text="Validation NLL (nats)", row=1, col=1)
+    _clip_axis(fig, fig.data[0].y, row=1, col=1)
+    if mark_best:
+        _mark_best(fig, events, member_best)
     fig.update_yaxes(title_text=label2.replace("Validation", "Val"), row=1, col=2, side="right",
                      tickformat=".0%" if second == "accuracy" else None)
     if rows and all(not v for _, v in rows):
@@ -251,6 +314,37 @@ def val_figure(events: Sequence[Any], n_epochs: int, task: str, *, target_unit: 
                            x=0.5, y=0.5, font=dict(size=18, color=TOTAL_COLOR))
     return _finish(fig, title=None, uirevision=uirevision, height=height, legend_below=False).update_layout(
         showlegend=False, margin=dict(t=20))
+
+
+def _mark_best(fig: go.Figure, events: Sequence[Any], member_best: Sequence[int] | None) -> None:
+    """Star at the ensemble's best validation NLL; member triangles; a note when the NLL rose past it."""
+    from .overfit import overfitting
+
+    o = overfitting(events, keep_best=member_best is not None)
+    if o is not None:
+        fig.add_trace(go.Scatter(x=[o.best_epoch], y=[o.best], name=f"Best (epoch {o.best_epoch})", mode="markers",
+                                 marker=dict(symbol="star", size=18, color=EPISTEMIC_COLOR,
+                                             line=dict(color="#FFFFFF", width=1.5)),
+                                 hovertemplate=f"lowest validation NLL %{{y:.4g}} at epoch {o.best_epoch}"
+                                               "<extra></extra>"), row=1, col=1)
+        if o.rose:
+            fig.add_annotation(text=f"rose {o.last - o.best:.2g} nats past its best", showarrow=False,
+                               xref="x domain", yref="y domain", x=0.02, y=0.99, xanchor="left", yanchor="top",
+                               font=dict(size=13, color=ALEATORIC_COLOR), bgcolor="rgba(255,255,255,0.8)")
+    if member_best:
+        fig.add_trace(go.Scatter(
+            x=list(member_best), y=[0.0] * len(member_best), name="Members' kept weights", mode="markers",
+            yaxis="y", marker=dict(symbol="triangle-up", size=13, color=[member_color(i) for i in range(len(member_best))]),
+            customdata=[i + 1 for i in range(len(member_best))],
+            hovertemplate="member %{customdata}: best validation weights from epoch %{x}<extra></extra>"),
+            row=1, col=1)
+        fig.data[-1].update(y=[_panel_floor(fig)] * len(member_best))
+
+
+def _panel_floor(fig: go.Figure) -> float:
+    """The lowest finite NLL drawn (the member triangles sit on it)."""
+    ys = [y for y in fig.data[0].y if y is not None]
+    return float(min(ys)) if ys else 0.0
 
 
 def lr_figure(lrs: np.ndarray, *, steps_per_epoch: int, snapshot_steps: Sequence[int] = (),
