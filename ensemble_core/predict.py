@@ -230,19 +230,33 @@ def _forward_mc(run: Run, x_raw: Any) -> torch.Tensor:
     x = _check_x(run, x_raw)
     xs = (x - np.asarray(run.x_mean, dtype=np.float64)) / np.asarray(run.x_std, dtype=np.float64)
     model, strat = run.model, run.config.strategy
-    t = strat.passes
     param = next(iter(model.parameters()))
-    m = model.n_members
-    width = max(model.spec.width, model.out_features, x.shape[1], 1)
+    return mc_forward(model, list(model.weights), list(model.biases),
+                      torch.as_tensor(xs, dtype=param.dtype, device=param.device), strat.passes, strat.dropout,
+                      dropout_seed(run.config.seed, predict=True))
+
+
+def mc_forward(model: Any, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor], xs: torch.Tensor,
+               passes: int, rate: float, seed: int) -> torch.Tensor:
+    """``passes`` stochastic passes of a stack's members on standardised ``xs [N, d]``: ``[M, T, N, out]``.
+
+    The masks come from a generator seeded with ``seed`` and are drawn chunk by chunk of rows
+    (each chunk ``[M, T*rows, width]`` per hidden layer), so the same call gives the same numbers;
+    the engine's live previews of an MC-dropout run use it with the prediction seed, so a run's
+    last preview is its final prediction.
+    """
+    t, m = int(passes), int(weights[0].shape[0])
+    width = max(model.spec.width, model.out_features, xs.shape[1], 1)
     rows = max(1, _CHUNK_ELEMENTS // (m * t * width))
-    gen = torch.Generator(device=param.device).manual_seed(dropout_seed(run.config.seed, predict=True))
+    gen = torch.Generator(device=xs.device).manual_seed(int(seed))
+    widths = [int(w.shape[2]) for w in weights[:-1]]
     parts = []
     with torch.no_grad():
-        for i in range(0, len(xs), rows):
-            chunk = torch.as_tensor(xs[i:i + rows], dtype=param.dtype, device=param.device)
+        for i in range(0, xs.shape[0], rows):
+            chunk = xs[i:i + rows]
             n = chunk.shape[0]
-            masks = dropout_masks(gen, m, t * n, model.hidden_widths, strat.dropout, param.dtype)
-            out = model.forward_with(chunk.repeat(t, 1), list(model.weights), list(model.biases), masks)
+            masks = dropout_masks(gen, m, t * n, widths, rate, xs.dtype)
+            out = model.forward_with(chunk.repeat(t, 1), weights, biases, masks)
             parts.append(out.view(m, t, n, -1).to("cpu", torch.float64))
     if not parts:
         return torch.zeros(m, t, 0, model.out_features, dtype=torch.float64)

@@ -40,6 +40,7 @@ from .predict import (
     RegressionPrediction,
     combine_classification,
     combine_regression,
+    mc_forward,
 )
 from .run import Done, EpochEnd, Event, MemberDiverged, MemberInfo, Preview, Run, SnapshotTaken
 from .schedules import LrSchedule, effective_batch_size, snapshot_steps, steps_per_epoch
@@ -606,7 +607,17 @@ class _Engine:
         for lane in range(self.L):
             flat = self.available(lane)
             if flat is not None and not self.lane_done[lane]:
-                self.emit(lane, Preview(epoch=epoch, prediction=self._prediction(self._outputs(self.preview_x, flat))))
+                self.emit(lane, Preview(epoch=epoch, prediction=self._prediction(self._preview_outputs(flat, lane))))
+
+    def _preview_outputs(self, flat: torch.Tensor, lane: int) -> np.ndarray:
+        """Outputs on the preview grid; MC dropout: its T stochastic passes as members (as predicted)."""
+        if self.dropout == 0:
+            return self._outputs(self.preview_x, flat)
+        strat, seed = self.configs[lane].strategy, self.configs[lane].seed
+        w, b = self.model.unflatten(flat)
+        out = mc_forward(self.model, w, b, self.preview_x, strat.passes, strat.dropout,
+                         dropout_seed(seed, predict=True))
+        return out.reshape(-1, out.shape[2], out.shape[3]).numpy()
 
     # ------------------------------------------------------------ the result
     #: A regression member whose final predicted means miss the training targets' range by this

@@ -173,3 +173,15 @@ def test_uci_cli_runs_mc_dropout_with_the_same_json_last_line(tmp_path, capsys) 
     assert summary["n_splits"] == 2 and np.isfinite(summary["nll_mean"])
     assert main(["uci", str(csv), "--splits", str(sp), "--strategy", "mc_dropout", "--dropout", "0.95"]) == 1
     assert "strategy.dropout: must be in (0.0, 0.9]" in capsys.readouterr().err
+
+
+def test_live_preview_is_the_mc_prediction() -> None:
+    """The last live preview of an MC-dropout run shows its T passes: it equals the final prediction."""
+    data = make_cubic(n_train=37, n_val=8, n_test=8)
+    x = np.linspace(-6, 6, 25)
+    run = train(_cfg(), data, preview_x=x, preview_every=2)
+    last = [e for e in run.history if getattr(e, "kind", None) == "preview"][-1].prediction
+    final = predict(run, x)
+    assert last.member_means.shape == final.member_means.shape == (40, 25)
+    np.testing.assert_allclose(last.mean, final.mean, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(last.epistemic, final.epistemic, rtol=1e-4, atol=1e-6)
