@@ -182,7 +182,7 @@ class SettingsMachine(RuleBasedStateMachine):
         ss = self.at.session_state
         from dashboard import pool
 
-        job = pool.pool().get(ss["job_id"], ss["ui_owner"])
+        job = pool.pool().get(ss["job_id"], ss["ui_browser"] + ":train")
         assert job is not None and job.config == before  # the run trains exactly what the controls show
         job.stop()
         run_until(self.at, lambda at: not job.active, timeout=60, pause=0.05)

@@ -19,7 +19,7 @@ def train_page(app):
 def job_of(at):
     from dashboard import pool
 
-    return pool.pool().get(at.session_state["job_id"], at.session_state["ui_owner"])
+    return pool.pool().get(at.session_state["job_id"], at.session_state["ui_browser"] + ":train")
 
 
 def set_widgets(at, **values):
@@ -92,8 +92,8 @@ def test_tiny_training_to_completion(train_page):
     set_widgets(at, members=3, epochs=4)
     next(b for b in at.button if b.label == "Train").click().run()
     assert at.session_state["job_id"]
-    waker = job_of(at).on_change  # the run's start and end will rerun this session (server push)
-    assert waker is at.session_state["ui_waker"]  # (a 4-epoch run may end before the live view records itself)
+    on_change = job_of(at).on_change  # saves the run when it ends, then reruns this session (server push)
+    assert on_change.waker is at.session_state["ui_waker"]  # (a 4-epoch run may end before the live view records itself)
     run_until(at, lambda a: "Done" in sidebar_text(a))
     figs = chart_specs(at)
     loss = figs["train_loss_fig"]["data"]
@@ -127,7 +127,8 @@ def test_stop_keeps_the_partial_run(train_page):
     next(b for b in at.button if b.label == "Train").click().run()
     job = job_of(at)
     assert job.active and at.session_state["ui_sidebar_active"]  # 3000 epochs: the click's run sees it going
-    assert job.on_change is at.session_state["ui_waker"] and job.on_change.fragment_id  # the live view it reruns
+    waker = job.on_change.waker  # the run is saved when it ends, then reruns the live view
+    assert waker is at.session_state["ui_waker"] and waker.fragment_id
     run_until(at, lambda a: job.progress().epoch >= 2)
     loss = chart_specs(at)["train_loss_fig"]["data"]
     assert len(loss) == 2 and 1 <= len(values(loss[0])) < 3000  # the chart shows the epochs done so far
@@ -166,7 +167,7 @@ def test_sessions_are_isolated(app, train_page):
     next(b for b in a.button if b.label == "Train").click().run()
     b = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     open_page(b, "train")
-    assert b.session_state.get("ui_owner") != a.session_state["ui_owner"]
+    assert b.session_state.get("ui_browser") != a.session_state["ui_browser"]  # two browsers
     assert b.session_state["job_id"] is None and "Idle" in sidebar_text(b)
     run_until(a, lambda s: "Done" in sidebar_text(s))
     b.run()
