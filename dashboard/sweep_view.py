@@ -253,9 +253,12 @@ def results(sweep: SweepRun, ds: Dataset, *, live: bool = False) -> None:
     table = pd.DataFrame(rows)
     for c in cfg:
         table[c] = pd.to_numeric(table[c], errors="coerce")
-    # a dash, not "None", where a trial has no rank or score yet (the Styler's display values)
-    styled = table.style.format({c: "{:.4g}" for c in cfg}, na_rep="–").format({"rank": "{:.0f}"}, na_rep="–")
-    st.dataframe(styled, hide_index=True, width="stretch", key="sweep_table")
+    if "rank" in table:
+        table["rank"] = table["rank"].astype("Int64")
+    # (st.dataframe ignores a Styler's number formats, so the formats are column settings; a trial
+    # without a score yet shows Streamlit's faint empty-cell marker)
+    st.dataframe(table, hide_index=True, width="stretch", key="sweep_table",
+                 column_config={c: st.column_config.NumberColumn(format="%.4g") for c in cfg})
     for t in sweep.trials:
         if t.status == "failed" and t.error:
             st.warning(f"Trial {t.index + 1}: {chrome.esc(t.error)}", icon=":material/warning:")
