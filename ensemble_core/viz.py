@@ -255,9 +255,11 @@ def loss_figure(events: Sequence[Any], n_epochs: int, *, metric: str = "loss", n
                                                                     dash="dash" if bad else "solid"),
             marker=dict(size=6, symbol="x" if bad else "circle"),
             hovertemplate=f"Member {j + 1}<br>epoch %{{x}}<br>{metric} %{{y:.4g}}<extra></extra>"))
+    # two lines: the units under the name (a one-line title is cut off on a short chart)
     ytitle = ("Training accuracy" if metric == "accuracy" else
-              "Training loss (cross-entropy, nats)" if task == "classification" else
-              "Training loss, standardised — can be negative")
+              "Training loss<br><sup>cross-entropy, nats</sup>" if task == "classification" else
+              "Training loss<br><sup>standardised — can be negative</sup>" if task == "regression" else
+              "Training loss<br><sup>standardised — NLL can be negative</sup>")
     fig.update_xaxes(title_text="Epoch", range=[0.5, max(n_epochs, 1) + 0.5], autorange=False)
     fig.update_yaxes(title_text=ytitle, tickformat=".0%" if metric == "accuracy" else None)
     if metric == "accuracy" and rows and all(v is None for _, v in rows):

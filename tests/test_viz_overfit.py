@@ -38,7 +38,8 @@ def test_a_restart_spike_does_not_flatten_the_loss_chart() -> None:
 def test_axis_titles_name_units() -> None:
     rows = [[1.0 / (i + 1)] for i in range(5)]
     assert viz.loss_figure(_events(rows), 5, task="regression").layout.yaxis.title.text == \
-        "Training loss, standardised — can be negative"
+        "Training loss<br><sup>standardised — can be negative</sup>"
+    assert "NLL can be negative" in viz.loss_figure(_events(rows), 5).layout.yaxis.title.text
     assert "cross-entropy, nats" in viz.loss_figure(_events(rows), 5, task="classification").layout.yaxis.title.text
     fig = viz.val_figure(_events(rows, [0.5] * 5), 5, "regression")
     assert fig.layout.yaxis.title.text == "Validation NLL (nats)"
