@@ -81,7 +81,7 @@ def test_tabs_of_one_browser_share_one_quota(browser, warm):  # noqa: F811
         # the second tab of the same browser shows that run (re-attached), it does not start its own
         tabs[1].goto(warm.url + long_run)
         tabs[1].wait_for_function("() => /Epoch \\d+ of 5000/.test(document.body.textContent)", timeout=60_000)
-        tabs[1].goto(warm.url + "/compare?data.n=200&optim.epochs=5000&page=compare")
+        tabs[1].goto(warm.url + "/compare?pace=watchable")  # a race of ~9 s per strategy
         wait_app_idle(tabs[1])
         tabs[1].get_by_role("button", name="Start the race").click()
         wait_app_idle(tabs[1])
