@@ -187,6 +187,10 @@ def robust_range(values: Iterable[Any], *, pad: float = 0.08) -> tuple[float, fl
     return lo - margin, hi + margin, int((~keep).sum()), largest
 
 
+#: :func:`bands_figure` draws at most this many member means (the largest ensemble, 20 x 2 snapshots, has 40).
+MAX_MEMBER_LINES = 40
+
+
 def _clip_axis(fig: go.Figure, values: Iterable[Any], *, row: int | None = None, col: int | None = None) -> None:
     """Set a robust y-range (:func:`robust_range`) on ``fig`` and say how many points it leaves out."""
     r = robust_range(values)
@@ -644,7 +648,12 @@ def bands_figure(dataset: Any, x_grid: Any, prediction: Any, *, split: bool = Tr
                             f"Aleatoric ±{k:g}σ", ALEATORIC_COLOR, 0.33))
         fig.add_trace(_band(x, mean, k * np.sqrt(np.asarray(prediction.epistemic, dtype=np.float64)[order]),
                             f"Epistemic ±{k:g}σ", EPISTEMIC_COLOR, 0.22, hatch=True))
-    if members:
+    if members and len(prediction.member_means) > MAX_MEMBER_LINES:
+        # more lines than any ensemble has: an MC-dropout run's stochastic passes (each row gets its
+        # own masks, so a pass is no smooth curve); the bands already show their spread
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=TOTAL_COLOR, width=1.6),
+                                 name=f"{len(prediction.member_means)} stochastic passes (not drawn)"))
+    elif members:
         mm = np.asarray(prediction.member_means, dtype=np.float64)
         idx = list(getattr(prediction, "members", range(len(mm))))
         for row, i in zip(mm, idx):

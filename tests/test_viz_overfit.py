@@ -64,3 +64,21 @@ def test_best_epoch_marks_and_the_rise_note() -> None:
     assert any("rose 1.5 nats past its best" in a.text for a in fig.layout.annotations)
     calm = viz.val_figure(_events([[0.0]] * 4, [0.9, 0.5, 0.4, 0.39]), 4, "regression", mark_best=True)
     assert not any("rose" in (a.text or "") for a in calm.layout.annotations)
+
+
+def test_bands_do_not_draw_a_hundred_stochastic_passes() -> None:
+    import sys
+
+    sys.path.insert(0, "tests")
+    from conftest import make_cubic
+
+    from ensemble_core.predict import combine_regression
+
+    data = make_cubic(n_train=20, n_val=4, n_test=4)
+    x = np.linspace(-5, 5, 30)
+    many = combine_regression(np.random.default_rng(0).normal(size=(100, 30)), np.ones((100, 30)))
+    fig = viz.bands_figure(data, x, many)
+    assert not [t for t in fig.data if (t.name or "").startswith("Member ")]
+    assert any("100 stochastic passes (not drawn)" in (t.name or "") for t in fig.data)
+    five = combine_regression(np.zeros((5, 30)), np.ones((5, 30)))
+    assert len([t for t in viz.bands_figure(data, x, five).data if (t.name or "").startswith("Member ")]) == 5 + 1
