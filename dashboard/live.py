@@ -16,6 +16,7 @@ from dashboard.charts import _settings_key, figure, lr_figure, plotly_config, pr
 from dashboard.pool import pool
 from dashboard.st_compat.push import push_rerun
 from dashboard.st_compat.session import script_run
+from ensemble_core import viz
 from ensemble_core.config import RunConfig
 from ensemble_core.data import Dataset
 from ensemble_core.jobs import Job
@@ -222,7 +223,7 @@ def _shared_bases(key: str, _cfg: RunConfig, _ds: Dataset) -> dict[str, dict]:
         if slot == "train_acc_fig" and _ds.task != "classification":
             continue
         args = ([], n, _ds.task) if name == "val_figure" else ([], n)
-        extra = {} if name == "val_figure" else {"n_members": _cfg.strategy.members}
+        extra = {} if name == "val_figure" else {"n_members": _cfg.strategy.members, "task": _ds.task}
         fig = figure(name, *args, **kwargs, **extra)
         if fig is not None:
             out[slot] = live_plot.to_spec(fig.update_layout(uirevision=slot))
@@ -257,7 +258,27 @@ def _series_spec(base: dict, rows: list, values: Callable[[Any], list], most: in
     layout = dict(base["layout"])
     if rows:  # the base's "Waiting for the first epoch…" note stays until there is data
         layout["annotations"] = [a for a in layout.get("annotations", ()) if "Waiting" not in str(a.get("text", ""))]
+        _clip_spikes(data, layout)
     return {"data": data, "layout": layout}
+
+
+def _clip_spikes(data: list[dict], layout: dict) -> None:
+    """Give each y-axis of a live chart a range that a few spikes (a restart) cannot flatten.
+
+    The same rule as the finished charts (:func:`ensemble_core.viz.robust_range`), with the same note
+    of how many values lie off the scale; an axis without spikes keeps the base's own range.
+    """
+    values: dict[tuple[str, str], list] = {}
+    for trace in data:
+        values.setdefault((trace.get("xaxis", "x"), trace.get("yaxis", "y")), []).extend(trace["y"])
+    for (xa, ya), ys in values.items():
+        r = viz.robust_range(ys)
+        if r is None:
+            continue
+        key = "yaxis" + ya[1:]
+        layout[key] = {**layout.get(key, {}), "range": [r[0], r[1]], "autorange": False}
+        layout["annotations"] = [*layout.get("annotations", ()), viz.spike_note(r[2], r[3], f"{xa} domain",
+                                                                                  f"{ya} domain")]
 
 
 def _lr_spec(base: dict, cfg: RunConfig, n_train: int, steps: int) -> dict | None:
@@ -319,7 +340,8 @@ def job_charts(job: Job) -> None:
     top = st.columns([3, 2] if grid is not None else [1])
     with top[0]:
         chart("train_loss_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_loss, most),
-              lambda: figure("loss_figure", events, n, metric="loss", n_members=members, height=340))
+              lambda: figure("loss_figure", events, n, metric="loss", n_members=members, height=340,
+                             task=task))
     if grid is not None:
         with top[1]:
             if preview is None:

@@ -191,6 +191,13 @@ def robust_range(values: Iterable[Any], *, pad: float = 0.08) -> tuple[float, fl
 MAX_MEMBER_LINES = 40
 
 
+def spike_note(n: int, largest: float, xref: str = "paper", yref: str = "paper") -> dict[str, Any]:
+    """The annotation (a plain dict) that says ``n`` values lie off a :func:`robust_range` scale."""
+    return dict(text=f"{n} spike{'s' if n > 1 else ''} off the scale (up to {largest:.3g})", showarrow=False,
+                xref=xref, yref=yref, x=0.99, y=0.99, xanchor="right", yanchor="top",
+                font=dict(size=13, color=TOTAL_COLOR), bgcolor="rgba(255,255,255,0.8)")
+
+
 def _clip_axis(fig: go.Figure, values: Iterable[Any], *, row: int | None = None, col: int | None = None) -> None:
     """Set a robust y-range (:func:`robust_range`) on ``fig`` and say how many points it leaves out."""
     r = robust_range(values)
@@ -201,9 +208,7 @@ def _clip_axis(fig: go.Figure, values: Iterable[Any], *, row: int | None = None,
     fig.update_yaxes(range=[lo, hi], autorange=False, **kw)
     xref, yref = ("paper", "paper") if row is None else (f"x{'' if col == 1 else col} domain",
                                                          f"y{'' if col == 1 else col} domain")
-    fig.add_annotation(text=f"{n} spike{'s' if n > 1 else ''} off the scale (up to {largest:.3g})", showarrow=False,
-                       xref=xref, yref=yref, x=0.99, y=0.99, xanchor="right", yanchor="top",
-                       font=dict(size=13, color=TOTAL_COLOR), bgcolor="rgba(255,255,255,0.8)")
+    fig.add_annotation(**spike_note(n, largest, xref, yref))
 
 
 def _kind(event: Any) -> str | None:

@@ -195,6 +195,29 @@ def test_live_chart_bases_are_built_once_per_settings_and_never_changed_by_a_liv
     assert bases == pristine  # the live views patch copies: a shared base never changes
 
 
+def test_a_restart_spike_never_flattens_a_live_chart():
+    """A snapshot run's restart spike (240 over losses in [-2, 1]): the live axis keeps the curves readable."""
+    from dashboard import live, state
+    from ensemble_core.data import load_dataset
+    from ensemble_core.run import EpochEnd
+
+    cfg = state.default_config().replace(**{"optim.epochs": 60})
+    ds = load_dataset(cfg.data)
+    bases = live.live_bases(cfg, ds)
+    smooth = [EpochEnd(k, 60, [1.0 - 3 * k / 60] * 5, None, {"nll": 3.0 - k / 60, "rmse": 4.0}, [0.01], 0.0)
+              for k in range(1, 41)]
+    spec = live._series_spec(bases["train_loss_fig"], smooth, lambda e: e.train_loss)
+    assert "range" not in spec["layout"].get("yaxis", {})  # nothing to clip: Plotly's own autorange
+    spiky = list(smooth)
+    spiky[20] = EpochEnd(21, 60, [240.0] * 5, None, {"nll": 90.0, "rmse": 4.0}, [0.01], 0.0)
+    spec = live._series_spec(bases["train_loss_fig"], spiky, lambda e: e.train_loss)
+    lo, hi = spec["layout"]["yaxis"]["range"]
+    assert -2.2 < lo < -1.0 and 0.9 < hi < 1.5  # the curves fill the chart, the spike is off it
+    assert any("5 spikes off the scale (up to 240)" in a["text"] for a in spec["layout"]["annotations"])
+    val = live._series_spec(bases["train_val_fig"], spiky, lambda e: [e.val["nll"], e.val["rmse"]])
+    assert val["layout"]["yaxis"]["range"][1] < 10  # the validation NLL's axis too, on its own subplot
+
+
 def test_the_schedule_chart_before_a_run_is_shared_by_every_seed_and_drawn_as_its_figure():
     """Each change of a setting reruns the page; the schedule does not depend on the seed: one spec for all."""
     from dashboard import charts, live_plot, state
