@@ -73,6 +73,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "RUN_FILES",
+    "EXTRA_FILES",
     "MAX_IMPORT_BYTES",
     "MAX_UNPACKED_BYTES",
     "MAX_CONFIG_BYTES",
@@ -93,6 +94,9 @@ FORMAT_VERSION = 1
 #: Every file a saved run may contain; the first three are required.
 RUN_FILES = ("config.json", "run.json", "weights.safetensors", "history.csv", "metrics.json", "replay.json")
 _REQUIRED = RUN_FILES[:3]
+#: Files an export may carry that this module does not read: the dashboard's recalibration of the run
+#: (``dashboard/exports.py`` adds it and takes it back out).  :func:`import_zip` accepts and skips them.
+EXTRA_FILES = ("recalibration.json",)
 #: Largest zip :func:`import_zip` accepts, and largest total it may unpack to.
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 MAX_UNPACKED_BYTES = 400 * 1024 * 1024
@@ -365,8 +369,8 @@ def load_run(run_dir: str | Path) -> Run:
 def import_zip(data: bytes, *, max_bytes: int = MAX_IMPORT_BYTES) -> Run:
     """Load a run from the bytes of a zip made by :func:`export_zip`.
 
-    Only the file names of :data:`RUN_FILES` are allowed (no folders, no path
-    tricks).  Every file's size, as the archive lists it, is checked against
+    Only the file names of :data:`RUN_FILES` and :data:`EXTRA_FILES` (never read
+    here) are allowed (no folders, no path tricks).  Every file's size, as the archive lists it, is checked against
     what the run's ``config.json`` implies before it is unpacked or parsed
     (see :func:`run_budget`); ``weights.safetensors``'s header (tensor names,
     float32/float64 dtypes, shapes) is checked against the model before any
@@ -396,11 +400,16 @@ def import_zip(data: bytes, *, max_bytes: int = MAX_IMPORT_BYTES) -> Run:
     with zf:
         infos = zf.infolist()
         names = [i.filename for i in infos]
+        extra = [i for i in infos if i.filename in EXTRA_FILES]
+        infos = [i for i in infos if i.filename not in EXTRA_FILES]
+        if len(extra) > len({i.filename for i in extra}):
+            raise PersistenceError("the archive lists the same file twice")
+        names = [i.filename for i in infos]
         for name in names:
             if name not in RUN_FILES:
                 shown = name if len(name) <= 80 else name[:77] + "..."
                 raise PersistenceError(f"unexpected file {shown!r} in the archive; a run export holds only "
-                                       f"{', '.join(RUN_FILES)}")
+                                       f"{', '.join(RUN_FILES + EXTRA_FILES)}")
         if len(set(names)) != len(names):
             raise PersistenceError("the archive lists the same file twice")
         if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES:

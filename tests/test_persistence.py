@@ -157,6 +157,15 @@ def test_unexpected_names_and_path_traversal_are_refused():
         import_zip(_zip({k: v for k, v in good.items() if k != "weights.safetensors"}))
 
 
+def test_a_recalibration_added_by_the_dashboard_imports_and_is_not_read_here():
+    run = make_run()
+    files = run_files(run)
+    back = import_zip(_zip({**files, "recalibration.json": b"not even json"}))  # skipped, never parsed
+    _same_run(run, back)
+    with pytest.raises(PersistenceError, match="unexpected file 'recalibration.txt'"):
+        import_zip(_zip({**files, "recalibration.txt": b"{}"}))
+
+
 def test_size_limit():
     blob = export_zip(make_run())
     with pytest.raises(PersistenceError, match="the limit is"):

@@ -31,7 +31,8 @@ def test_a_classroom_link_shows_only_the_chosen_controls(app_page, server):  # n
     open_link(app_page, share.make_link(server.url, share.ShareState(config=cfg, page="train", hidden=hidden)))
     assert app_page.locator(".st-key-train_members input[type='range']").input_value() == "3"
     labels = app_page.locator("[data-testid='stMain'] [data-testid='stWidgetLabel']").all_inner_texts()
-    assert [t.strip() for t in labels] == ["Strategy", "Members M"]
+    # the two controls the link shows, and the pace control (how to watch, not what to train: never hidden)
+    assert [t.strip() for t in labels] == ["Strategy", "Members M", "Pace"]
     assert app_page.get_by_role("tab").all_inner_texts() == ["Ensemble"]
     assert "hide=" in app_page.url and "optim.lr=0.003" in app_page.url
     assert app_page.locator("[data-testid='stException']").count() == 0
