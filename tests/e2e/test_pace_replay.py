@@ -111,6 +111,11 @@ def test_classification_and_snapshot_replays_on_uncertainty(page_ws, server):  #
                          "&optim.lr=0.01&optim.lr_min=0&optim.epochs=300", "snapshot")):
         open_train(page, server, query + "&pace=fast")
         page.get_by_role("button", name="Train", exact=True).click()
+        epochs = query.rsplit("optim.epochs=", 1)[1]
+        # this run's end (a reopened page re-attaches to the browser's previous, finished run first)
+        page.wait_for_function("(n) => document.querySelector(\"[data-testid='stSidebarUserContent']\")"
+                               ".innerText.includes(`Done — ${n} epochs`)", arg=epochs, timeout=120_000)
+        wait_app_idle(page)
         page.locator(".st-key-train_replay .js-plotly-plot").first.wait_for(timeout=120_000)
         check_replay(page, "train_replay", name)
         page.locator("[data-testid='stSidebarNav'] a", has_text="Uncertainty").first.click()
