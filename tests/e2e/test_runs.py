@@ -57,7 +57,7 @@ def _status(page) -> str:
     return page.locator("[data-testid='stSidebarUserContent']").inner_text()
 
 
-def _start(page, epochs: int) -> None:
+def _start(page, epochs: int, *, watchable: bool = False) -> None:
     _nav(page, "Train")
     page.get_by_role("tab", name="Optimiser").click()
     box = page.get_by_role("spinbutton", name="Epochs", exact=True)
@@ -65,6 +65,9 @@ def _start(page, epochs: int) -> None:
     box.press("Enter")
     time.sleep(0.3)
     wait_app_idle(page)
+    if watchable:  # at least ~9 s however fast the machine trains (4,000 epochs alone take ~3 s on a quiet one)
+        page.get_by_text("Watchable (~9 s)", exact=True).click()
+        wait_app_idle(page)
     page.get_by_role("button", name="Train", exact=True).click()
 
 
@@ -94,7 +97,7 @@ def test_runs_reload_links_isolation_and_restart(browser, srv):  # noqa: F811 - 
             time.sleep(0.2)
         assert any(c["name"] == "del_browser" for c in owner.cookies()), "the browser got its identity cookie"
         # -- a reload mid-run re-attaches and the loss chart keeps growing
-        _start(page, epochs=4000)
+        _start(page, epochs=4000, watchable=True)
         before = _wait_points(page, 20)
         page.reload()
         wait_app_idle(page)
