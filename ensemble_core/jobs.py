@@ -60,7 +60,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -78,8 +78,10 @@ __all__ = [
     "GENERIC_FAILURE",
     "Job",
     "JobPool",
+    "LaneJob",
     "LimitError",
     "Limits",
+    "RAY_MISSING",
     "Progress",
     "check_limits",
     "default_max_running",
@@ -90,6 +92,9 @@ log = logging.getLogger(__name__)
 
 #: Environment variable choosing the executor of a pool made without one: ``process`` (default) or ``ray``.
 EXECUTOR_ENV = "LAB_EXECUTOR"
+
+#: Why a job asking for the Ray executor is refused on a server without Ray.
+RAY_MISSING = "Ray is not installed on this server: pip install -r requirements-ray.txt"
 
 Status = Literal["queued", "running", "done", "stopped", "failed"]
 ACTIVE: tuple[str, ...] = ("queued", "running")
@@ -248,12 +253,24 @@ class Progress:
 
 
 class Job:
-    """One training run in the pool.  Read its fields from any thread."""
+    """One training run in the pool.  Read its fields from any thread.
+
+    A *group* job (:meth:`JobPool.submit_group`, :attr:`is_group`) trains several
+    configs (lanes) as one stacked program.  It is one job for the queue, quotas
+    and fairness; its :attr:`config` is lane 0's (the lanes share epochs, data and
+    model), :attr:`configs` holds every lane's, :attr:`events` holds ``(lane, event)``
+    pairs (:meth:`lane_events` one lane's events), :attr:`result` is the list of
+    :class:`~ensemble_core.training.LaneResult` (also :attr:`lane_results`), and
+    :attr:`lanes` gives a Job-like view of each lane (:class:`LaneJob`).
+    """
 
     def __init__(self, pool: JobPool, config: RunConfig, dataset: Dataset, owner: str,
                  preview_x: np.ndarray | None, preview_every: int, preview_min_s: float = 0.0,
-                 on_change: Callable[[Job], None] | None = None) -> None:
+                 on_change: Callable[[Job], None] | None = None, *,
+                 configs: tuple[RunConfig, ...] | None = None, executor: str = "process") -> None:
         self.id: str = uuid.uuid4().hex[:12]
+        self.configs: tuple[RunConfig, ...] | None = configs  # a group job's lanes, else None
+        self.executor = executor  # "process", "ray" or "thread": where it trains
         self.on_change = on_change
         self.owner = owner
         self.config = config
@@ -272,13 +289,39 @@ class Job:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._epoch = 0
+        self._lane_events: list[list[Any]] = [[] for _ in (configs or ())]
+        self._lanes = [LaneJob(self, i) for i in range(len(configs or ()))]
 
     # -------------------------------------------------------------- reading
     @property
+    def is_group(self) -> bool:
+        """Whether this is a group job (several lanes trained as one program)."""
+        return self.configs is not None
+
+    @property
     def events(self) -> list[Any]:
-        """A snapshot (copy) of every event received so far."""
+        """A snapshot (copy) of every event received so far (a group job's: ``(lane, event)`` pairs)."""
         with self._lock:
             return list(self._events)
+
+    def lane_events(self, lane: int) -> list[Any]:
+        """A group job's events of lane ``lane`` (a copy), as that lane's own run would emit them."""
+        with self._lock:
+            return list(self._lane_events[lane])
+
+    @property
+    def lanes(self) -> list[LaneJob]:
+        """A group job's lanes, each a Job-like view (:class:`LaneJob`); ``[]`` for an ordinary job."""
+        return list(self._lanes)
+
+    def lane(self, lane: int) -> LaneJob:
+        """A group job's lane ``lane`` (:class:`LaneJob`)."""
+        return self._lanes[lane]
+
+    @property
+    def lane_results(self) -> list[Any] | None:
+        """A group job's :class:`~ensemble_core.training.LaneResult` list once it ended with one, else ``None``."""
+        return self.result if self.is_group and isinstance(self.result, list) else None
 
     def events_since(self, i: int) -> list[Any]:
         """Events number ``i`` onwards (a copy), for incremental polling."""
@@ -331,6 +374,14 @@ class Job:
 
     # -------------------------------------------------------------- worker
     def _on_event(self, event: Any) -> None:
+        if self.configs is not None:  # a group: (lane, event)
+            lane, inner = event
+            with self._lock:
+                self._events.append(event)
+                self._lane_events[lane].append(inner)
+            if getattr(inner, "kind", None) == "epoch":
+                self._epoch = max(self._epoch, int(inner.epoch))
+            return
         with self._lock:
             self._events.append(event)
         if getattr(event, "kind", None) == "epoch":
@@ -346,6 +397,92 @@ class Job:
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, owner={self.owner!r}, status={self.status!r})"
+
+
+class LaneJob:
+    """A read-only, Job-like view of one lane of a group job (see :class:`Job`).
+
+    It has what pages and sweeps read of a :class:`Job` -- ``id`` (``"<group id>.<lane>"``),
+    ``owner``, ``config`` (the lane's), ``dataset``, ``status``, ``result`` (the lane's
+    :class:`~ensemble_core.run.Run` or ``None``), ``error``, ``events`` (the lane's),
+    ``active``, ``progress()``, the times -- so a batched trial can be shown and saved like
+    a job of its own.  :meth:`stop` stops the whole group (every lane keeps its partial run).
+    """
+
+    def __init__(self, group: Job, lane: int) -> None:
+        self.group = group
+        self.lane = lane
+        self.id = f"{group.id}.{lane}"
+
+    owner = property(lambda self: self.group.owner, doc="The group job's owner.")
+    dataset = property(lambda self: self.group.dataset, doc="The data every lane trains on.")
+    submitted_at = property(lambda self: self.group.submitted_at, doc="When the group was submitted.")
+    started_at = property(lambda self: self.group.started_at, doc="When the group started training.")
+    finished_at = property(lambda self: self.group.finished_at, doc="When the group ended.")
+    queue_seconds = property(lambda self: self.group.queue_seconds, doc="The group's wait in the queue.")
+    queue_position = property(lambda self: self.group.queue_position, doc="The group's place in the queue.")
+    stop_requested = property(lambda self: self.group.stop_requested, doc="Whether the group was asked to stop.")
+    active = property(lambda self: self.group.active, doc="Whether the group is queued or training.")
+    executor = property(lambda self: self.group.executor, doc="Where the group trains.")
+    preview_x = property(lambda self: self.group.preview_x, doc="The group's preview inputs.")
+
+    @property
+    def config(self) -> RunConfig:
+        """This lane's config."""
+        assert self.group.configs is not None
+        return self.group.configs[self.lane]
+
+    def _lane_result(self) -> Any:
+        results = self.group.lane_results
+        return results[self.lane] if results is not None and self.lane < len(results) else None
+
+    @property
+    def result(self) -> Any:
+        """This lane's :class:`~ensemble_core.run.Run` once the group ended (``None``: failed or not run)."""
+        res = self._lane_result()
+        return None if res is None else res.run
+
+    @property
+    def error(self) -> str | None:
+        """Why this lane has no run: its members all diverged, or the whole group failed."""
+        res = self._lane_result()
+        if res is not None and res.error:
+            return str(res.error)
+        return self.group.error
+
+    @property
+    def status(self) -> Status:
+        """The group's status, except ``failed`` for a lane whose members all diverged."""
+        status = self.group.status
+        res = self._lane_result()
+        if status in ("done", "stopped") and res is not None and res.run is None:
+            return "failed"
+        return status
+
+    @property
+    def events(self) -> list[Any]:
+        """This lane's events so far (a copy)."""
+        return self.group.lane_events(self.lane)
+
+    def events_since(self, i: int) -> list[Any]:
+        """This lane's events number ``i`` onwards."""
+        return self.group.lane_events(self.lane)[i:]
+
+    @property
+    def n_events(self) -> int:
+        """How many events this lane received so far."""
+        return len(self.group.lane_events(self.lane))
+
+    def progress(self) -> Progress:
+        """The group's progress (its lanes train step by step together)."""
+        return self.group.progress()
+
+    def stop(self) -> None:
+        """Stop the whole group job (a queued one is cancelled; running lanes keep their partial runs)."""
+        self.group.stop()
+
+    def __repr__(self) -> str:
+        return f"LaneJob(id={self.id!r}, status={self.status!r})"
 
 
 def _projected_seconds(job: Job) -> float | None:
@@ -389,6 +526,17 @@ class JobPool:
             server: the members are small MLPs, where one thread per job is
             also the fastest).  ``0`` leaves torch's setting alone.  With the
             process executor it is also each worker's thread count.
+        ray_workers: Ray actors made when the first Ray job of a pool whose default
+            executor is not ``"ray"`` arrives (default: one per cluster CPU,
+            :func:`ensemble_core.ray_executor.cluster_cpus`).
+
+    Executor per job: :meth:`submit` and :meth:`submit_group` take
+    ``executor="process" | "ray" | None`` (``None``: the pool's default,
+    :attr:`executor`).  The pool keeps a worker set per kind -- its default's
+    made with the pool, another kind's when that kind's first job arrives -- and
+    each free worker takes the first job in the fair order (see
+    :meth:`_order_locked`) that asks for its kind, so the queue order, quotas
+    and limits are the same whatever the jobs' executors.
     """
 
     def __init__(self, max_running: int | None = None, *, limits: Limits | None = None,
@@ -396,7 +544,8 @@ class JobPool:
                  heartbeat_timeout: float | None = 60.0, alive: Callable[[str], bool | None] | None = None,
                  retain_s: float = 3600.0, reap_interval: float = 5.0,
                  train_fn: Callable[..., Any] | None = None, torch_threads: int | None = None,
-                 executor: Literal["process", "thread", "ray"] | None = None) -> None:
+                 executor: Literal["process", "thread", "ray"] | None = None,
+                 ray_workers: int | None = None) -> None:
         if executor is None:  # LAB_EXECUTOR=ray picks Ray for a server started without code changes
             executor = "thread" if train_fn is not None else (os.environ.get(EXECUTOR_ENV) or "process")
         if executor not in ("process", "thread", "ray"):
@@ -431,17 +580,16 @@ class JobPool:
 
             torch.set_num_threads(threads)
         self.executor = executor
-        self._workers: list[Any] = []  # ProcessWorker or ray_executor.RayWorker: same interface
+        self._torch_threads = torch_threads
+        self._ray_workers = ray_workers
+        # every worker of every kind (ProcessWorker or ray_executor.RayWorker: same interface, ``.kind``
+        # says which); a kind's set is made with the pool (its default) or when its first job arrives
+        self._workers: list[Any] = []
         self._idle: list[Any] = []
-        if executor == "process":
-            self._workers = [ProcessWorker(torch_threads=threads if threads > 0 else None,
-                                           name=f"ensemble-worker-{i}") for i in range(self.max_running)]
-        elif executor == "ray":
-            from .ray_executor import RayWorker
-
-            self._workers = [RayWorker(torch_threads=threads if threads > 0 else 1, name=f"ensemble-ray-{i}")
-                             for i in range(self.max_running)]
-        self._idle = list(self._workers)
+        self._kinds: set[str] = set()
+        self._spawn_lock = threading.Lock()
+        if executor != "thread":
+            self._ensure_workers(executor, self.max_running, threads)
         self._reaper: threading.Thread | None = None
         if heartbeat_timeout is not None:
             self._reaper = threading.Thread(target=self._reap_loop, args=(reap_interval,),
@@ -449,9 +597,15 @@ class JobPool:
             self._reaper.start()
 
     # ------------------------------------------------------------ public API
+    @property
+    def supports_groups(self) -> bool:
+        """Whether :meth:`submit_group` can train on this pool's default executor (not with a custom ``train_fn``)."""
+        return self._train_fn is None
+
     def submit(self, config: RunConfig, dataset: Dataset, owner: str, *,
                preview_x: np.ndarray | None = None, preview_every: int = 0, preview_min_s: float = 0.0,
-               on_change: Callable[[Job], None] | None = None, pace: str = "fast") -> Job:
+               on_change: Callable[[Job], None] | None = None, pace: str = "fast",
+               executor: Literal["process", "ray"] | None = None) -> Job:
         """Queue a training run for ``owner`` and start it as soon as a slot is free.
 
         ``preview_x``, ``preview_every`` and ``preview_min_s`` ask for live
@@ -464,19 +618,125 @@ class JobPool:
         between epochs in the worker process (same result bit for bit, no CPU
         while waiting, not counted as training; the waits end while other runs
         are queued).  The thread executor ignores it.
+        ``executor``: ``"process"``, ``"ray"`` or ``None`` (the pool's default,
+        :attr:`executor`); a kind's workers are made when its first job arrives.
 
         Raises:
             LimitError: the run exceeds :attr:`limits`, the owner already has
                 ``max_active_per_owner`` active jobs (its user ``max_active_per_user``),
-                or ``max_queued`` jobs are already waiting.
+                ``max_queued`` jobs are already waiting, or Ray was asked for and is
+                not installed (:data:`RAY_MISSING`) or its cluster cannot be reached.
+            ValueError: an unknown executor or pace.
             RuntimeError: the pool was shut down.
         """
         if self._closed.is_set():
             raise RuntimeError("the job pool has been shut down")
         pace_s = pace_seconds(pace)  # ValueError for an unknown pace
         check_limits(config, dataset, self.limits)
-        job = Job(self, config, dataset, owner, preview_x, preview_every, preview_min_s, on_change)
+        kind = self._kind_for(executor)
+        job = Job(self, config, dataset, owner, preview_x, preview_every, preview_min_s, on_change, executor=kind)
         job.pace_s = pace_s
+        return self._enqueue(job)
+
+    def submit_group(self, configs: Sequence[RunConfig], dataset: Dataset, owner: str, *,
+                     preview_x: np.ndarray | None = None, preview_every: int = 0, preview_min_s: float = 0.0,
+                     on_change: Callable[[Job], None] | None = None, pace: str = "fast",
+                     executor: Literal["process", "ray"] | None = None) -> Job:
+        """Queue several runs (lanes) that train as ONE stacked program, as ONE job of ``owner``.
+
+        The configs must differ only in the settings each trajectory carries
+        (learning rate and ``lr_min``, weight decay, seed, adversarial eps,
+        beta: :data:`ensemble_core.sweep.PER_TRAJECTORY`).  The worker trains
+        them with :func:`ensemble_core.training.train_lanes`; lane ``i``'s run
+        equals ``train(configs[i], ...)`` to float round-off.  For the queue,
+        the quotas and fairness it is one job; the limits are checked on the
+        whole program (:func:`ensemble_core.sweep.stacked_config`: lanes x
+        members trajectories).  Events, Stop (every lane keeps its partial run),
+        pace and a dying worker behave as for :meth:`submit`.  The returned
+        :class:`Job` is a group job (:attr:`Job.is_group`; read it through
+        :attr:`Job.lanes`, :meth:`Job.lane_events`, :attr:`Job.lane_results`).
+        It ends ``failed`` when the program failed (a worker died, bad data) or
+        every lane's members diverged; otherwise ``done`` or ``stopped`` with
+        each lane's run or error.
+
+        Raises:
+            ConfigError: no configs, or configs that cannot share one program.
+            ValueError: the pool trains with a custom ``train_fn`` (:attr:`supports_groups`),
+                an unknown executor or pace.
+            LimitError: as :meth:`submit`, for the whole program.
+            RuntimeError: the pool was shut down.
+        """
+        from .sweep import SweepGroup, stacked_config
+        from .training import lane_key
+
+        if self._closed.is_set():
+            raise RuntimeError("the job pool has been shut down")
+        configs = tuple(configs)
+        if not configs:
+            raise ConfigError("a group job needs at least one config")
+        if len({lane_key(c) for c in configs}) != 1:
+            raise ConfigError("these configs differ in more than the per-trajectory settings (learning rate, "
+                              "weight decay, seed, adversarial eps, beta) and cannot train as one program")
+        if executor is None and not self.supports_groups:
+            raise ValueError("this pool trains with a custom train_fn; group jobs need the engine "
+                             "(pass executor='process' or 'ray', or make the pool without train_fn)")
+        pace_s = pace_seconds(pace)
+        check_limits(stacked_config(SweepGroup(tuple(range(len(configs))), configs)), dataset, self.limits)
+        kind = self._kind_for(executor)
+        job = Job(self, configs[0], dataset, owner, preview_x, preview_every, preview_min_s, on_change,
+                  configs=configs, executor=kind)
+        job.pace_s = pace_s
+        return self._enqueue(job)
+
+    def _kind_for(self, executor: str | None) -> str:
+        """The executor kind a job asking for ``executor`` trains on; its workers exist afterwards."""
+        if executor is None:
+            return self.executor
+        if executor not in ("process", "ray"):
+            raise ValueError(f"executor must be 'process', 'ray' or None, got {executor!r}")
+        if executor == "ray":
+            from .ray_executor import ray_available
+
+            if not ray_available():
+                raise LimitError(RAY_MISSING)
+        if executor not in self._kinds:
+            if executor == "ray":
+                from .ray_executor import cluster_cpus
+
+                try:
+                    count = self._ray_workers or cluster_cpus()
+                except RuntimeError as exc:  # the cluster cannot be reached
+                    raise LimitError(f"The Ray executor is not available: {exc}") from None
+                threads = self._torch_threads if self._torch_threads else 1
+            else:
+                count = default_max_running()
+                threads = (self._torch_threads if self._torch_threads is not None
+                           else max(1, default_max_running() // count))
+            self._ensure_workers(executor, count, threads)
+        return executor
+
+    def _ensure_workers(self, kind: str, count: int, threads: int) -> None:
+        """Make ``count`` workers of ``kind`` once (slow: outside the pool's lock, under its own)."""
+        with self._spawn_lock:
+            if kind in self._kinds or self._closed.is_set():
+                return
+            if kind == "process":
+                made: list[Any] = [ProcessWorker(torch_threads=threads if threads > 0 else None,
+                                                 name=f"ensemble-worker-{i}") for i in range(count)]
+            else:
+                from .ray_executor import RayWorker
+
+                made = [RayWorker(torch_threads=threads if threads > 0 else 1, name=f"ensemble-ray-{i}")
+                        for i in range(count)]
+            with self._lock:
+                self._workers.extend(made)
+                self._idle.extend(made)
+                self._kinds.add(kind)
+                self._dispatch_locked()
+
+    def _enqueue(self, job: Job) -> Job:
+        """Check the owner's and user's quotas and the queue's room; queue ``job`` and dispatch."""
+        owner = job.owner
         with self._lock:
             active = sum(1 for j in self._jobs.values() if j.owner == owner and j.active)
             if active >= self.max_active_per_owner:
@@ -675,36 +935,65 @@ class JobPool:
         if cancelled:
             job._notify()
 
+    def _slot_locked(self, kind: str) -> Any:
+        """An idle worker of ``kind``, ``True`` for a free thread slot, else ``None``."""
+        if kind == "thread":
+            busy = sum(1 for j in self._running if j.executor == "thread")
+            return True if busy < self.max_running else None
+        return next((w for w in self._idle if w.kind == kind), None)
+
     def _dispatch_locked(self) -> None:
-        while self._queue and len(self._running) < self.max_running:
-            job = self._order_locked()[0]
+        """Start queued jobs: each free worker takes the first job in the fair order that asks for its kind."""
+        while self._queue:
+            job, slot = None, None
+            for queued in self._order_locked():
+                slot = self._slot_locked(queued.executor)
+                if slot is not None:
+                    job = queued
+                    break
+            if job is None:
+                return
             self._queue.remove(job)
             self._last_start[user_of(job.owner)] = max(self._last_start.values(), default=0.0) + 1.0
             job.status = "running"
             job.started_at = time.monotonic()
             self._running.add(job)
-            worker = self._idle.pop(0) if self._workers else None
+            worker = None if slot is True else slot
+            if worker is not None:
+                self._idle.remove(worker)
             thread = threading.Thread(target=self._work, args=(job, worker), name=f"job-{job.id}", daemon=True)
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
             thread.start()
 
-    def _work(self, job: Job, worker: ProcessWorker | None) -> None:
+    def _work(self, job: Job, worker: Any) -> None:
         from . import training
 
         job._notify()  # started
+        payload: Any = list(job.configs) if job.configs is not None else job.config
         try:
             if worker is not None:
-                run = worker.run(job.id, job.config, job.dataset, job._on_event, job._stop.is_set,
+                run = worker.run(job.id, payload, job.dataset, job._on_event, job._stop.is_set,
                                  preview_x=job.preview_x, preview_every=job.preview_every,
                                  preview_min_s=job.preview_min_s, pace_s=getattr(job, "pace_s", 0.0),
                                  hurry=lambda: self.stats()["queued"] > 0)  # paced runs stop waiting for a queue
+            elif job.configs is not None:
+                run = training.train_lanes(payload, job.dataset, lambda lane, e: job._on_event((lane, e)),
+                                           job._stop.is_set, preview_x=job.preview_x,
+                                           preview_every=job.preview_every, preview_min_s=job.preview_min_s)
             else:
                 train_fn = self._train_fn or training.train
                 run = train_fn(job.config, job.dataset, job._on_event, job._stop.is_set,
                                preview_x=job.preview_x, preview_every=job.preview_every,
                                preview_min_s=job.preview_min_s)
             job.result = run
-            job.status = "stopped" if (getattr(run, "stopped", False) or job.stop_requested) else "done"
+            if job.configs is not None and all(lane.run is None for lane in run):  # every lane failed
+                job.error = next((str(lane.error) for lane in run if lane.error), GENERIC_FAILURE)
+                job.status = "failed"
+            elif job.configs is not None:
+                stopped = any(lane.run is not None and lane.run.stopped for lane in run)
+                job.status = "stopped" if (stopped or job.stop_requested) else "done"
+            else:
+                job.status = "stopped" if (getattr(run, "stopped", False) or job.stop_requested) else "done"
         except (training.TrainingError, DataError, ConfigError, LimitError, WorkerDied) as exc:
             job.error = str(exc) or type(exc).__name__
             job.status = "failed"

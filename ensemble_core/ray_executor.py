@@ -128,24 +128,24 @@ class _TrainActor:
 
     def train(self, job_id: str, config: Any, dataset: Any, preview_x: Any, preview_every: int,
               preview_min_s: float, pace_s: float) -> tuple[str, Any]:
-        """Train one job; ``("done", run)`` or ``("error", "user"|"internal", text)``."""
+        """Train one job; ``("done", run)`` or ``("error", "user"|"internal", text)``.
+
+        ``config`` may be a list of configs (a group job): events are then ``(lane, event)``
+        pairs and ``run`` is the list of :class:`~ensemble_core.training.LaneResult`.
+        """
         import traceback
 
         from . import worker
         from .config import ConfigError
         from .data import DataError
-        from .training import TrainingError, train
+        from .training import TrainingError
 
         stop, hurry = _Flag(self, self._stopped, job_id), _Flag(self, self._hurried, job_id)
-        pacer_cls = getattr(worker, "_Pacer", None)  # the process worker's pacing and preview slimming
-        pacer = pacer_cls(self._push, lambda: None, stop, hurry, pace_s, config.optim.epochs) if pacer_cls else None
+        # the process worker's pacing and preview slimming; a list of configs is a group (train_lanes)
+        pacer = worker._Pacer(self._push, lambda: None, stop, hurry, pace_s, worker._epochs_of(config))
         try:
-            run = train(config, dataset, pacer.event if pacer else self._push,
-                        pacer.should_stop if pacer else stop.is_set, preview_x=preview_x,
-                        preview_every=preview_every, preview_min_s=preview_min_s)
-            if hasattr(worker, "_finish_run"):
-                worker._finish_run(run, preview_x, pacer.waited if pacer else 0.0)
-            return ("done", run)
+            return ("done", worker.train_any(config, dataset, pacer, preview_x=preview_x,
+                                             preview_every=preview_every, preview_min_s=preview_min_s))
         except (TrainingError, DataError, ConfigError) as exc:
             return ("error", "user", str(exc) or type(exc).__name__)
         except Exception:  # noqa: BLE001 - reported to the parent, which logs it
@@ -212,6 +212,9 @@ class RayWorker:
         name: a name for logs.
     """
 
+    #: The executor kind this worker serves (the pool keeps worker sets per kind).
+    kind = "ray"
+
     def __init__(self, torch_threads: int | None = 1, name: str = "ensemble-ray-worker") -> None:
         start_ray()
         self._threads = torch_threads
@@ -258,7 +261,8 @@ class RayWorker:
             preview_min_s: float = 0.0, pace_s: float = 0.0, hurry: Callable[[], bool] | None = None) -> Any:
         """Train one job on the actor, forwarding its events; return its :class:`~ensemble_core.run.Run`.
 
-        Same contract as :meth:`ensemble_core.worker.ProcessWorker.run`: ``should_stop`` (and
+        Same contract as :meth:`ensemble_core.worker.ProcessWorker.run` (a list of configs is a
+        group job: ``(lane, event)`` events, a list of lane results): ``should_stop`` (and
         ``hurry`` for a paced run) are polled every :data:`POLL_S` seconds.
 
         Raises:
@@ -274,7 +278,8 @@ class RayWorker:
             raise WorkerDied(WORKER_CLOSED)
         actor, self._job = self._actor, job_id
         try:
-            ref = actor.train.remote(job_id, config, strip_callables(dataset), preview_x, preview_every,
+            payload = list(config) if isinstance(config, list | tuple) else config
+            ref = actor.train.remote(job_id, payload, strip_callables(dataset), preview_x, preview_every,
                                      preview_min_s, float(pace_s))
             stop_sent = hurried = False
             while True:

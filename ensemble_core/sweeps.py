@@ -14,8 +14,15 @@ limits (:func:`ensemble_core.jobs.check_limits`), there are at most
 ``max_cpu_seconds`` (:data:`MAX_SWEEP_CPU_S` by default) -- a
 :class:`~ensemble_core.jobs.LimitError` names the trial or the total.
 
-:class:`SweepRun` trains the trials as jobs of a :class:`~ensemble_core.jobs.JobPool`
-under the owner's quota: at most ``parallel`` trials queued-or-running at
+:func:`plan` also groups the trials into *programs* (:attr:`SweepPlan.programs`):
+trials that differ only in settings the engine carries per trajectory (learning
+rate, weight decay, seed, adversarial eps, beta; :func:`ensemble_core.sweep.plan_sweep`)
+train as ONE stacked program, cut so that each program's whole cost passes the
+limits.
+
+:class:`SweepRun` trains each program as one job of a :class:`~ensemble_core.jobs.JobPool`
+(a batched one as a group job, :meth:`~ensemble_core.jobs.JobPool.submit_group`)
+under the owner's quota: at most ``parallel`` programs queued-or-running at
 once (each under its own owner ``"<user>:sweep<k>"``), the next submitted as
 one ends, so the pool's fair queue decides when each trains -- on worker
 processes or on Ray actors spread over a cluster.  :meth:`SweepRun.stop` ends
@@ -258,22 +265,81 @@ class SweepSpec:
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """A checked sweep: its trials, their configs and costs (:func:`plan`)."""
+    """A checked sweep: its trials, their configs and costs, and its programs (:func:`plan`).
+
+    Attributes:
+        spec: the sweep.
+        params: each trial's settings.
+        configs: each trial's config.
+        cpu_seconds: each trial's estimated CPU-seconds as a run of its own.
+        programs: the trial indices of each program, in order: trials that differ only in
+            per-trajectory settings train as ONE batched program (one pool job,
+            :meth:`~ensemble_core.jobs.JobPool.submit_group`), split so that each program's
+            stacked cost passes the limits :func:`plan` was given; every other trial is a
+            program of its own.  Empty (a plan made by hand): one program per trial.
+    """
 
     spec: SweepSpec
     params: tuple[dict[str, Any], ...]
     configs: tuple[RunConfig, ...]
     cpu_seconds: tuple[float, ...]
+    programs: tuple[tuple[int, ...], ...] = ()
 
     @property
     def total_cpu_seconds(self) -> float:
-        """Estimated CPU-seconds of every trial together."""
+        """Estimated CPU-seconds of every trial together (as separate runs: an upper bound)."""
         return float(sum(self.cpu_seconds))
+
+    @property
+    def program_list(self) -> tuple[tuple[int, ...], ...]:
+        """:attr:`programs`, or one program per trial when it is empty."""
+        return self.programs or tuple((i,) for i in range(len(self.configs)))
+
+    @property
+    def n_programs(self) -> int:
+        """How many programs (pool jobs) the sweep trains as."""
+        return len(self.program_list)
+
+    @property
+    def n_batched(self) -> int:
+        """How many trials train in a program together with other trials."""
+        return sum(len(p) for p in self.program_list if len(p) > 1)
+
+    def program_of(self, trial: int) -> int:
+        """The index in :attr:`program_list` of the program that trains ``trial``."""
+        return next(k for k, p in enumerate(self.program_list) if trial in p)
+
+
+def _programs(spec: SweepSpec, params: list[dict[str, Any]], data: Dataset, limits: Any) -> tuple[tuple[int, ...], ...]:
+    """Group the trials into programs (:func:`ensemble_core.sweep.plan_sweep`), each within ``limits``.
+
+    A group whose stacked cost (:func:`ensemble_core.sweep.stacked_config`) fails
+    :func:`ensemble_core.jobs.check_limits` is cut into the fewest even parts that pass
+    (one trial always passes: :func:`plan` checked each first).
+    """
+    from .jobs import LimitError, check_limits
+    from .sweep import SweepGroup, plan_sweep, stacked_config
+
+    out: list[tuple[int, ...]] = []
+    for group in plan_sweep(spec.base, params).groups:
+        n = len(group.trials)
+        size = 1
+        for parts in range(1, n + 1):
+            size = math.ceil(n / parts)
+            try:
+                check_limits(stacked_config(SweepGroup(group.trials[:size], group.configs[:size])), data, limits)
+                break
+            except LimitError:
+                continue
+        parts = math.ceil(n / size)
+        out.extend(tuple(group.trials[k * n // parts:(k + 1) * n // parts]) for k in range(parts))
+    return tuple(out)
 
 
 def plan(spec: SweepSpec, data: Dataset, limits: Any = None, *, max_trials: int = MAX_TRIALS,
          max_cpu_seconds: float = MAX_SWEEP_CPU_S) -> SweepPlan:
-    """Check a sweep before it starts: valid trials, each within ``limits``, the total within budget.
+    """Check a sweep before it starts: valid trials, each within ``limits``, the total within budget;
+    group the trials into batched programs that fit ``limits`` (:attr:`SweepPlan.programs`).
 
     Args:
         spec: the sweep.
@@ -305,7 +371,7 @@ def plan(spec: SweepSpec, data: Dataset, limits: Any = None, *, max_trials: int 
     if total > max_cpu_seconds:
         raise LimitError(f"This sweep would take about {total:,.0f} CPU-seconds ({len(params)} trials), over the "
                          f"limit of {max_cpu_seconds:,.0f}. Use fewer trials, epochs or members.")
-    return SweepPlan(spec, tuple(params), tuple(configs), tuple(costs))
+    return SweepPlan(spec, tuple(params), tuple(configs), tuple(costs), _programs(spec, params, data, limits))
 
 
 def score(run: Any, data: Dataset) -> dict[str, float]:
@@ -353,7 +419,12 @@ class TrialState:
         metrics: :func:`score` once done or stopped.
         seconds: its training seconds.
         error: why it failed.
-        job: the pool job training it.
+        job: the pool job training it: a :class:`~ensemble_core.jobs.Job`, or for a trial trained
+            in a batched program its lane of the group job (:class:`~ensemble_core.jobs.LaneJob`,
+            Job-like; ``job.group`` is the program's job).
+        run: its run once done or stopped.
+        program: the index of its program in :attr:`SweepPlan.program_list`.
+        batched: whether it trains in one program with other trials.
     """
 
     index: int
@@ -365,6 +436,8 @@ class TrialState:
     error: str | None = None
     job: Any = None
     run: Any = None
+    program: int = 0
+    batched: bool = False
 
     def curve(self) -> list[tuple[int, float]]:
         """The validation-NLL curve so far (:func:`val_curve` of its job's or run's events)."""
@@ -386,20 +459,35 @@ class SweepRun:
         data: the data every trial trains on.
         pool: the job pool.
         user: the user whose quota the trials use; trial ``k`` slot's owner is ``"<user>:sweep<k>"``.
-        parallel: most trials queued-or-running at once (the user's quota left for the sweep).
+        parallel: most programs (pool jobs) queued-or-running at once (the user's quota left for
+            the sweep).
         on_change: called (from a pool thread) whenever a trial changes state.
+        executor: ``"process"``, ``"ray"`` or ``None`` (the pool's default) for every job of the sweep.
+
+    Each program of :attr:`SweepPlan.program_list` is one pool job: a batched program's trials
+    train as one group job (:meth:`~ensemble_core.jobs.JobPool.submit_group`), a single trial
+    as an ordinary job.  A pool that cannot train group jobs (``supports_groups`` false: a
+    test's injected ``train_fn``) gets one job per trial.
     """
 
     def __init__(self, sweep: SweepPlan, data: Dataset, pool: Any, user: str, *, parallel: int = 1,
-                 on_change: Callable[[SweepRun], None] | None = None) -> None:
+                 on_change: Callable[[SweepRun], None] | None = None, executor: str | None = None) -> None:
         self.plan = sweep
         self.data = data
         self.pool = pool
         self.user = user
         self.parallel = max(1, int(parallel))
         self.on_change = on_change
+        self.executor = executor
+        grouped = bool(getattr(pool, "supports_groups", False))
+        #: the trial indices of each pool job this sweep submits
+        self.programs: tuple[tuple[int, ...], ...] = (
+            sweep.program_list if grouped else tuple((i,) for i in range(len(sweep.configs))))
         self.trials = [TrialState(i, dict(p), c) for i, (p, c) in enumerate(zip(sweep.params, sweep.configs,
                                                                                    strict=True))]
+        for k, program in enumerate(self.programs):
+            for i in program:
+                self.trials[i].program, self.trials[i].batched = k, len(program) > 1
         self.started_at = time.monotonic()
         self.finished_at: float | None = None
         self.notice: str | None = None  # e.g. the pool refused a trial for a reason that ends the sweep
@@ -473,13 +561,14 @@ class SweepRun:
 
     def _on_job(self, job: Any) -> None:
         with self._lock:
-            t = next((t for t in self.trials if t.job is job), None)
-            if t is None:
+            mine = [t for t in self.trials if t.job is not None and (t.job is job or getattr(t.job, "group", None) is job)]
+            if not mine:
                 return
-            if job.status == "running":
-                t.status = "running"
-            elif not job.active:
-                self._collect(t, job)
+            for t in mine:
+                if job.status == "running":
+                    t.status = "running"
+                elif not job.active:
+                    self._collect(t, t.job)
         if job.status == "stopped" and not self._stop.is_set():  # stopped from outside: the owner left
             self.notice = "The sweep stopped because its page was closed."
             self.stop()
@@ -508,30 +597,41 @@ class SweepRun:
         try:
             while not self._stop.is_set():
                 with self._lock:
-                    pending = [t for t in self.trials if t.status == "pending"]
+                    pending = [p for p in self.programs if all(self.trials[i].status == "pending" for i in p)]
                     busy = {t.job.owner for t in self.trials if t.job is not None and t.status in ("queued", "running")}
                 free = [s for s in slots if s not in busy]
                 if not pending and not busy:
                     break
-                for owner, t in zip(free, pending, strict=False):
+                for owner, program in zip(free, pending, strict=False):
+                    trials = [self.trials[i] for i in program]
+                    kwargs: dict[str, Any] = {"on_change": self._on_job}
+                    if self.executor is not None:
+                        kwargs["executor"] = self.executor
                     try:
-                        job = self.pool.submit(t.config, self.data, owner, on_change=self._on_job)
+                        if len(trials) == 1:
+                            job = self.pool.submit(trials[0].config, self.data, owner, **kwargs)
+                            views = [job]
+                        else:
+                            job = self.pool.submit_group([t.config for t in trials], self.data, owner, **kwargs)
+                            views = job.lanes
                     except LimitError as exc:  # the quota or the class queue: try again shortly
                         self.notice = str(exc)
                         break
-                    except Exception as exc:  # noqa: BLE001 - a trial the pool refuses fails alone
+                    except Exception as exc:  # noqa: BLE001 - a program the pool refuses fails alone
                         with self._lock:
-                            t.status, t.error = "failed", str(exc) or type(exc).__name__
+                            for t in trials:
+                                t.status, t.error = "failed", str(exc) or type(exc).__name__
                         continue
                     self.notice = None
                     if self._stop.is_set():  # stopped while it was being submitted
                         job.stop()
                     with self._lock:
-                        t.job = job
-                        if t.status == "pending" and job.active:  # it may have started already
-                            t.status = "running" if job.status == "running" else "queued"
-                        if not job.active:
-                            self._collect(t, job)
+                        for t, view in zip(trials, views, strict=True):
+                            t.job = view
+                            if t.status == "pending" and job.active:  # it may have started already
+                                t.status = "running" if job.status == "running" else "queued"
+                            if not job.active:
+                                self._collect(t, view)
                     self._notify()
                 for owner in slots:
                     self.pool.touch(owner)  # the sweep is this user's: keep its slots alive
@@ -557,7 +657,8 @@ def run_sweep_local(spec: SweepSpec, data: Dataset, *, executor: str = "process"
 
     The command line's runner: its own :class:`~ensemble_core.jobs.JobPool` (``executor``
     ``"process"`` or ``"ray"``, ``workers`` slots, default one per core or per cluster CPU),
-    without the classroom limits, every trial in flight at once.
+    without the classroom limits, every program in flight at once: trials that differ only in
+    per-trajectory settings train as one batched program (one job, :attr:`SweepPlan.programs`).
 
     Raises:
         ConfigError: bad settings (named).
@@ -567,7 +668,7 @@ def run_sweep_local(spec: SweepSpec, data: Dataset, *, executor: str = "process"
     unlimited = Limits(max_work=math.inf, max_rows=10**9, max_parameters=10**9, max_steps=10**12,
                        max_cpu_seconds=math.inf, max_memory_bytes=math.inf)
     checked = plan(spec, data, unlimited, max_trials=10_000, max_cpu_seconds=math.inf)
-    n = len(checked.params)
+    n = checked.n_programs  # one job per program: a batched group of trials is one job
     pool = JobPool(max_running=workers, executor=executor, limits=unlimited, max_active_per_owner=1,  # type: ignore[arg-type]
                    max_active_per_user=n, max_queued=n + 1, heartbeat_timeout=None, torch_threads=1)
     seen: set[int] = set()
@@ -583,7 +684,7 @@ def run_sweep_local(spec: SweepSpec, data: Dataset, *, executor: str = "process"
             on_trial(t)
 
     try:
-        sweep = SweepRun(checked, data, pool, "cli", parallel=n, on_change=changed)
+        sweep = SweepRun(checked, data, pool, "cli", parallel=checked.n_programs, on_change=changed)
         while not sweep.wait(0.2):
             if should_stop is not None and should_stop() and not sweep.stopped:
                 sweep.stop()

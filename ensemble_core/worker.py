@@ -11,10 +11,14 @@ one job at a time:
 
 * parent -> child: ``(job_id, config, dataset, preview_x, preview_every, preview_min_s, pace_s)``
   (the dataset without its ``true_fn``/``noise_fn`` callables, which may not
-  pickle and which training does not use), or ``None`` to exit;
+  pickle and which training does not use), or ``None`` to exit.  ``config`` is a
+  :class:`~ensemble_core.config.RunConfig`, or a *list* of them for a group job:
+  the lanes of one stacked program (:func:`ensemble_core.training.train_lanes`);
 * child -> parent: ``("events", job_id, [event, ...])``: the engine's events in order, a batch
-  every :data:`BATCH_S` seconds (see :class:`_Batcher`), then
-  ``("done", job_id, run)`` or ``("error", job_id, kind, message)`` where
+  every :data:`BATCH_S` seconds (see :class:`_Batcher`); a group job's events are
+  ``(lane, event)`` pairs.  Then
+  ``("done", job_id, run)`` (a group: the list of :class:`~ensemble_core.training.LaneResult`)
+  or ``("error", job_id, kind, message)`` where
   ``kind`` is ``"user"`` (a TrainingError/DataError/ConfigError message for
   the user) or ``"internal"`` (a traceback for the log).
 
@@ -61,7 +65,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProcessWorker", "WorkerDied", "WorkerFailure", "strip_callables"]
+__all__ = ["ProcessWorker", "WorkerDied", "WorkerFailure", "strip_callables", "train_any"]
 
 #: Seconds between checks of the parent's stop flag while a job trains.
 POLL_S = 0.05
@@ -116,7 +120,8 @@ class _Batcher:
 
     def __call__(self, event: Any) -> None:
         self._pending.append(event)
-        if getattr(event, "kind", "epoch") != "epoch" or self._clock() - self._sent_at >= self._every:
+        inner = event[1] if isinstance(event, tuple) else event  # a group job's (lane, event)
+        if getattr(inner, "kind", "epoch") != "epoch" or self._clock() - self._sent_at >= self._every:
             self.flush()
 
     def flush(self) -> None:
@@ -149,6 +154,14 @@ class _Pacer:
 
     def event(self, event: Any) -> None:
         """The engine's ``on_event``."""
+        self._forward(self._prepare(event))
+
+    def lane_event(self, lane: int, event: Any) -> None:
+        """:func:`~ensemble_core.training.train_lanes`'s ``on_event``: forwards ``(lane, event)``."""
+        self._forward((int(lane), self._prepare(event)))
+
+    def _prepare(self, event: Any) -> Any:
+        """Note an epoch's end; slim a preview; take the waits out of a Done's seconds."""
         from .run import slim_prediction
 
         kind = getattr(event, "kind", None)
@@ -158,7 +171,7 @@ class _Pacer:
             event = dataclasses.replace(event, prediction=slim_prediction(event.prediction))
         elif kind == "done" and self.waited:
             event = dataclasses.replace(event, seconds=max(0.0, event.seconds - self.waited))
-        self._forward(event)
+        return event
 
     def should_stop(self) -> bool:
         """The engine's ``should_stop``: waits first when an epoch just ended and the pace asks for it."""
@@ -199,11 +212,10 @@ def _child_main(conn: Any, stop: Any, torch_threads: int | None, hurry: Any = No
             return
         job_id, config, dataset, preview_x, preview_every, preview_min_s, pace_s = msg
         on_event = _Batcher(conn, job_id)
-        pacer = _Pacer(on_event, on_event.flush, stop, hurry, pace_s, config.optim.epochs)
+        pacer = _Pacer(on_event, on_event.flush, stop, hurry, pace_s, _epochs_of(config))
         try:
-            run = train(config, dataset, pacer.event, pacer.should_stop, preview_x=preview_x,
-                        preview_every=preview_every, preview_min_s=preview_min_s)
-            _finish_run(run, preview_x, pacer.waited)
+            run = train_any(config, dataset, pacer, preview_x=preview_x, preview_every=preview_every,
+                            preview_min_s=preview_min_s)
             reply = _dumps(("done", job_id, run))
         except (TrainingError, DataError, ConfigError) as exc:
             reply = _dumps(("error", job_id, "user", str(exc) or type(exc).__name__))
@@ -214,6 +226,35 @@ def _child_main(conn: Any, stop: Any, torch_threads: int | None, hurry: Any = No
             conn.send_bytes(reply)
         except (EOFError, OSError):
             return
+
+
+def _epochs_of(config: Any) -> int:
+    """Planned epochs of a job's config, or of a group's (its lanes share them)."""
+    return int((config[0] if isinstance(config, list | tuple) else config).optim.epochs)
+
+
+def train_any(config: Any, dataset: Any, pacer: _Pacer, *, preview_x: Any = None, preview_every: int = 0,
+              preview_min_s: float = 0.0) -> Any:
+    """Train one job's payload through ``pacer`` and finish it as the parent gets it.
+
+    ``config`` is a :class:`~ensemble_core.config.RunConfig` (``train``; returns its
+    :class:`~ensemble_core.run.Run`) or a list of them (a group: ``train_lanes``; events go out as
+    ``(lane, event)``; returns the list of :class:`~ensemble_core.training.LaneResult`).  Shared by
+    the process workers and the Ray actors.
+    """
+    from .training import train, train_lanes
+
+    if isinstance(config, list | tuple):
+        lanes = train_lanes(list(config), dataset, pacer.lane_event, pacer.should_stop, preview_x=preview_x,
+                            preview_every=preview_every, preview_min_s=preview_min_s)
+        for lane in lanes:
+            if lane.run is not None:
+                _finish_run(lane.run, preview_x, pacer.waited)
+        return lanes
+    run = train(config, dataset, pacer.event, pacer.should_stop, preview_x=preview_x,
+                preview_every=preview_every, preview_min_s=preview_min_s)
+    _finish_run(run, preview_x, pacer.waited)
+    return run
 
 
 def _finish_run(run: Any, preview_x: Any, waited: float) -> None:
@@ -291,6 +332,9 @@ class ProcessWorker:
         name: process name (for ``ps`` and logs).
     """
 
+    #: The executor kind this worker serves (the pool keeps worker sets per kind).
+    kind = "process"
+
     def __init__(self, torch_threads: int | None = 1, name: str = "ensemble-worker") -> None:
         self._ctx = mp.get_context("spawn")
         self._threads = torch_threads
@@ -302,6 +346,7 @@ class ProcessWorker:
         self._hurry = self._ctx.Event()
         self._proc: Any = None
         self._conn: Any = None
+        self._job: str | None = None  # the job training now (for logs and tests)
         self._start()
         _live.add(self)
 
@@ -339,6 +384,10 @@ class ProcessWorker:
             preview_min_s: float = 0.0, pace_s: float = 0.0, hurry: Callable[[], bool] | None = None) -> Any:
         """Train one job in the child; forward its events; return its :class:`Run`.
 
+        ``config`` may be a list of configs: a group job, trained as one stacked program
+        (:func:`ensemble_core.training.train_lanes`); ``on_event`` then receives ``(lane, event)``
+        pairs and the result is the list of :class:`~ensemble_core.training.LaneResult`.
+
         Blocks the calling thread (waiting on the pipe releases the GIL).
         ``should_stop`` is polled every :data:`POLL_S` seconds and forwarded to the child.
         ``pace_s > 0`` spreads the run over that many seconds by waiting between epochs
@@ -359,8 +408,20 @@ class ProcessWorker:
             raise WorkerDied(WORKER_CLOSED)
         stop.clear()
         hurried.clear()
+        self._job = job_id
         try:
-            conn.send_bytes(_dumps((job_id, config, strip_callables(dataset), preview_x, preview_every, preview_min_s,
+            return self._run(job_id, conn, proc, stop, hurried, config, dataset, on_event, should_stop,
+                             preview_x, preview_every, preview_min_s, pace_s, hurry)
+        finally:
+            self._job = None
+
+    def _run(self, job_id: str, conn: Any, proc: Any, stop: Any, hurried: Any, config: Any, dataset: Any,
+             on_event: Callable[[Any], None], should_stop: Callable[[], bool], preview_x: Any,
+             preview_every: int, preview_min_s: float, pace_s: float, hurry: Callable[[], bool] | None) -> Any:
+        """:meth:`run`'s body: send the job, forward its messages until its result."""
+        try:
+            payload = list(config) if isinstance(config, list | tuple) else config
+            conn.send_bytes(_dumps((job_id, payload, strip_callables(dataset), preview_x, preview_every, preview_min_s,
                                     float(pace_s))))
         except (OSError, EOFError) as exc:
             self.restart()
