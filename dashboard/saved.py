@@ -140,15 +140,21 @@ def current_run_id() -> str | None:
 
 
 def save_sequence(seq: Any, source: str) -> None:
-    """Save every ended entry of a lesson or race (``RunSequence``) once; call when the page collects it."""
-    done: set[int] = seq.__dict__.setdefault("_saved", set())
+    """Save every ended entry of a lesson or race (``RunSequence``) once; call when the page collects it.
+
+    Once even when several tabs of the browser collect the same sequence at once (the entries are
+    claimed under a lock before saving).
+    """
     owner = identity.browser_id()
     csv = st.session_state.get("csv_bytes") if getattr(seq.dataset, "name", None) else None
-    for i, (config, run, error) in enumerate(zip(seq.configs, seq.runs, seq.errors)):
-        if i in done or (run is None and not error):
-            continue
-        done.add(i)
-        _save(run, seq.dataset, config, owner, source, csv, None if run is not None else error)
+    with _SAVE_LOCK:
+        done: set[int] = seq.__dict__.setdefault("_saved", set())
+        todo = [i for i, (run, error) in enumerate(zip(seq.runs, seq.errors))
+                if i not in done and (run is not None or error)]
+        done.update(todo)
+    for i in todo:
+        run, error = seq.runs[i], seq.errors[i]
+        _save(run, seq.dataset, seq.configs[i], owner, source, csv, None if run is not None else error)
 
 
 def when(created: float) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -244,6 +245,12 @@ class RunSequence:
     the pool is passed to each call.  It never raises on a failed run: the
     failure's message is kept for that entry and the sequence moves on.
 
+    Thread-safe: several sessions (tabs of one browser, a reloaded page) may
+    call :meth:`step`, :meth:`stop`, :meth:`events` and :meth:`job` on one
+    sequence at once; a re-entrant lock makes each call atomic, so an entry
+    is submitted to the pool exactly once and a stop is never undone by a
+    concurrent step.  The lock is not pickled (a copy gets a fresh one).
+
     Args:
         configs: the runs to train, in order.
         dataset: the data every run trains on.
@@ -262,6 +269,16 @@ class RunSequence:
         self.stopped = False
         #: extra keyword arguments of every ``pool.submit`` (e.g. ``{"pace": "watchable"}``)
         self.submit_options: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     @property
     def index(self) -> int:
@@ -283,19 +300,21 @@ class RunSequence:
 
     def job(self, pool: Any, owner: str) -> Any:
         """The pool's job for the current entry, or ``None``."""
-        return None if self.done else pool.get(self.job_ids[self.index], owner)
+        with self._lock:
+            return None if self.done else pool.get(self.job_ids[self.index], owner)
 
     def events(self, pool: Any, owner: str) -> list[list[Any]]:
         """Each entry's events so far: finished runs' history, the live job's events, ``[]`` for pending."""
         out: list[list[Any]] = []
-        for i, run in enumerate(self.runs):
-            if run is not None:
-                out.append(list(run.history))
-            elif i == self.index:
-                job = self.job(pool, owner)
-                out.append(job.events if job is not None else [])
-            else:
-                out.append([])
+        with self._lock:
+            for i, run in enumerate(self.runs):
+                if run is not None:
+                    out.append(list(run.history))
+                elif i == self.index:
+                    job = self.job(pool, owner)
+                    out.append(list(job.events) if job is not None else [])
+                else:
+                    out.append([])
         return out
 
     def step(self, pool: Any, owner: str) -> None:
@@ -304,6 +323,10 @@ class RunSequence:
         Call it on every poll; it also keeps ``owner`` alive in the pool.
         """
         pool.touch(owner)
+        with self._lock:
+            self._step(pool, owner)
+
+    def _step(self, pool: Any, owner: str) -> None:
         while not self.done:
             i = self.index
             job = pool.get(self.job_ids[i], owner) if self.job_ids[i] else None
@@ -327,13 +350,14 @@ class RunSequence:
 
     def stop(self, pool: Any, owner: str) -> None:
         """Stop the current run (its partial result is kept) and skip the ones not started."""
-        job = self.job(pool, owner)
-        if job is not None:
-            job.stop()
-        self.stopped = True
-        for i in range(len(self.configs)):
-            if self.job_ids[i] is None and self.runs[i] is None and self.errors[i] is None:
-                self.errors[i] = "Skipped: the sequence was stopped."
+        with self._lock:
+            job = self.job(pool, owner)
+            if job is not None:
+                job.stop()
+            self.stopped = True
+            for i in range(len(self.configs)):
+                if self.job_ids[i] is None and self.runs[i] is None and self.errors[i] is None:
+                    self.errors[i] = "Skipped: the sequence was stopped."
 
 
 def race_figures(runs: Sequence[Any], dataset: Any, labels: Sequence[str]) -> list[tuple[str, str, Any]]:

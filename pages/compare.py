@@ -6,7 +6,7 @@ import logging
 
 import streamlit as st
 
-from dashboard import charts, chrome, live, pool, routing, saved, state
+from dashboard import charts, chrome, live, pool, routing, saved, sequences, state
 from ensemble_core.race import (
     STRATEGIES,
     STRATEGY_LABELS,
@@ -25,6 +25,7 @@ routing.route_through_app()  # a deep link on a fresh server goes through app.py
 log = logging.getLogger(__name__)
 ss = st.session_state
 SEQ = "compare_seq"
+KIND = "compare"  # its kind in the browser's registry of live sequences (dashboard/sequences.py)
 HELP = {
     "independent": "M networks from different random seeds (the deep-ensembles recipe).",
     "bootstrap": "M networks, each on its own bootstrap resample of the training data (bagging).",
@@ -83,6 +84,7 @@ def plan() -> tuple[list, list[str]] | None:
 
 
 def progress(seq: RunSequence) -> None:
+    sequences.current(KIND)  # seen: a race some tab still watches is kept re-attachable
     job = seq.job(pool.pool(), owner())
     p = job.progress() if job is not None else None
     where = f" · {chrome.epoch_text(job)}" if job is not None else ""
@@ -127,6 +129,9 @@ ds = ss["dataset"]
 st.caption(f"Several ways to build an ensemble, on **{chrome.esc(ds.name)}** with the Train page's network and optimiser, "
            "the same seeds and the same compute budget. Change the data on the Data page.")
 planned = plan()
+entry = sequences.adopt(KIND)  # this browser's race, started before a reload or in another tab
+if entry is not None:
+    ss[SEQ] = entry.seq
 seq = ss.get(SEQ)
 running = seq is not None and not seq.done
 c1, c2 = st.columns([1, 4])
@@ -136,14 +141,20 @@ with c2:
     live.pace_control("compare_pace", label_visibility="collapsed")
 if started:
     configs, picked = planned
-    ss[SEQ] = seq = RunSequence(configs, ds, [STRATEGY_LABELS[k] for k in picked])
+    seq = RunSequence(configs, ds, [STRATEGY_LABELS[k] for k in picked])
     seq.submit_options = {"pace": state.settings().effective_pace}
+    ss[SEQ] = seq
+    # every tab and reload of this browser follows it (a race running in another tab is stopped)
+    sequences.start(KIND, seq, lambda other: other.stop(pool.pool(), owner()), strategies=tuple(picked),
+                    data=ds.name)
     seq.step(pool.pool(), owner())
     running = True
 if seq is None:
     st.info("Set the race up above, then **Start the race**. The strategies train one after another on the "
             "server; the table and the predictions appear when all are done.", icon=":material/flag:")
 elif running:
+    sequences.reattached_caption(KIND, "race")
     live.live_sequence(SEQ, owner(), progress, "Stop the race", "compare_stop")
 else:
+    sequences.reattached_caption(KIND, "race")
     results(seq)

@@ -6,7 +6,7 @@ import logging
 
 import streamlit as st
 
-from dashboard import charts, chrome, live, pool, routing, saved, state
+from dashboard import charts, chrome, live, pool, routing, saved, sequences, state
 from ensemble_core.claims import ClaimResult, check_lesson
 from ensemble_core.data import DataError, describe
 from ensemble_core.lessons import LESSONS, Lesson, get_lesson, lesson_figures, lesson_ids
@@ -18,6 +18,7 @@ routing.route_through_app()  # a deep link on a fresh server goes through app.py
 log = logging.getLogger(__name__)
 ss = st.session_state
 SEQ, LID = "lessons_seq", "lessons_seq_id"  # the lesson run in progress / last finished, and its lesson id
+KIND = "lesson"  # its kind in the browser's registry of live sequences (dashboard/sequences.py)
 NUMBER = {lid: i + 1 for i, lid in enumerate(lesson_ids())}
 
 
@@ -49,12 +50,32 @@ def start(lesson: Lesson) -> None:
     old = ss.get(SEQ)
     if old is not None and not old.done:
         old.stop(pool.pool(), owner())
-    ss[SEQ], ss[LID] = RunSequence(configs, dataset, lesson.labels), lesson.id
-    ss[SEQ].submit_options = {"pace": s.effective_pace}  # the pace control below "Run this lesson"
-    ss[SEQ].step(pool.pool(), owner())
+    seq = RunSequence(configs, dataset, lesson.labels)
+    seq.submit_options = {"pace": s.effective_pace}  # the pace control below "Run this lesson"
+    ss[SEQ], ss[LID] = seq, lesson.id
+    # every tab and reload of this browser follows it (a lesson started in another tab is stopped)
+    sequences.start(KIND, seq, lambda other: other.stop(pool.pool(), owner()), lesson=lesson.id,
+                    data=dataset.name)
+    seq.step(pool.pool(), owner())
+
+
+def reattach() -> None:
+    """Take this browser's registered lesson (a reload, another tab, a newer one started elsewhere).
+
+    A running lesson also becomes the picked one, so its live view shows at once; a finished one
+    shows when its lesson is picked (as in the tab that ran it).
+    """
+    entry = sequences.adopt(KIND)
+    if entry is None:
+        return
+    ss[SEQ], ss[LID] = entry.seq, entry.meta["lesson"]
+    ss.pop("lessons_claims", None)
+    if not entry.seq.done and entry.meta["lesson"] in NUMBER:
+        state.settings().lesson = entry.meta["lesson"]
 
 
 def progress(seq: RunSequence) -> None:
+    sequences.current(KIND)  # seen: a lesson some tab still watches is kept re-attachable
     i, n = seq.index, len(seq.configs)
     job = seq.job(pool.pool(), owner())
     p = job.progress() if job is not None else None
@@ -140,6 +161,7 @@ state.init_state()  # idempotent; covers a first visit that lands here before th
 st.title("Lessons")
 st.caption(f"{len(LESSONS)} guided experiments. Each sets up the data and the ensemble in one click, trains it, tells you what "
            "to look for and ends with a question.")
+reattach()
 lesson = pick()
 st.header(f"{NUMBER[lesson.id]}. {lesson.title}", divider="blue")
 st.markdown(lesson.goal)
@@ -164,8 +186,10 @@ if seq is None or ss.get(LID) != lesson.id:
     st.info("Press **Run this lesson** to train it. Training happens on the server; you can watch it live.",
             icon=":material/school:")
 elif not seq.done:
+    sequences.reattached_caption(KIND, "lesson")
     live.live_sequence(SEQ, owner(), progress, "Stop", "lessons_stop")
 else:
+    sequences.reattached_caption(KIND, "lesson")
     results(lesson, seq)
 
 st.subheader(":material/help: Question")

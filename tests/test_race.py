@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from ensemble_core.config import DataSpec, ModelSpec, OptimSpec, RunConfig, StrategySpec
@@ -113,3 +115,76 @@ def test_mc_dropout_races_without_adversarial_training() -> None:
     ind, mc = race_configs(base, ["independent", "mc_dropout"])
     assert ind.strategy.adversarial and not mc.strategy.adversarial
     assert budget_of(ind) == budget_of(mc) == 200
+
+
+class _SlowPool:
+    """A pool whose submit takes a while (a race window) and whose jobs end when told to."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.jobs: dict[str, SimpleNamespace] = {}
+        self.submitted: list[int] = []
+        self._lock = threading.Lock()
+
+    def touch(self, owner: str) -> None:
+        pass
+
+    def submit(self, config, dataset, owner, **kwargs):
+        import time
+
+        time.sleep(0.02)  # two unguarded callers would both get here for the same entry
+        with self._lock:
+            job = SimpleNamespace(id=f"j{len(self.jobs)}", active=True, result=None, error=None, events=[],
+                                  stop=lambda: None)
+            self.jobs[job.id] = job
+            self.submitted.append(config.seed)
+        return job
+
+    def get(self, job_id, owner):
+        return self.jobs.get(job_id)
+
+
+def test_a_sequence_stepped_by_two_sessions_at_once_submits_each_entry_once() -> None:
+    """Two tabs of one browser poll the same RunSequence: every entry goes to the pool exactly once."""
+    import pickle
+    import threading
+    import time
+
+    from ensemble_core.race import RunSequence
+
+    configs = [RunConfig().replace(seed=s) for s in range(4)]
+    seq, fake = RunSequence(configs, None, [f"c{s}" for s in range(4)]), _SlowPool()
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set() and not seq.done:
+            seq.step(fake, "me:compare")
+            seq.events(fake, "me:compare")
+
+    threads = [threading.Thread(target=poll) for _ in range(3)]
+    for t in threads:
+        t.start()
+    def wait(cond) -> None:
+        deadline = time.monotonic() + 10
+        while not cond():
+            if time.monotonic() > deadline:
+                stop.set()
+                raise AssertionError(f"the sequence did not advance; submitted {fake.submitted}")
+            time.sleep(0.005)
+
+    try:
+        for k in range(4):  # end each job in turn while the sessions poll
+            wait(lambda k=k: seq.job_ids[k] is not None)
+            time.sleep(0.05)  # let every poller see the new entry (a second submit would happen now)
+            job = fake.jobs[seq.job_ids[k]]
+            job.result, job.active = SimpleNamespace(history=[]), False
+            wait(lambda k=k: seq.runs[k] is not None)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert fake.submitted == [0, 1, 2, 3]  # once each, in order
+    assert seq.done and seq.complete
+    copy = pickle.loads(pickle.dumps(seq))  # the lock is not pickled; the copy gets its own
+    assert copy.complete and copy._lock is not seq._lock
