@@ -7,6 +7,9 @@ Layout of the data directory (``$LAB_DATA_DIR``, default ``./.lab-data``)::
                           metrics.json, weights.safetensors - JSON, CSV and safetensors, never a pickle),
                           store.json (what the index row says, for a human), added_points.json (points
                           added by clicking on the Data page, when any)
+                          and meta.json (owner, label, star, result links and the files' sizes and
+                          sha256: what the index row needs, so a lost index can be rebuilt)
+    sweeps/<sweep_id>/    a saved sweep: summary.json (self-checking: its sha256 inside) and meta.json
     csv/<sha256>.csv      uploaded CSV files, stored once by content hash
     tmp/                  runs being written; anything here at start-up is a leftover and is removed
     lock                  an flock(2) file: saves hold it shared, the orphan clean-up exclusive
@@ -36,6 +39,17 @@ Contracts
 - **Isolation.**  Every method that names a run takes the owner and acts only on that owner's
   runs; another owner's run is "not found" (its existence is not revealed).  Result links are
   ``secrets.token_urlsafe(24)`` (192 bits) and are stored in the index, so they survive restarts.
+- **The index can be rebuilt.**  Every run and sweep folder holds a ``meta.json`` with what its
+  index row needs (written with the run's files, and rewritten atomically - temp file + rename -
+  by rename, star, share and revoke).  When ``index.sqlite`` is missing, not an SQLite file or fails
+  ``PRAGMA quick_check``, start-up moves a damaged one aside (``index.sqlite.corrupt-<time>``, never
+  deleted) and re-indexes every folder; a folder whose files were damaged is listed as damaged, one
+  whose owner cannot be read is kept under the owner ``"recovered"``.  Start-up likewise re-indexes a
+  complete folder the index lacks (it is never deleted as an orphan); only temp folders and folders
+  whose ``meta.json`` is a deletion tombstone (written before the index row is deleted) are removed.
+  The rebuild holds the ``lock`` file exclusively, so two stores starting at once index each folder once.
+- **Sweeps** (:meth:`RunStore.save_sweep`) are kept like runs: their own table and folder, result
+  links, retention (at most :data:`MAX_SWEEPS_PER_OWNER` per owner), the disk cap and the rebuild.
 - **Threads.**  One SQLite connection per store guarded by a lock (the Streamlit server runs many
   threads); file writes happen outside the lock.  Other processes (the CLI) coordinate through
   SQLite's own locking (busy timeout) and the ``lock`` file.
@@ -61,7 +75,7 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,6 +101,10 @@ __all__ = [
     "StoreUnavailable",
     "RunRecord",
     "RunStore",
+    "SweepRecord",
+    "RECOVERED_OWNER",
+    "MAX_SWEEP_BYTES",
+    "MAX_SWEEPS_PER_OWNER",
 ]
 
 DATA_DIR_ENV = "LAB_DATA_DIR"
@@ -95,13 +113,24 @@ DEFAULT_DATA_DIR = "./.lab-data"
 MAX_RUNS_ENV = "LAB_MAX_RUNS_PER_OWNER"
 MAX_MB_ENV = "LAB_MAX_STORE_MB"
 #: The index's schema (``PRAGMA user_version``); a newer one makes the store unavailable.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Owner of a rebuilt run or sweep whose owner cannot be read: no browser identity has this value.
+RECOVERED_OWNER = "recovered"
+#: Largest sweep summary :meth:`RunStore.save_sweep` keeps (its JSON, encoded).
+MAX_SWEEP_BYTES = 4_000_000
+#: Retention: sweeps kept per owner (the oldest by last update are dropped, with a notice).
+MAX_SWEEPS_PER_OWNER = 100
+SWEEP_STATUSES = ("running", "done", "stopped")
 #: The steps of a save at which ``LAB_STORE_CRASH_AT`` can kill the process ("wrote <file>" too).
 CRASH_STEPS = ("start", "csv written", "files written", "renamed", "indexed", "pruned")
 _CRASH_AT = os.environ.get("LAB_STORE_CRASH_AT", "")
 SOURCES = ("train", "lesson", "compare", "sweep", "cli", "import")
 _STORE_FILE = "store.json"
 _POINTS_FILE = "added_points.json"
+_META_FILE = "meta.json"
+_SUMMARY_FILE = "summary.json"
+_MAX_META_BYTES = 2_000_000
+_MAX_RUN_IDS = 10_000
 _MAX_LABEL = 200
 _MAX_OWNER = 200
 _MAX_ERROR = 2_000
@@ -166,6 +195,41 @@ class RunRecord:
     note: str | None = None
 
 
+@dataclass(frozen=True)
+class SweepRecord:
+    """One saved sweep, as the index lists it.
+
+    Attributes:
+        sweep_id: unguessable url-safe id (``secrets.token_urlsafe(16)``).
+        owner: the identity that saved it.
+        created, updated: unix seconds of the first and the last save.
+        label: the sweep's label (the summary's ``"label"``, ``""`` by default).
+        task: ``"regression"`` or ``"classification"`` (``""`` when the summary does not say).
+        metric: the metric it ranks by, e.g. ``"test_nll"``.
+        n_trials, n_done: trials planned and finished.
+        status: ``"running"``, ``"done"`` or ``"stopped"``.
+        shared: a result link exists and is not revoked.
+        damaged: None, or why its saved summary cannot be opened.
+    """
+
+    sweep_id: str
+    owner: str
+    created: float
+    updated: float
+    label: str
+    task: str
+    metric: str
+    n_trials: int
+    n_done: int
+    status: str
+    shared: bool
+    damaged: str | None = None
+
+
+_SWEEP_COLUMNS = ("sweep_id", "owner", "created", "updated", "label", "task", "metric", "n_trials", "n_done",
+                  "status", "shared", "damaged")
+_SWEEP_SELECT = f"SELECT {', '.join(_SWEEP_COLUMNS)} FROM sweeps"
+
 _COLUMNS = ("run_id", "owner", "created", "label", "starred", "status", "source", "dataset", "strategy",
             "members", "epochs", "task", "test_nll", "test_rmse", "test_accuracy", "seconds", "bytes",
             "damaged", "error", "shared", "note")
@@ -187,6 +251,18 @@ CREATE TABLE IF NOT EXISTS links(token TEXT PRIMARY KEY, run_id TEXT NOT NULL, o
 CREATE INDEX IF NOT EXISTS links_run ON links(run_id);
 CREATE TABLE IF NOT EXISTS notices(id INTEGER PRIMARY KEY AUTOINCREMENT, owner TEXT NOT NULL, created REAL NOT NULL,
     text TEXT NOT NULL);
+"""
+# schema 2 (issue 19): saved sweeps and their result links
+_SCHEMA_2 = """
+CREATE TABLE IF NOT EXISTS sweeps(
+    sweep_id TEXT PRIMARY KEY, owner TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
+    label TEXT NOT NULL, task TEXT NOT NULL, metric TEXT NOT NULL, n_trials INTEGER NOT NULL,
+    n_done INTEGER NOT NULL, status TEXT NOT NULL, shared INTEGER NOT NULL DEFAULT 0, damaged TEXT,
+    bytes INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS sweeps_owner_updated ON sweeps(owner, updated);
+CREATE TABLE IF NOT EXISTS sweep_links(token TEXT PRIMARY KEY, sweep_id TEXT NOT NULL, owner TEXT NOT NULL,
+    created REAL NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS sweep_links_sweep ON sweep_links(sweep_id);
 """
 
 
@@ -306,10 +382,14 @@ def _valid_id(run_id: Any) -> bool:
 
 
 class _FileLock:
-    """An flock(2) on the store's ``lock`` file: shared for saves, exclusive (non-blocking) for clean-up."""
+    """An flock(2) on the store's ``lock`` file: shared for saves, exclusive for clean-up and rebuilds.
 
-    def __init__(self, path: Path, exclusive: bool) -> None:
+    The exclusive lock is tried without blocking, retried for up to ``wait_s`` seconds.
+    """
+
+    def __init__(self, path: Path, exclusive: bool, wait_s: float = 0.0) -> None:
         self.path, self.exclusive, self.fd, self.held = path, exclusive, -1, False
+        self.wait_s = wait_s
 
     def __enter__(self) -> _FileLock:
         if fcntl is None:  # pragma: no cover
@@ -318,7 +398,15 @@ class _FileLock:
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if self.exclusive:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                deadline = time.monotonic() + self.wait_s
+                while True:
+                    try:
+                        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise
+                        time.sleep(0.02)
             else:
                 fcntl.flock(self.fd, fcntl.LOCK_SH)
             self.held = True
@@ -383,6 +471,11 @@ class RunStore:
         self._why: str | None = None
         self._fatal = False  # an index this program cannot read (newer schema, not SQLite): no retry
         self._runs, self._csv, self._tmp = self.root / "runs", self.root / "csv", self.root / "tmp"
+        self._sweeps = self.root / "sweeps"
+        #: None, or what start-up did to a damaged index (moved aside and rebuilt), for a person.
+        self.index_note: str | None = None
+        #: How many run and sweep folders the last start-up re-indexed (their index rows were missing).
+        self.reindexed = 0
         self._open()
 
     # ------------------------------------------------------------ state
@@ -425,7 +518,7 @@ class RunStore:
         """Create the folders, open and check the index, clean up; on failure record why."""
         with self._lock:
             try:
-                for d in (self.root, self._runs, self._csv, self._tmp):
+                for d in (self.root, self._runs, self._csv, self._tmp, self._sweeps):
                     d.mkdir(parents=True, exist_ok=True)
                 db = self.root / "index.sqlite"
                 existed = db.exists()
@@ -438,9 +531,17 @@ class RunStore:
                 problem = self._prepare(conn)
             except (OSError, sqlite3.Error) as exc:
                 conn.close()
-                self._why = _describe_os_error(exc, self.root)
-                self._fatal = isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc)
-                return
+                if not (_is_corrupt(exc) and self._move_aside(db)):
+                    self._why = _describe_os_error(exc, self.root)
+                    self._fatal = _is_corrupt(exc)
+                    return
+                try:  # a fresh index; the clean-up below re-indexes the folders
+                    conn = sqlite3.connect(db, timeout=self._busy_timeout_s, isolation_level=None,
+                                           check_same_thread=False)
+                    problem = self._prepare(conn)
+                except (OSError, sqlite3.Error) as exc2:
+                    self._why = _describe_os_error(exc2, self.root)
+                    return
             if problem:
                 conn.close()
                 self._why, self._fatal = problem, True
@@ -449,6 +550,7 @@ class RunStore:
         try:
             self._clean_up(index_existed=existed)
             self._scan()
+            self._scan_sweeps()
         except (OSError, sqlite3.Error) as exc:
             self._why = _describe_os_error(exc, self.root)
 
@@ -464,14 +566,48 @@ class RunStore:
             return f"the run index {self.root / 'index.sqlite'} cannot use write-ahead logging (mode {mode})"
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process never loses a commit
         conn.execute("PRAGMA foreign_keys=OFF")
+        check = conn.execute("PRAGMA quick_check").fetchone()[0]
+        if str(check).lower() != "ok":
+            raise sqlite3.DatabaseError(f"database disk image is malformed (quick_check: {str(check)[:200]})")
+        if version == 1:  # schema 1 -> 2: add the sweep tables (idempotent: two processes may both migrate)
+            conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA_2 + f"PRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
         if version == 0:
             tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
             if tables:  # a transaction sets the tables and the version together: this file is not ours
                 return (f"{self.root / 'index.sqlite'} is an SQLite file but not a run index of this lab "
                         f"(no schema version); move it away or choose another {DATA_DIR_ENV}")
             # idempotent, so two processes creating the index at once both succeed
-            conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
+            conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA + _SCHEMA_2
+                               + f"PRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
         return None
+
+    def _move_aside(self, db: Path) -> bool:
+        """Move a damaged index (and its WAL files) to ``index.sqlite.corrupt-<time>``; True when done.
+
+        Holds the ``lock`` file exclusively, and first checks again: another process may have moved
+        it and built a fresh one meanwhile.  The old file is kept for a person to look at.
+        """
+        try:
+            with _FileLock(self.root / "lock", exclusive=True, wait_s=self._busy_timeout_s) as lock:
+                if not lock.held:
+                    return False
+                if not db.exists() or _index_usable(db):
+                    return True
+                stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+                aside = self.root / f"index.sqlite.corrupt-{stamp}"
+                while aside.exists():
+                    aside = self.root / f"index.sqlite.corrupt-{stamp}-{secrets.token_hex(2)}"
+                os.replace(db, aside)
+                for suffix in ("-wal", "-shm"):
+                    extra = Path(f"{db}{suffix}")
+                    if extra.exists():
+                        os.replace(extra, Path(f"{aside}{suffix}"))
+                _fsync_dir(self.root)
+                self.index_note = (f"the run index was damaged; it was moved to {aside.name} and rebuilt "
+                                   "from the run folders")
+                return True
+        except OSError:
+            return False
 
     def _db(self) -> sqlite3.Connection:
         """The open connection (reopening after an earlier failure, unless the index is unreadable)."""
@@ -523,24 +659,171 @@ class RunStore:
 
     # ------------------------------------------------------------ start-up
     def _clean_up(self, *, index_existed: bool) -> None:
-        """Remove leftovers of interrupted saves and deletes, when no other process is saving."""
-        with _FileLock(self.root / "lock", exclusive=True) as lock:
+        """Remove leftovers of interrupted saves and deletes, and re-index folders the index lacks.
+
+        Runs only when no other process is saving (the exclusive lock, waited for briefly).  A run
+        or sweep folder without an index row is re-indexed from its ``meta.json`` (a lost or rebuilt
+        index, or a save killed between its rename and its index row), never deleted; only a folder
+        whose ``meta.json`` is a deletion tombstone is removed.  ``index_existed`` is kept for callers
+        (a new index next to old folders is rebuilt the same way).
+        """
+        with _FileLock(self.root / "lock", exclusive=True, wait_s=min(self._busy_timeout_s, 2.0)) as lock:
             if not lock.held:
                 return
             for p in self._tmp.iterdir():
                 _remove(p)
-            known = {r[0] for r in self._read("SELECT run_id FROM runs")}
-            if index_existed:  # a new index next to old folders: keep them (someone removed the index)
-                for p in self._runs.iterdir():
-                    if p.name not in known:
-                        _remove(p)
+            self.reindexed = self._reindex()
             with self._tx() as conn:
                 conn.execute("DELETE FROM links WHERE run_id NOT IN (SELECT run_id FROM runs)")
+                conn.execute("DELETE FROM sweep_links WHERE sweep_id NOT IN (SELECT sweep_id FROM sweeps)")
                 conn.execute("DELETE FROM csvs WHERE sha NOT IN (SELECT csv_sha FROM runs WHERE csv_sha IS NOT NULL)")
             kept = {r[0] for r in self._read("SELECT sha FROM csvs")}
             for p in self._csv.iterdir():
                 if p.suffix != ".csv" or p.stem not in kept:
                     _remove(p)
+
+    def _reindex(self) -> int:
+        """Index every run and sweep folder that has no index row (under the exclusive lock)."""
+        known = {r[0] for r in self._read("SELECT run_id FROM runs")}
+        known_sweeps = {r[0] for r in self._read("SELECT sweep_id FROM sweeps")}
+        runs: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+        sweeps: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+        for parent, seen, out, build in ((self._runs, known, runs, self._run_row_from_folder),
+                                         (self._sweeps, known_sweeps, sweeps, self._sweep_row_from_folder)):
+            for p in parent.iterdir():
+                if p.name in seen or not _valid_id(p.name) or not p.is_dir() or p.is_symlink():
+                    continue
+                meta = _read_json(p / _META_FILE, _MAX_META_BYTES)
+                if isinstance(meta, dict) and meta.get("deleted"):
+                    _remove(p)  # deleted: the tombstone was written before the index row went
+                    continue
+                out.append(build(p, meta if isinstance(meta, dict) else None))
+        if not runs and not sweeps:
+            return 0
+        with self._tx() as conn:
+            for row, links in runs:
+                conn.execute(f"INSERT OR IGNORE INTO runs({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                             tuple(row.values()))
+                for link in links:
+                    conn.execute("INSERT OR IGNORE INTO links(token, run_id, owner, created, revoked) "
+                                 "VALUES (?, ?, ?, ?, ?)", (link["token"], row["run_id"], row["owner"],
+                                                            link["created"], link["revoked"]))
+                if row["csv_sha"]:
+                    path = self._csv / f"{row['csv_sha']}.csv"
+                    if path.exists():
+                        conn.execute("INSERT OR IGNORE INTO csvs(sha, bytes) VALUES (?, ?)",
+                                     (row["csv_sha"], path.stat().st_size))
+            for row, links in sweeps:
+                conn.execute(f"INSERT OR IGNORE INTO sweeps({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                             tuple(row.values()))
+                for link in links:
+                    conn.execute("INSERT OR IGNORE INTO sweep_links(token, sweep_id, owner, created, revoked) "
+                                 "VALUES (?, ?, ?, ?, ?)", (link["token"], row["sweep_id"], row["owner"],
+                                                            link["created"], link["revoked"]))
+        return len(runs) + len(sweeps)
+
+    def _run_row_from_folder(self, folder: Path, meta: dict[str, Any] | None
+                             ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The index row (and result links) of a run folder, from its meta.json and store.json.
+
+        Whatever cannot be read gets a neutral value; the run is then marked damaged with the reason.
+        Files listed in meta.json are checked byte for byte (size and sha256).
+        """
+        run_id = folder.name
+        lost = None
+        if meta is None:
+            lost = ("its meta.json was " + ("unreadable" if (folder / _META_FILE).exists() else "missing")
+                    + " when the index was rebuilt, so its label, star and result links were lost")
+        info = _read_json(folder / _STORE_FILE, _MAX_META_BYTES)
+        info = info if isinstance(info, dict) else {}
+        meta = meta or {}
+        problems: list[str] = []
+        owner = _text(meta.get("owner")) or _text(info.get("owner")) or RECOVERED_OWNER
+        if len(owner) > _MAX_OWNER:
+            owner = RECOVERED_OWNER
+        manifest = _manifest(meta.get("files"))
+        if manifest is None:
+            if meta:
+                problems.append("its meta.json does not list its files")
+            manifest = {}
+            for f in sorted(folder.iterdir()):
+                if f.is_file() and not f.name.startswith(".") and f.name != _META_FILE:
+                    data = f.read_bytes()
+                    manifest[f.name] = [len(data), hashlib.sha256(data).hexdigest()]
+        else:
+            why = self._content_problem(folder, manifest)
+            if why:
+                problems.append(why)
+        if not info:
+            problems.append("its store.json is missing or unreadable, so what it was is partly unknown")
+        if "config.json" not in manifest:
+            problems.append("its config.json is missing")
+        status = info.get("status") if info.get("status") in ("done", "stopped", "failed") else (
+            "done" if "weights.safetensors" in manifest else "failed")
+        source = info.get("source") if info.get("source") in SOURCES else "import"
+        created = _finite(meta.get("created")) or _finite(info.get("created"))
+        if created is None:
+            try:
+                created = folder.stat().st_mtime
+            except OSError:
+                created = time.time()
+        links = _links(meta.get("links"))
+        csv_sha = meta.get("csv_sha") or info.get("csv_sha256")
+        if not (isinstance(csv_sha, str) and re.fullmatch(r"[0-9a-f]{64}", csv_sha)):
+            csv_sha = None
+        row = dict(
+            run_id=run_id, owner=owner, created=created, label=_clip(meta.get("label"), _MAX_LABEL),
+            starred=1 if meta.get("starred") is True else 0, status=status, source=source,
+            dataset=_clip(info.get("dataset"), 500) or "(unknown data)", strategy=_clip(info.get("strategy"), 80),
+            members=_int(info.get("members")), epochs=_int(info.get("epochs")), task=_clip(info.get("task"), 40),
+            test_nll=_finite(info.get("test_nll")), test_rmse=_finite(info.get("test_rmse")),
+            test_accuracy=_finite(info.get("test_accuracy")), seconds=_finite(info.get("seconds")),
+            bytes=sum(v[0] for v in manifest.values()) + _size(folder / _META_FILE),
+            damaged=("; ".join(problems) if problems else None),
+            error=_clip(info.get("error"), _MAX_ERROR) or None, shared=int(any(not k["revoked"] for k in links)),
+            note="; ".join(n for n in (_clip(info.get("note"), _MAX_ERROR), lost) if n) or None,
+            csv_sha=csv_sha, files=json.dumps(manifest))
+        return row, links
+
+    def _sweep_row_from_folder(self, folder: Path, meta: dict[str, Any] | None
+                               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The index row (and result links) of a sweep folder, from its summary.json and meta.json."""
+        meta = meta or {}
+        body, why = _read_sweep_file(folder / _SUMMARY_FILE)
+        head = body or {}
+        owner = _text(head.get("owner")) or _text(meta.get("owner")) or RECOVERED_OWNER
+        if len(owner) > _MAX_OWNER:
+            owner = RECOVERED_OWNER
+        try:
+            size = (folder / _SUMMARY_FILE).stat().st_size
+        except OSError:
+            size = 0
+        created = _finite(head.get("created")) or _finite(meta.get("created")) or time.time()
+        links = _links(meta.get("links"))
+        row = dict(
+            sweep_id=folder.name, owner=owner, created=created, updated=_finite(head.get("updated")) or created,
+            label=_clip(head.get("label"), _MAX_LABEL), task=_clip(head.get("task"), 40),
+            metric=_clip(head.get("metric"), 40), n_trials=_int(head.get("n_trials")),
+            n_done=_int(head.get("n_done")),
+            status=head.get("status") if head.get("status") in SWEEP_STATUSES else "stopped",
+            shared=int(any(not k["revoked"] for k in links)), damaged=why, bytes=size)
+        return row, links
+
+    def _content_problem(self, folder: Path, manifest: dict[str, list[Any]]) -> str | None:
+        """Why a folder's files differ from their saved sizes and sha256 (reads them), or None."""
+        for name, (size, sha) in manifest.items():
+            try:
+                with open(folder / name, "rb") as f:
+                    data = f.read(size + 1)
+            except FileNotFoundError:
+                return f"its file {name} is missing from the store"
+            except OSError as exc:
+                return f"{name} cannot be read ({exc.strerror or exc})"
+            if len(data) != size:
+                return f"{name} is not {size:,} bytes as when it was saved (truncated or changed)"
+            if hashlib.sha256(data).hexdigest() != sha:
+                return f"{name} changed since it was saved (its content differs)"
+        return None
 
     def _scan(self) -> None:
         """Mark runs whose files are missing or changed size as damaged (stat only, no reads)."""
@@ -552,6 +835,66 @@ class RunStore:
         if updates:
             with self._tx() as conn:
                 conn.executemany("UPDATE runs SET damaged=? WHERE run_id=?", updates)
+
+    def _scan_sweeps(self) -> None:
+        """Mark sweeps whose summary.json is missing or changed size as damaged (stat only)."""
+        updates = []
+        for sweep_id, size, damaged in self._read("SELECT sweep_id, bytes, damaged FROM sweeps"):
+            try:
+                got = (self._sweeps / sweep_id / _SUMMARY_FILE).stat().st_size
+                why = None if got == size else (f"its summary is {got:,} bytes on disk but was {size:,} bytes "
+                                                "when saved (truncated or changed)")
+            except OSError:
+                why = "its summary file is missing from the store"
+            if why and why != damaged:
+                updates.append((why, sweep_id))
+        if updates:
+            with self._tx() as conn:
+                conn.executemany("UPDATE sweeps SET damaged=? WHERE sweep_id=?", updates)
+
+    # ------------------------------------------------------------ meta.json (what a rebuild needs)
+    def _run_meta(self, conn: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
+        """meta.json of a run, from its index row and links (inside a transaction)."""
+        row = conn.execute("SELECT owner, created, label, starred, source, csv_sha, files FROM runs WHERE run_id=?",
+                           (run_id,)).fetchone()
+        if row is None:
+            return None
+        links = conn.execute("SELECT token, created, revoked FROM links WHERE run_id=? ORDER BY created",
+                             (run_id,)).fetchall()
+        return _run_meta_dict(run_id, row[0], row[1], row[2], bool(row[3]), row[4], row[5], json.loads(row[6]),
+                              [{"token": t, "created": c, "revoked": bool(r)} for t, c, r in links])
+
+    def _sweep_meta(self, conn: sqlite3.Connection, sweep_id: str) -> dict[str, Any] | None:
+        """meta.json of a sweep, from its index row and links (inside a transaction)."""
+        row = conn.execute("SELECT owner, created FROM sweeps WHERE sweep_id=?", (sweep_id,)).fetchone()
+        if row is None:
+            return None
+        links = conn.execute("SELECT token, created, revoked FROM sweep_links WHERE sweep_id=? ORDER BY created",
+                             (sweep_id,)).fetchall()
+        return {"format": "deep-ensemble-lab/sweep-meta", "version": SCHEMA_VERSION, "sweep_id": sweep_id,
+                "owner": row[0], "created": row[1], "deleted": False,
+                "links": [{"token": t, "created": c, "revoked": bool(r)} for t, c, r in links]}
+
+    def _put_meta(self, folder: Path, meta: dict[str, Any] | None) -> None:
+        """Rewrite ``folder``'s meta.json atomically (temp file in tmp/, fsync, rename).
+
+        A folder that is gone (a damaged run) is skipped; other failures raise StoreUnavailable,
+        so the caller's transaction rolls back and index and meta.json stay alike.
+        """
+        if meta is None or not folder.is_dir():
+            return
+        try:
+            _replace_file(self._tmp, folder / _META_FILE, json.dumps(meta, indent=1, allow_nan=False).encode())
+        except OSError as exc:
+            raise self._unavailable(exc) from None
+
+    def _tombstone(self, folder: Path) -> None:
+        """Mark a folder deleted (before its index row goes), so a rebuild never brings it back."""
+        try:
+            if folder.is_dir():
+                _replace_file(self._tmp, folder / _META_FILE, b'{"deleted": true}', sync=False)
+        except OSError:
+            pass  # the folder is removed right after; a leftover without a row is re-indexed, not lost
 
     def _stat_problem(self, run_id: str, manifest: dict[str, list[Any]]) -> str | None:
         folder = self._runs / run_id
@@ -664,6 +1007,10 @@ class RunStore:
                                          **values}, indent=1, allow_nan=False).encode()
         manifest = {name: [len(data), hashlib.sha256(data).hexdigest()] for name, data in files.items()}
         size = sum(len(d) for d in files.values())
+        files[_META_FILE] = json.dumps(_run_meta_dict(run_id, owner, created, label, False, source,
+                                                      csv[0] if csv else None, manifest, []),
+                                       indent=1, allow_nan=False).encode()
+        size += len(files[_META_FILE])  # the size on disk (meta.json grows a little with result links)
         tmp = self._tmp / run_id
         _crash_point("start")
         try:
@@ -718,8 +1065,13 @@ class RunStore:
         _fsync_dir(self._csv)
 
     # ------------------------------------------------------------ retention
-    def _prune(self, keep: str) -> int:
-        """Delete the oldest unstarred runs beyond the caps (never ``keep``); returns how many."""
+    def _prune(self, keep: str | None) -> int:
+        """Delete the oldest unstarred runs beyond the caps (never ``keep``); returns how many.
+
+        ``keep`` None (after a sweep was saved): only the disk cap applies.  Sweeps count toward the
+        disk cap but are pruned only by their own count cap.
+        """
+        keep = keep or ""
         with self._tx() as conn:
             owner = conn.execute("SELECT owner FROM runs WHERE run_id=?", (keep,)).fetchone()
             victims: dict[str, tuple[Any, ...]] = {}
@@ -731,7 +1083,8 @@ class RunStore:
                                           "ORDER BY created LIMIT ?", (owner[0], keep, n - self.max_runs_per_owner)):
                         victims[r[0]] = (*r, "count")
             total = (conn.execute("SELECT coalesce(sum(bytes), 0) FROM runs").fetchone()[0]
-                     + conn.execute("SELECT coalesce(sum(bytes), 0) FROM csvs").fetchone()[0])
+                     + conn.execute("SELECT coalesce(sum(bytes), 0) FROM csvs").fetchone()[0]
+                     + conn.execute("SELECT coalesce(sum(bytes), 0) FROM sweeps").fetchone()[0])
             total -= sum(v[6] for v in victims.values())
             if total > self.max_total_bytes:
                 csv_refs = dict(conn.execute("SELECT csv_sha, count(*) FROM runs WHERE csv_sha IS NOT NULL "
@@ -764,6 +1117,7 @@ class RunStore:
                              (own, now, f"Removed {name} from {when}: {reason}; star a run to keep it."))
                 conn.execute("DELETE FROM links WHERE run_id=?", (run_id,))
                 conn.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
+                self._tombstone(self._runs / run_id)
         for run_id in victims:
             _remove(self._runs / run_id)
         return len(victims)
@@ -988,6 +1342,8 @@ class RunStore:
             raise StoreError("no such run among your runs")
         with self._tx() as conn:
             n = conn.execute(sql + " WHERE run_id=? AND owner=?", (*args, run_id, owner)).rowcount
+            if n:
+                self._put_meta(self._runs / run_id, self._run_meta(conn, run_id))
         if n == 0:
             raise StoreError("no such run among your runs (it may have been deleted or pruned)")
 
@@ -1008,6 +1364,7 @@ class RunStore:
             n = conn.execute("DELETE FROM runs WHERE run_id=? AND owner=?", (run_id, owner)).rowcount
             if n:
                 conn.execute("DELETE FROM links WHERE run_id=?", (run_id,))
+                self._tombstone(self._runs / run_id)
         if n == 0:
             raise StoreError("no such run among your runs (it may have been deleted or pruned)")
         _remove(self._runs / run_id)
@@ -1037,6 +1394,7 @@ class RunStore:
             conn.execute("INSERT INTO links(token, run_id, owner, created) VALUES (?, ?, ?, ?)",
                          (token, run_id, owner, time.time()))
             conn.execute("UPDATE runs SET shared=1 WHERE run_id=?", (run_id,))
+            self._put_meta(self._runs / run_id, self._run_meta(conn, run_id))
         return token
 
     def revoke(self, run_id: str, owner: str) -> None:
@@ -1046,6 +1404,7 @@ class RunStore:
         with self._tx() as conn:
             conn.execute("UPDATE links SET revoked=1 WHERE run_id=? AND owner=?", (run_id, owner))
             conn.execute("UPDATE runs SET shared=0 WHERE run_id=?", (run_id,))
+            self._put_meta(self._runs / run_id, self._run_meta(conn, run_id))
 
     def open_shared(self, token: str) -> tuple[RunRecord, Run, Dataset | None]:
         """The run behind a result link: its record, the run and its data.
@@ -1064,6 +1423,258 @@ class RunStore:
         record, manifest, csv_sha = self._row(run_id, owner)
         run, dataset = self._load(record, manifest, csv_sha)
         return record, run, dataset
+
+    # ------------------------------------------------------------ sweeps
+    def save_sweep(self, owner: str, summary: dict[str, Any], *, sweep_id: str | None = None,
+                   run_ids: Sequence[str | None] = ()) -> str:
+        """Save a new sweep (``sweep_id`` None) or update ``owner``'s sweep in place; returns its id.
+
+        Args:
+            owner: whose sweep.
+            summary: the Sweep page's results (spec, trials with params, metrics, status, curves),
+                JSON-able: dicts with text keys, lists, tuples, text, numbers (numpy ones too), bools,
+                None.  Non-finite floats are kept as null.  At most :data:`MAX_SWEEP_BYTES` encoded.
+                The record's fields come from its keys when present: ``label``, ``task``, ``metric``,
+                ``n_trials`` (default: the length of ``trials``), ``n_done`` (default: trials whose
+                ``status`` is ``"done"``) and ``status`` (default ``"running"``).
+            sweep_id: None for a new sweep (a fresh unguessable id), or the id of ``owner``'s sweep.
+            run_ids: the store run id of each trial (None for a trial not saved as a run).
+
+        The summary is written atomically (temp file, fsync, rename), then the index row; result
+        links are kept across updates.  A new sweep may prune ``owner``'s oldest sweeps beyond
+        :data:`MAX_SWEEPS_PER_OWNER` (with a :meth:`pruned_notice`).
+
+        Raises:
+            StoreError: bad arguments, a summary over the size bound, or an unknown sweep id.
+            StoreUnavailable: the store cannot be written.
+        """
+        owner = _check_owner(owner)
+        if not isinstance(summary, dict):
+            raise StoreError(f"a sweep summary must be a dict, got {type(summary).__name__}")
+        clean = _clean_json(summary, 0)
+        encoded = json.dumps(clean, separators=(",", ":"), allow_nan=False)
+        if len(encoded) > MAX_SWEEP_BYTES:  # characters >= bytes / 4; check the bytes when close
+            size = len(encoded.encode())
+            if size > MAX_SWEEP_BYTES:
+                raise StoreError(f"this sweep's results are {_mb(size)}, over the {_mb(MAX_SWEEP_BYTES)} a saved "
+                                 "sweep may have; save fewer trials or shorter curves")
+        ids = list(run_ids) if not isinstance(run_ids, (str, bytes)) else None
+        if ids is None or len(ids) > _MAX_RUN_IDS or not all(r is None or _valid_id(r) for r in ids):
+            raise StoreError("run_ids must be a list of run ids (or None for a trial that was not saved)")
+        fields = _sweep_fields(clean)
+        if sweep_id is not None and not _valid_id(sweep_id):
+            raise StoreError("no such sweep among your sweeps")
+        self._db_or_raise()
+        now = time.time()
+        if sweep_id is None:
+            return self._insert_sweep(owner, fields, encoded, ids, now)
+        rows = self._read("SELECT created FROM sweeps WHERE sweep_id=? AND owner=?", (sweep_id, owner))
+        if not rows:
+            raise StoreError("no such sweep among your sweeps (it may have been deleted or pruned)")
+        created = rows[0][0]
+        data = _sweep_file(sweep_id, owner, created, now, fields, ids, encoded)
+        folder = self._sweeps / sweep_id
+        tmp = self._tmp / f"sweep-{sweep_id}.{secrets.token_hex(4)}"
+        try:
+            with _FileLock(self.root / "lock", exclusive=False):
+                _write_synced(tmp, data)
+                try:
+                    with self._tx() as conn:
+                        n = conn.execute(
+                            "UPDATE sweeps SET updated=?, label=?, task=?, metric=?, n_trials=?, n_done=?, "
+                            "status=?, damaged=NULL, bytes=? WHERE sweep_id=? AND owner=?",
+                            (now, *fields.values(), len(data), sweep_id, owner)).rowcount
+                        if n == 0:
+                            raise StoreError("no such sweep among your sweeps (it may have been deleted or pruned)")
+                        fresh = not folder.is_dir()
+                        folder.mkdir(exist_ok=True)
+                        os.replace(tmp, folder / _SUMMARY_FILE)
+                        if fresh or not (folder / _META_FILE).exists():
+                            self._put_meta(folder, self._sweep_meta(conn, sweep_id))
+                finally:
+                    tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            raise self._unavailable(exc) from None
+        self._writable_again()
+        return sweep_id
+
+    def _insert_sweep(self, owner: str, fields: dict[str, Any], encoded: str, ids: list[str | None],
+                      now: float) -> str:
+        sweep_id = secrets.token_urlsafe(16)
+        data = _sweep_file(sweep_id, owner, now, now, fields, ids, encoded)
+        meta = {"format": "deep-ensemble-lab/sweep-meta", "version": SCHEMA_VERSION, "sweep_id": sweep_id,
+                "owner": owner, "created": now, "deleted": False, "links": []}
+        tmp = self._tmp / f"sweep-{sweep_id}"
+        try:
+            with _FileLock(self.root / "lock", exclusive=False):
+                tmp.mkdir(parents=True)
+                _write_files(tmp, {_SUMMARY_FILE: data, _META_FILE: json.dumps(meta, indent=1).encode()})
+                os.replace(tmp, self._sweeps / sweep_id)
+                _fsync_dir(self._sweeps)
+                row = dict(sweep_id=sweep_id, owner=owner, created=now, updated=now, **fields, shared=0,
+                           damaged=None, bytes=len(data))
+                try:
+                    with self._tx() as conn:
+                        conn.execute(f"INSERT INTO sweeps({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                                     tuple(row.values()))
+                except StoreUnavailable:
+                    _remove(self._sweeps / sweep_id)
+                    raise
+                try:
+                    self._prune_sweeps(owner, keep=sweep_id)
+                    pruned = self._prune(keep=None)
+                except StoreUnavailable:
+                    pruned = 0
+        except OSError as exc:
+            _remove(tmp)
+            raise self._unavailable(exc) from None
+        if pruned:
+            self._collect_garbage()
+        self._writable_again()
+        return sweep_id
+
+    def _writable_again(self) -> None:
+        if self._why is not None and not self._fatal:
+            self._why = None
+
+    def _prune_sweeps(self, owner: str, keep: str) -> None:
+        """Drop ``owner``'s oldest sweeps (by last update) beyond :data:`MAX_SWEEPS_PER_OWNER`, with notices."""
+        with self._tx() as conn:
+            n = conn.execute("SELECT count(*) FROM sweeps WHERE owner=?", (owner,)).fetchone()[0]
+            if n <= MAX_SWEEPS_PER_OWNER:
+                return
+            victims = conn.execute("SELECT sweep_id, label, updated FROM sweeps WHERE owner=? AND sweep_id!=? "
+                                   "ORDER BY updated, rowid LIMIT ?", (owner, keep, n - MAX_SWEEPS_PER_OWNER)
+                                   ).fetchall()
+            for sweep_id, label, updated in victims:
+                name = f"the sweep “{label}”" if label else "a sweep"
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(updated))
+                conn.execute("INSERT INTO notices(owner, created, text) VALUES (?, ?, ?)",
+                             (owner, time.time(), f"Removed {name} from {when}: you keep at most "
+                                                  f"{MAX_SWEEPS_PER_OWNER} sweeps."))
+                conn.execute("DELETE FROM sweep_links WHERE sweep_id=?", (sweep_id,))
+                conn.execute("DELETE FROM sweeps WHERE sweep_id=?", (sweep_id,))
+                self._tombstone(self._sweeps / sweep_id)
+        for sweep_id, _label, _updated in victims:
+            _remove(self._sweeps / sweep_id)
+
+    def list_sweeps(self, owner: str, *, limit: int | None = None) -> list[SweepRecord]:
+        """``owner``'s saved sweeps, the most recently updated first (from the index only)."""
+        owner = _check_owner(owner)
+        sql, args = _SWEEP_SELECT + " WHERE owner=? ORDER BY updated DESC, rowid DESC", [owner]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(max(0, int(limit)))
+        return [_sweep_record(r) for r in self._read(sql, tuple(args))]
+
+    def _sweep_row(self, sweep_id: str, owner: str) -> SweepRecord:
+        owner = _check_owner(owner)
+        rows = (self._read(_SWEEP_SELECT + " WHERE sweep_id=? AND owner=?", (sweep_id, owner))
+                if _valid_id(sweep_id) else [])
+        if not rows:
+            if self._conn is None and self._why:
+                raise StoreError(f"the run store cannot be read: {self._why}")
+            raise StoreError("no such sweep among your sweeps (it may have been deleted or pruned)")
+        return _sweep_record(rows[0])
+
+    def _open_sweep(self, record: SweepRecord) -> tuple[SweepRecord, dict[str, Any], list[str | None]]:
+        body, why = _read_sweep_file(self._sweeps / record.sweep_id / _SUMMARY_FILE)
+        if body is None or body.get("sweep_id") != record.sweep_id or body.get("owner") != record.owner:
+            why = why or "its summary belongs to another sweep"
+            try:
+                with self._tx() as conn:
+                    conn.execute("UPDATE sweeps SET damaged=? WHERE sweep_id=?", (why, record.sweep_id))
+            except StoreUnavailable:
+                pass
+            raise StoreError(f"this saved sweep is damaged and cannot be opened: {why}")
+        fields = _sweep_fields(body)
+        got = SweepRecord(record.sweep_id, record.owner, record.created,
+                          _finite(body.get("updated")) or record.updated, **fields, shared=record.shared)
+        if got != record:  # damaged before, or an update whose index row a crash lost: the file is the truth
+            try:
+                with self._tx() as conn:
+                    conn.execute("UPDATE sweeps SET updated=?, label=?, task=?, metric=?, n_trials=?, n_done=?, "
+                                 "status=?, damaged=NULL WHERE sweep_id=?",
+                                 (got.updated, *fields.values(), record.sweep_id))
+            except StoreUnavailable:
+                pass
+        ids = body.get("run_ids")
+        ids = [r if _valid_id(r) else None for r in ids] if isinstance(ids, list) else []
+        return got, body["summary"], ids
+
+    def load_sweep(self, sweep_id: str, owner: str) -> tuple[SweepRecord, dict[str, Any], list[str | None]]:
+        """``owner``'s sweep: its record, its summary and the run id of each trial.
+
+        Raises:
+            StoreError: unknown sweep (or another owner's), or a damaged summary (the sweep is then
+                marked damaged).
+        """
+        return self._open_sweep(self._sweep_row(sweep_id, owner))
+
+    def delete_sweep(self, sweep_id: str, owner: str) -> None:
+        """Delete ``owner``'s sweep, its result links and its folder (the runs of its trials stay)."""
+        owner = _check_owner(owner)
+        if not _valid_id(sweep_id):
+            raise StoreError("no such sweep among your sweeps")
+        with self._tx() as conn:
+            n = conn.execute("DELETE FROM sweeps WHERE sweep_id=? AND owner=?", (sweep_id, owner)).rowcount
+            if n:
+                conn.execute("DELETE FROM sweep_links WHERE sweep_id=?", (sweep_id,))
+                self._tombstone(self._sweeps / sweep_id)
+        if n == 0:
+            raise StoreError("no such sweep among your sweeps (it may have been deleted or pruned)")
+        _remove(self._sweeps / sweep_id)
+
+    def share_sweep(self, sweep_id: str, owner: str) -> str:
+        """A read-only result link token for ``owner``'s sweep (the same one while it is not revoked).
+
+        Returns:
+            ``secrets.token_urlsafe(24)``: 192 random bits, url-safe.
+
+        Raises:
+            StoreError: unknown sweep.  StoreUnavailable: the store cannot be written.
+        """
+        self._sweep_row(sweep_id, owner)
+        with self._tx() as conn:
+            row = conn.execute("SELECT token FROM sweep_links WHERE sweep_id=? AND owner=? AND revoked=0",
+                               (sweep_id, owner)).fetchone()
+            if row is not None:
+                return str(row[0])
+            token = secrets.token_urlsafe(24)
+            conn.execute("INSERT INTO sweep_links(token, sweep_id, owner, created) VALUES (?, ?, ?, ?)",
+                         (token, sweep_id, owner, time.time()))
+            conn.execute("UPDATE sweeps SET shared=1 WHERE sweep_id=?", (sweep_id,))
+            self._put_meta(self._sweeps / sweep_id, self._sweep_meta(conn, sweep_id))
+        return token
+
+    def revoke_sweep(self, sweep_id: str, owner: str) -> None:
+        """Revoke every result link of ``owner``'s sweep (opening one then fails)."""
+        self._sweep_row(sweep_id, owner)
+        with self._tx() as conn:
+            conn.execute("UPDATE sweep_links SET revoked=1 WHERE sweep_id=? AND owner=?", (sweep_id, owner))
+            conn.execute("UPDATE sweeps SET shared=0 WHERE sweep_id=?", (sweep_id,))
+            self._put_meta(self._sweeps / sweep_id, self._sweep_meta(conn, sweep_id))
+
+    def open_shared_sweep(self, token: str) -> tuple[SweepRecord, dict[str, Any]]:
+        """The sweep behind a result link: its record and its summary.
+
+        Raises:
+            StoreError: "this link was revoked or never existed" (malformed, unknown or revoked, or
+                the sweep was deleted), or the sweep is damaged.
+        """
+        gone = "this link was revoked or never existed"
+        if not isinstance(token, str) or not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", token):
+            raise StoreError(gone)
+        rows = self._read("SELECT sweep_id, owner, revoked FROM sweep_links WHERE token=?", (token,))
+        if not rows or rows[0][2]:
+            raise StoreError(gone)
+        sweep_id, owner, _revoked = rows[0]
+        try:
+            record = self._sweep_row(sweep_id, owner)
+        except StoreError:
+            raise StoreError(gone) from None
+        got, summary, _ids = self._open_sweep(record)
+        return got, summary
 
 
 # ------------------------------------------------------------------ helpers
@@ -1100,3 +1711,197 @@ def _added_points(config: RunConfig, dataset: Dataset | None) -> list[list[float
         return []
     x, y = dataset.x_train[n:, 0], dataset.y_train[n:]
     return [[float(a), float(b)] for a, b in zip(x[:_MAX_POINTS], y[:_MAX_POINTS])]
+
+
+def _is_corrupt(exc: BaseException) -> bool:
+    """True for SQLite's "this file is not a (sound) database" errors (not for locks or I/O)."""
+    if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in str(exc) or "busy" in str(exc)):
+        return False
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
+
+
+def _index_usable(db: Path) -> bool:
+    """Whether ``db`` opens as an SQLite file that passes ``PRAGMA quick_check``."""
+    try:
+        conn = sqlite3.connect(db, timeout=1.0)
+    except sqlite3.Error:
+        return False
+    try:
+        conn.execute("PRAGMA user_version").fetchone()
+        return str(conn.execute("PRAGMA quick_check").fetchone()[0]).lower() == "ok"
+    except sqlite3.Error as exc:
+        return not _is_corrupt(exc)
+    finally:
+        conn.close()
+
+
+def _replace_file(tmp_dir: Path, target: Path, data: bytes, *, sync: bool = True) -> None:
+    """Write ``data`` to ``target`` atomically: a temp file in ``tmp_dir`` (same file system), then rename."""
+    tmp = tmp_dir / f"{target.parent.name}.{target.name}.{secrets.token_hex(4)}"
+    try:
+        if sync:
+            _write_synced(tmp, data)
+        else:
+            tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _run_meta_dict(run_id: str, owner: str, created: float, label: str, starred: bool, source: str,
+                   csv_sha: str | None, manifest: dict[str, list[Any]], links: list[dict[str, Any]]
+                   ) -> dict[str, Any]:
+    return {"format": "deep-ensemble-lab/run-meta", "version": SCHEMA_VERSION, "run_id": run_id, "owner": owner,
+            "created": created, "label": label, "starred": starred, "source": source, "csv_sha": csv_sha,
+            "deleted": False, "files": manifest, "links": links}
+
+
+def _read_json(path: Path, limit: int) -> Any:
+    """A small JSON file, or None when it is missing, too large or not JSON."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            return None
+        return json.loads(data)
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def _text(v: Any) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def _clip(v: Any, n: int) -> str:
+    return "".join(ch for ch in v if ch.isprintable())[:n] if isinstance(v, str) else ""
+
+
+def _int(v: Any) -> int:
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**53 else 0
+
+
+def _manifest(v: Any) -> dict[str, list[Any]] | None:
+    """A meta.json's file list if it is well formed: {name: [size, sha256]} with plain file names."""
+    if not isinstance(v, dict) or not v:
+        return None
+    out = {}
+    for name, entry in v.items():
+        if (not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name) or name.startswith(".")
+                or not isinstance(entry, list) or len(entry) != 2 or _int(entry[0]) != entry[0]
+                or not isinstance(entry[1], str) or not re.fullmatch(r"[0-9a-f]{64}", entry[1])):
+            return None
+        out[name] = [entry[0], entry[1]]
+    return out
+
+
+def _links(v: Any) -> list[dict[str, Any]]:
+    """A meta.json's result links, the well-formed ones only."""
+    out = []
+    for link in v if isinstance(v, list) else []:
+        if (isinstance(link, dict) and isinstance(link.get("token"), str)
+                and re.fullmatch(r"[A-Za-z0-9_-]{16,64}", link["token"])):
+            out.append({"token": link["token"], "created": _finite(link.get("created")) or 0.0,
+                        "revoked": 1 if link.get("revoked") else 0})
+    return out
+
+
+def _sweep_record(row: tuple[Any, ...]) -> SweepRecord:
+    r = list(row)
+    r[10] = bool(r[10])
+    return SweepRecord(*r)
+
+
+def _clean_json(v: Any, depth: int) -> Any:
+    """A JSON-able copy of ``v``: non-finite floats -> None, tuples -> lists, numpy scalars/arrays -> Python."""
+    if depth > 64:
+        raise StoreError("a sweep summary is nested too deeply (more than 64 levels)")
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        out = {}
+        for k, x in v.items():
+            if not isinstance(k, str):
+                if isinstance(k, (int, float)) and not isinstance(k, bool):
+                    k = str(k)
+                else:
+                    raise StoreError(f"a sweep summary's keys must be text, got {type(k).__name__}")
+            out[k] = _clean_json(x, depth + 1)
+        return out
+    if isinstance(v, (list, tuple)):
+        return [_clean_json(x, depth + 1) for x in v]
+    if hasattr(v, "tolist") and callable(v.tolist):  # numpy scalars and arrays
+        return _clean_json(v.tolist(), depth + 1)
+    raise StoreError(f"a sweep summary can hold only JSON values, not {type(v).__name__}")
+
+
+def _sweep_fields(summary: dict[str, Any]) -> dict[str, Any]:
+    """The record fields a summary carries (label, task, metric, n_trials, n_done, status)."""
+    trials = summary.get("trials")
+    trials = trials if isinstance(trials, list) else []
+    n_done = summary.get("n_done")
+    if _int(n_done) != n_done:
+        n_done = sum(1 for t in trials if isinstance(t, dict) and t.get("status") == "done")
+    n_trials = summary.get("n_trials")
+    if _int(n_trials) != n_trials:
+        n_trials = len(trials)
+    status = summary.get("status", "running")
+    if status not in SWEEP_STATUSES:
+        raise StoreError(f"a sweep's status must be one of {', '.join(SWEEP_STATUSES)}, got {str(status)[:40]!r}")
+    label = summary.get("label", "")
+    return dict(label=_check_label(label if isinstance(label, str) else str(label)),
+                task=_clip(summary.get("task"), 40), metric=_clip(summary.get("metric"), 40),
+                n_trials=n_trials, n_done=n_done, status=status)
+
+
+_SWEEP_HEAD = b'{"sha256":"'
+_SWEEP_MID = b'","body":'
+
+
+def _sweep_file(sweep_id: str, owner: str, created: float, updated: float, fields: dict[str, Any],
+                run_ids: list[str | None], encoded_summary: str) -> bytes:
+    """summary.json: ``{"sha256": <of body>, "body": {...}}`` - it checks itself, so no index is needed."""
+    head = json.dumps({"format": "deep-ensemble-lab/sweep", "version": SCHEMA_VERSION, "sweep_id": sweep_id,
+                       "owner": owner, "created": created, "updated": updated, **fields, "run_ids": run_ids},
+                      separators=(",", ":"), allow_nan=False)
+    body = (head[:-1] + ',"summary":' + encoded_summary + "}").encode()
+    return _SWEEP_HEAD + hashlib.sha256(body).hexdigest().encode() + _SWEEP_MID + body + b"}"
+
+
+def _read_sweep_file(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(body, None) for a sound summary.json, else (None, why it cannot be opened)."""
+    limit = MAX_SWEEP_BYTES + _MAX_RUN_IDS * 70 + 100_000
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        return None, "its summary file is missing from the store"
+    except OSError as exc:
+        return None, f"its summary cannot be read ({exc.strerror or exc})"
+    start = len(_SWEEP_HEAD) + 64 + len(_SWEEP_MID)
+    if len(data) > limit or not data.startswith(_SWEEP_HEAD) or data[start - len(_SWEEP_MID):start] != _SWEEP_MID \
+            or not data.endswith(b"}"):
+        return None, "its summary is not a saved sweep (truncated or changed)"
+    body = data[start:-1]
+    if hashlib.sha256(body).hexdigest().encode() != data[len(_SWEEP_HEAD):len(_SWEEP_HEAD) + 64]:
+        return None, "its summary changed since it was saved (truncated or changed)"
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return None, "its summary is not valid JSON"
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("summary"), dict):
+        return None, "its summary is not a saved sweep"
+    return parsed, None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -127,7 +127,7 @@ def test_failed_run_keeps_config_and_error_only(tmp_path):
     rec = s.save_failed(cfg, owner="me", source="train", error="every member diverged: try a smaller\nlearning rate")
     assert (rec.status, rec.error, rec.epochs, rec.seconds) == (
         "failed", "every member diverged: try a smaller learning rate", 0, None)
-    assert sorted(p.name for p in (tmp_path / "runs" / rec.run_id).iterdir()) == ["config.json", "store.json"]
+    assert sorted(p.name for p in (tmp_path / "runs" / rec.run_id).iterdir()) == ["config.json", "meta.json", "store.json"]
     assert s.read_config(rec.run_id, "me") == cfg
     with pytest.raises(StoreError, match="failed"):
         s.load(rec.run_id, "me")
@@ -268,7 +268,7 @@ def test_a_kill_at_each_step_of_a_save_never_leaves_a_broken_listed_run(tmp_path
         RunStore(root).save(run, data, owner="seed", source="train", csv_bytes=raw)
     _crash_children("steps", roots, crash_inputs)
     for step, root in zip(steps, roots):
-        assert _every_listed_run_opens(root) == (2 if step in ("indexed", "pruned") else 1), step
+        assert _every_listed_run_opens(root) == (2 if step in ("renamed", "indexed", "pruned") else 1), step
 
 
 @pytest.mark.slow
@@ -334,8 +334,10 @@ def test_a_newer_schema_makes_the_store_unavailable_with_a_reason(tmp_path, trai
 def test_an_index_that_is_not_sqlite_or_not_ours_is_refused(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "index.sqlite").write_bytes(b"this is not a database" * 100)
-    s = RunStore(tmp_path / "a")
-    assert not s.available and "not a valid SQLite file" in s.why
+    s = RunStore(tmp_path / "a")  # not SQLite: moved aside (kept for a person) and rebuilt empty
+    assert s.available and "moved to index.sqlite.corrupt-" in s.index_note
+    [aside] = (tmp_path / "a").glob("index.sqlite.corrupt-*")
+    assert aside.read_bytes() == b"this is not a database" * 100
     (tmp_path / "b").mkdir()
     with sqlite3.connect(tmp_path / "b" / "index.sqlite") as conn:
         conn.execute("CREATE TABLE other(x)")
@@ -343,7 +345,7 @@ def test_an_index_that_is_not_sqlite_or_not_ours_is_refused(tmp_path):
     assert not s.available and "not a run index" in s.why
 
 
-def test_start_up_removes_orphans_unless_a_save_is_in_progress(tmp_path, trained):
+def test_start_up_removes_leftovers_and_reindexes_unlisted_folders(tmp_path, trained):
     run, data = trained
     s = RunStore(tmp_path)
     keep = s.save(run, data, owner="me", source="train")
@@ -360,10 +362,15 @@ def test_start_up_removes_orphans_unless_a_save_is_in_progress(tmp_path, trained
         assert all(p.exists() for p in leftovers)
     finally:
         os.close(fd)
-    RunStore(tmp_path).close()
-    assert not any(p.exists() for p in leftovers)
-    assert [p.name for p in (tmp_path / "runs").iterdir()] == [keep.run_id]
+    s2 = RunStore(tmp_path)
+    # the temp folder is a leftover; the run folder without an index row is kept and re-indexed: with no
+    # readable owner it goes under "recovered", damaged (it has no store.json nor config.json)
+    assert not leftovers[0].exists() and leftovers[1].exists() and s2.reindexed == 1
+    [rec] = s2.list(store.RECOVERED_OWNER)
+    assert rec.run_id == leftovers[1].name and "store.json" in rec.damaged and "config.json" in rec.damaged
+    assert [r.run_id for r in s2.list("me")] == [keep.run_id]
     assert list((tmp_path / "csv").iterdir()) == []
+    s2.close()
 
 
 # ---------------------------------------------------------------- retention
