@@ -455,3 +455,25 @@ def test_executor_choice():
         JobPool(1, heartbeat_timeout=None, torch_threads=0, train_fn=fake, executor="process")
     with pytest.raises(ValueError, match="executor must be"):
         JobPool(1, heartbeat_timeout=None, torch_threads=0, executor="cluster")  # type: ignore[arg-type]
+
+
+def test_a_job_may_ask_for_another_executor_and_waits_only_for_a_worker_of_its_kind():
+    """A thread pool (fake train) with one slot: a job asking for ``process`` trains in a worker process
+    made on demand, while the thread slot is busy; the queue order is the fair one across kinds."""
+    fake = FakeTrainer(gated=True)
+    data = tiny_dataset()
+    cfg = RunConfig().replace(**{"optim.epochs": 3, "strategy.members": 1})
+    pool = JobPool(1, heartbeat_timeout=None, torch_threads=0, train_fn=fake, max_active_per_user=3)
+    try:
+        blocker = pool.submit(cfg, data, "a:1")
+        wait_for(lambda: blocker.status == "running")
+        a2 = pool.submit(cfg, data, "a:2")  # thread kind: waits for the busy slot
+        b1 = pool.submit(cfg, data, "b:1", executor="process")  # its kind has idle workers: starts at once
+        wait_for(lambda: not b1.active, timeout=120)
+        assert b1.executor == "process" and b1.status == "done", b1.error
+        assert b1.result.epochs_done == 3 and type(b1.result).__name__ == "Run"  # the real engine, not the fake
+        assert a2.status == "queued" and blocker.status == "running"
+        assert {w.kind for w in pool._workers} == {"process"} and fake.started == ["toy"]
+    finally:
+        fake.gate.set()
+        pool.shutdown()

@@ -1,5 +1,6 @@
 """The pool's Ray executor (ensemble_core.ray_executor) on a local Ray with 2 CPUs.
 
+Also: a group job under Ray, and a Ray job in a process pool (the executor chosen per job).
 Skipped where Ray is not installed (``pip install -r requirements-ray.txt``; CI installs it).
 Ray's cold start costs seconds, so one local Ray and one pool serve every test here.
 """
@@ -58,11 +59,52 @@ def test_lab_executor_env_selects_ray(monkeypatch):
         pool.shutdown()
 
 
+def test_a_ray_job_in_a_process_pool_trains_on_a_ray_actor_in_the_fair_order(monkeypatch):
+    """Before the shared pool too: the pool's one lazily made actor ends with it."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("LAB_EXECUTOR", raising=False)
+    start_ray(num_cpus=2)
+    data = make_cubic()
+    long = BASE.replace(**{"optim.epochs": 4000})
+    pool = JobPool(max_running=1, heartbeat_timeout=None, max_active_per_user=3, ray_workers=1, torch_threads=1)
+    try:
+        assert pool.executor == "process" and {w.kind for w in pool._workers} == {"process"}
+        a1 = pool.submit(long, data, "a:1")
+        _wait(lambda: a1.progress().epoch >= 1)
+        r = pool.submit(long, data, "a:2", executor="ray")  # the pool's Ray worker is made now
+        _wait(lambda: r.progress().epoch >= 1)
+        assert r.executor == "ray" and a1.executor == "process" and a1.status == "running"
+        with pool._lock:
+            busy = {w.kind: w for w in pool._workers if w not in pool._idle}
+        assert set(busy) == {"process", "ray"}
+        assert busy["ray"]._job == r.id and busy["process"]._job == a1.id
+        assert busy["ray"].pid != busy["process"].pid and busy["ray"].pid != os.getpid()
+        # fairness holds across kinds: user a trains two jobs, so b's and c's go first, oldest first
+        a3 = pool.submit(BASE, data, "a:3")
+        b1 = pool.submit(BASE, data, "b:1")
+        c1 = pool.submit(BASE, data, "c:1", executor="ray")
+        assert (b1.queue_position, c1.queue_position, a3.queue_position) == (1, 2, 3)
+        a1.stop()  # the process worker is free: b's job takes it, though a's third is older
+        _wait(lambda: b1.status != "queued", timeout=10)
+        assert a3.status == "queued" and c1.status == "queued"
+        r.stop()  # the Ray worker is free: c's Ray job takes it
+        for job in (a1, r, a3, b1, c1):
+            _wait(lambda job=job: not job.active, timeout=180)
+    finally:
+        pool.shutdown()
+    assert [j.status for j in (b1, c1, a3)] == ["done"] * 3
+    assert b1.started_at < a3.started_at and a3.started_at >= b1.finished_at  # a's third waited for b's
+    assert c1.started_at >= r.finished_at  # c's Ray job took the Ray worker r left
+    assert a1.status == r.status == "stopped"
+
+
 def test_same_seeds_same_test_nlls_as_the_process_executor(ray_pool):
     data = make_cubic()
-    spec = SweepSpec(BASE, grid=(("optim.lr", (0.001, 0.01)), ("seed", (0, 1))))
+    spec = SweepSpec(BASE, grid=(("optim.lr", (0.001, 0.01)), ("strategy.members", (1, 2))))
     by_process = run_sweep_local(spec, data, executor="process", workers=2)
-    by_ray = SweepRun(plan(spec, data), data, ray_pool, "sw", parallel=2)  # fans out over both actors
+    checked = plan(spec, data)
+    assert checked.programs == ((0, 2), (1, 3))  # two batched programs: one job on each actor
+    by_ray = SweepRun(checked, data, ray_pool, "sw", parallel=2)  # fans out over both actors
     assert by_ray.wait(300)
     nll_p = [t.metrics["test_nll"] for t in by_process.trials]
     nll_r = [t.metrics["test_nll"] for t in by_ray.trials]
@@ -103,3 +145,30 @@ def test_a_killed_ray_worker_fails_only_its_own_job(ray_pool):
     again = ray_pool.submit(BASE, data, "k1:train")  # the replaced worker trains the next job
     _wait(lambda: not again.active, timeout=180)
     assert again.status == "done"
+
+
+def test_a_group_job_under_ray_equals_the_process_executor(ray_pool):
+    from ensemble_core.predict import evaluate_run
+
+    data = make_cubic()
+    configs = [BASE.replace(**{"optim.lr": lr, "seed": s}) for lr, s in ((0.001, 0), (0.01, 1), (0.003, 2))]
+    px = data.x_train[:4]
+    on_ray = ray_pool.submit_group(configs, data, "g:ray", preview_x=px, preview_every=2)
+    proc = JobPool(max_running=1, heartbeat_timeout=None, torch_threads=1)
+    try:
+        on_proc = proc.submit_group(configs, data, "g:proc", preview_x=px, preview_every=2)
+        _wait(lambda: not on_proc.active, timeout=180)
+    finally:
+        proc.shutdown()
+    _wait(lambda: not on_ray.active, timeout=180)
+    assert on_ray.executor == "ray" and on_proc.executor == "process"
+    assert on_ray.status == on_proc.status == "done"
+    nlls = []
+    for a, b in zip(on_ray.lanes, on_proc.lanes, strict=True):
+        nll = evaluate_run(a.result, data.x_test, data.y_test)["nll"]
+        assert nll == evaluate_run(b.result, data.x_test, data.y_test)["nll"]  # the same engine, seeds, threads
+        nlls.append(nll)
+        assert [type(e).__name__ for e in a.events] == [type(e).__name__ for e in b.events]
+        assert [e.epoch for e in a.events if isinstance(e, EpochEnd)] == list(range(1, BASE.optim.epochs + 1))
+        assert len(a.result.replay) == len(b.result.replay) > 0
+    assert len(set(nlls)) == 3

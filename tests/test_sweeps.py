@@ -242,3 +242,81 @@ def test_cli_sweep_bad_input_is_one_line():
     assert "optim.lr: 'fast' is not valid" in r.stderr.strip().splitlines()[-1]
     r = _python_m("sweep", "--grid", "optim.lr")
     assert r.returncode == 1 and "expected PATH=VALUES" in r.stderr
+
+
+# ------------------------------------------------------------------ batched programs
+def test_plan_groups_trials_into_programs_that_fit_the_limits():
+    data = make_cubic()
+    spec = SweepSpec(BASE, grid=(("optim.lr", (0.001, 0.01)), ("strategy.members", (1, 3))))
+    checked = plan(spec, data)
+    # trials 0 and 2 (members 1) share a program, 1 and 3 (members 3) another
+    assert checked.programs == ((0, 2), (1, 3)) and checked.n_programs == 2 and checked.n_batched == 4
+    assert [checked.program_of(i) for i in range(4)] == [0, 1, 0, 1]
+    lrs = SweepSpec(BASE, grid=(("optim.lr", (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)),))
+    assert plan(lrs, data).programs == ((0, 1, 2, 3, 4, 5),)
+    # a program whose stacked cost is over the limits is cut into the fewest even parts that fit
+    from ensemble_core.costs import shape_of
+    from ensemble_core.jobs import Limits
+    from ensemble_core.shapes import parameter_count
+
+    params = parameter_count(data.n_features, shape_of(BASE, data).n_outputs, BASE.model)
+    one = BASE.strategy.members * params * BASE.optim.epochs * len(data.x_train)
+    tight = Limits(max_work=2.5 * one)  # two trials fit together, three do not
+    assert plan(lrs, data, tight).programs == ((0, 1), (2, 3), (4, 5))
+    assert plan(lrs, data, Limits(max_work=1.5 * one)).programs == tuple((i,) for i in range(6))
+    # a model setting cannot be carried per trajectory: one program per value
+    widths = SweepSpec(BASE, grid=(("model.width", (4, 8)), ("seed", (0, 1))))
+    assert plan(widths, data).programs == ((0, 1), (2, 3))
+
+
+def test_a_learning_rate_sweep_trains_as_one_job_with_the_same_test_nlls_as_one_job_per_trial():
+    data = make_cubic()
+    spec = SweepSpec(BASE, grid=(("optim.lr", (0.001, 0.003, 0.01, 0.03)),))
+    checked = plan(spec, data)
+    assert checked.programs == ((0, 1, 2, 3),)
+    pool = JobPool(max_running=1, heartbeat_timeout=None, max_active_per_user=4, torch_threads=1)
+    changes = []
+    try:
+        assert pool.executor == "process" and pool.supports_groups
+        batched = SweepRun(checked, data, pool, "b1", parallel=3, on_change=lambda sw: changes.append(sw.counts()))
+        assert batched.wait(180)
+        jobs = {t.job.group.id for t in batched.trials}
+    finally:
+        pool.shutdown()
+    assert len(jobs) == 1  # ONE pool job trained the four trials
+    assert [t.status for t in batched.trials] == ["done"] * 4
+    assert all(t.batched and t.program == 0 for t in batched.trials)
+    thread = _thread_pool()  # an injected train_fn: one job per trial
+    try:
+        separate = SweepRun(checked, data, thread, "s1", parallel=2)
+        assert separate.wait(180)
+    finally:
+        thread.shutdown()
+    assert len({t.job.id for t in separate.trials}) == 4 and not any(t.batched for t in separate.trials)
+    for a, b in zip(batched.trials, separate.trials, strict=True):
+        assert a.metrics["test_nll"] == pytest.approx(b.metrics["test_nll"], rel=1e-4, abs=1e-6)
+        assert a.metrics["val_rmse"] == pytest.approx(b.metrics["val_rmse"], rel=1e-4, abs=1e-6)
+        assert [e for e, _ in a.curve()] == list(range(1, 7))  # each trial's own validation curve
+        assert a.run.config == b.run.config
+    assert [t.index for t in batched.ranked()] == [t.index for t in separate.ranked()]
+    assert changes and changes[-1] == {"done": 4}
+
+
+def test_stopping_a_batched_sweep_keeps_every_trials_partial_run():
+    data = make_cubic()
+    spec = SweepSpec(BASE.replace(**{"optim.epochs": 5000}), grid=(("seed", (0, 1, 2)),))
+    pool = JobPool(max_running=1, heartbeat_timeout=None, max_active_per_user=4, torch_threads=1)
+    try:
+        sweep = SweepRun(plan(spec, data, max_cpu_seconds=1e9), data, pool, "st", parallel=2)
+        deadline = time.monotonic() + 120
+        while not (sweep.trials[0].job is not None and sweep.trials[0].job.progress().epoch >= 2):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert [t.status for t in sweep.trials] == ["running"] * 3
+        sweep.stop()
+        assert sweep.wait(10)
+    finally:
+        pool.shutdown()
+    assert [t.status for t in sweep.trials] == ["stopped"] * 3
+    epochs = {t.run.epochs_done for t in sweep.trials}
+    assert len(epochs) == 1 and 2 <= epochs.pop() < 5000
