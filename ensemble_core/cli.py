@@ -138,8 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("sweep", help="train a grid or random sweep of settings and rank the trials",
                        description="Train one trial per combination of the --grid values (or --random N trials "
-                                   "drawn from the --range ranges), each as a job on worker processes or Ray, "
-                                   "and rank them by the test NLL (or --metric). Unlimited, like train.")
+                                   "drawn from the --range ranges) on worker processes or Ray, and rank them by "
+                                   "the test NLL (or --metric). Trials that differ only in the learning rate, "
+                                   "weight decay, seed, adversarial eps or beta train as one batched program "
+                                   "(one job; --separate: one job per trial). Unlimited, like train.")
     w.add_argument("--config", type=Path, metavar="RUN.json", help="base RunConfig JSON (default: the defaults)")
     w.add_argument("--csv", type=Path, metavar="FILE", help="the data file when the config's data.source is 'csv'")
     w.add_argument("--grid", action="append", default=[], metavar="PATH=V1,V2",
@@ -154,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--executor", choices=("process", "ray"), default="process",
                    help="worker processes on this machine (default) or Ray (local, or the cluster at RAY_ADDRESS)")
     w.add_argument("--workers", type=_positive_int, default=None,
-                   help="trials training at once (default: one per core, or per CPU of the Ray cluster)")
+                   help="programs training at once (default: one per core, or per CPU of the Ray cluster)")
+    w.add_argument("--separate", action="store_true",
+                   help="train every trial as its own job instead of batching those that can share a program")
     w.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the random trials (default 0)")
     w.add_argument("--json", action="store_true",
                    help='finish with one JSON line: {"trials": [...], "best": {...}}')
@@ -406,7 +410,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                      seed=args.seed)
     data = load_dataset(base.data, csv_data)
     n = len(spec.trials())
-    print(f"sweep: {n} trials on {args.executor}" + (f" ({args.workers} at once)" if args.workers else ""),
+    print(f"sweep: {n} trials on {args.executor}" + (f" ({args.workers} at once)" if args.workers else "")
+          + (", each its own job" if args.separate else ", batched where they can share a program"),
           file=sys.stderr)
 
     stop = {"requested": False}
@@ -426,11 +431,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         sweep = run_sweep_local(spec, data, executor=args.executor, workers=args.workers, on_trial=on_trial,
-                                should_stop=lambda: stop["requested"])
+                                should_stop=lambda: stop["requested"], batched=not args.separate)
     finally:
         signal.signal(signal.SIGINT, previous)
     ranked = sweep.ranked()
     best = sweep.best()
+    batched = sum(len(p) for p in sweep.programs if len(p) > 1)
+    print(f"sweep: {n} trials trained as {len(sweep.programs)} program{'s' if len(sweep.programs) != 1 else ''}"
+          f" ({batched} batched)", file=sys.stderr)
     sign = "higher" if higher_is_better(spec.metric) else "lower"
     print(f"{'trial':>5}  {'status':8} {spec.metric:>12}  {'seconds':>8}  settings")
     for t in ranked:

@@ -39,6 +39,7 @@ Never imports Streamlit.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -652,13 +653,14 @@ class SweepRun:
 
 def run_sweep_local(spec: SweepSpec, data: Dataset, *, executor: str = "process", workers: int | None = None,
                     on_trial: Callable[[TrialState], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> SweepRun:
+                    should_stop: Callable[[], bool] | None = None, batched: bool = True) -> SweepRun:
     """Train a sweep on this machine's (or ``RAY_ADDRESS``'s cluster's) workers; returns it when every trial ended.
 
     The command line's runner: its own :class:`~ensemble_core.jobs.JobPool` (``executor``
     ``"process"`` or ``"ray"``, ``workers`` slots, default one per core or per cluster CPU),
     without the classroom limits, every program in flight at once: trials that differ only in
-    per-trajectory settings train as one batched program (one job, :attr:`SweepPlan.programs`).
+    per-trajectory settings train as one batched program (one job, :attr:`SweepPlan.programs`);
+    ``batched=False`` trains every trial as its own job (the baseline).
 
     Raises:
         ConfigError: bad settings (named).
@@ -668,6 +670,8 @@ def run_sweep_local(spec: SweepSpec, data: Dataset, *, executor: str = "process"
     unlimited = Limits(max_work=math.inf, max_rows=10**9, max_parameters=10**9, max_steps=10**12,
                        max_cpu_seconds=math.inf, max_memory_bytes=math.inf)
     checked = plan(spec, data, unlimited, max_trials=10_000, max_cpu_seconds=math.inf)
+    if not batched:
+        checked = dataclasses.replace(checked, programs=())
     n = checked.n_programs  # one job per program: a batched group of trials is one job
     pool = JobPool(max_running=workers, executor=executor, limits=unlimited, max_active_per_owner=1,  # type: ignore[arg-type]
                    max_active_per_user=n, max_queued=n + 1, heartbeat_timeout=None, torch_threads=1)

@@ -234,6 +234,17 @@ def test_cli_sweep_prints_one_json_line_last(tmp_path):
         {"optim.lr": 0.01, "strategy.members": 1}, {"optim.lr": 0.01, "strategy.members": 2}]
     assert all(np.isfinite(t["test_nll"]) and t["test_rmse"] > 0 and t["seconds"] >= 0 for t in out["trials"])
     assert out["best"]["test_nll"] == min(t["test_nll"] for t in out["trials"])
+    assert "4 trials trained as 2 programs (4 batched)" in r.stderr  # one per members value
+    # --separate: one job per trial, the same trials' NLLs (to float round-off) and the same JSON format
+    r = _python_m("sweep", "--config", str(cfg), "--grid", "optim.lr=0.001,0.01", "--grid", "strategy.members=1,2",
+                  "--epochs", "4", "--workers", "1", "--json", "--separate")
+    assert r.returncode == 0, r.stderr
+    assert "4 trials trained as 4 programs (0 batched)" in r.stderr
+    alone = json.loads(r.stdout.strip().splitlines()[-1])
+    assert alone.keys() == out.keys() and [t.keys() for t in alone["trials"]] == [t.keys() for t in out["trials"]]
+    for a, b in zip(alone["trials"], out["trials"], strict=True):
+        assert a["params"] == b["params"]
+        assert a["test_nll"] == pytest.approx(b["test_nll"], rel=1e-4)
 
 
 def test_cli_sweep_bad_input_is_one_line():
