@@ -470,6 +470,7 @@ class RunStore:
         self._conn: sqlite3.Connection | None = None
         self._why: str | None = None
         self._fatal = False  # an index this program cannot read (newer schema, not SQLite): no retry
+        self._index_id: tuple[int, int] | None = None  # (device, inode) of the open index file
         self._runs, self._csv, self._tmp = self.root / "runs", self.root / "csv", self.root / "tmp"
         self._sweeps = self.root / "sweeps"
         #: None, or what start-up did to a damaged index (moved aside and rebuilt), for a person.
@@ -522,6 +523,8 @@ class RunStore:
                     d.mkdir(parents=True, exist_ok=True)
                 db = self.root / "index.sqlite"
                 existed = db.exists()
+                if not existed:
+                    self._set_aside_stale_wal(db)
                 conn = sqlite3.connect(db, timeout=self._busy_timeout_s, isolation_level=None,
                                        check_same_thread=False)
             except (OSError, sqlite3.Error) as exc:
@@ -547,6 +550,7 @@ class RunStore:
                 self._why, self._fatal = problem, True
                 return
             self._conn, self._why = conn, None
+            self._index_id = _file_id(db)
         try:
             self._clean_up(index_existed=existed)
             self._scan()
@@ -581,6 +585,28 @@ class RunStore:
                                + f"PRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
         return None
 
+    def _reopen_if_replaced(self) -> None:
+        """Close the connection when index.sqlite was deleted or replaced under it (the next use reopens,
+        and a missing index is rebuilt from the folders); one stat per use."""
+        if self._conn is not None and _file_id(self.root / "index.sqlite") != self._index_id:
+            self._conn.close()
+            self._conn = None
+
+    def _set_aside_stale_wal(self, db: Path) -> None:
+        """Before creating a new index: move -wal/-shm files a deleted index left behind out of the way
+        (SQLite would replay that old log into the new file).  Under the exclusive lock, checked again."""
+        wal = Path(f"{db}-wal")
+        if not wal.exists() and not Path(f"{db}-shm").exists():
+            return
+        with _FileLock(self.root / "lock", exclusive=True, wait_s=min(self._busy_timeout_s, 2.0)) as lock:
+            if not lock.held or db.exists():
+                return
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+            for suffix in ("-wal", "-shm"):
+                extra = Path(f"{db}{suffix}")
+                if extra.exists():
+                    os.replace(extra, self.root / f"index.sqlite{suffix}.stale-{stamp}-{secrets.token_hex(2)}")
+
     def _move_aside(self, db: Path) -> bool:
         """Move a damaged index (and its WAL files) to ``index.sqlite.corrupt-<time>``; True when done.
 
@@ -611,6 +637,7 @@ class RunStore:
 
     def _db(self) -> sqlite3.Connection:
         """The open connection (reopening after an earlier failure, unless the index is unreadable)."""
+        self._reopen_if_replaced()
         if self._conn is None and not self._fatal:
             self._open()
         if self._conn is None:
@@ -645,6 +672,7 @@ class RunStore:
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of a query; an unusable index gives no rows (and :attr:`why` says why)."""
         with self._lock:
+            self._reopen_if_replaced()
             if self._conn is None:
                 if self._fatal:
                     return []
@@ -1905,3 +1933,11 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

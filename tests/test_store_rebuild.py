@@ -290,3 +290,24 @@ def test_meta_json_follows_rename_star_share_and_revoke(tmp_path, trained):
     assert [k["revoked"] for k in json.loads(meta_path.read_text())["links"]] == [True]
     assert list((tmp_path / "tmp").iterdir()) == []  # the temp files of the atomic rewrites are gone
     s.close()
+
+
+def test_an_index_deleted_under_a_running_store_is_rebuilt_on_next_use(tmp_path, trained, trained_csv):
+    got = _populate(tmp_path, trained, trained_csv)
+    s = RunStore(tmp_path)
+    assert len(s.list("alice")) == 2
+    _remove_index(tmp_path)  # e.g. someone cleaned the data folder while the server runs
+    assert [r.run_id for r in s.list("alice")] == [r.run_id for r in got["records"]["alice"]]
+    assert s.reindexed == 5 and (tmp_path / "index.sqlite").exists()
+    assert s.open_shared(got["live"])[0].run_id == got["a"].run_id
+    s.close()
+
+
+def test_a_stale_write_ahead_log_of_a_deleted_index_is_set_aside(tmp_path, trained, trained_csv):
+    got = _populate(tmp_path, trained, trained_csv)
+    (tmp_path / "index.sqlite").unlink()
+    (tmp_path / "index.sqlite-wal").write_bytes(b"\x37\x7f\x06\x82" + b"\x00" * 28)  # a log without its file
+    s = RunStore(tmp_path)
+    assert s.available and len(s.list("bob")) == 2 and list(tmp_path.glob("index.sqlite-wal.stale-*"))
+    assert {r.run_id for r in s.list("alice")} == {got["a"].run_id, got["b"].run_id}
+    s.close()
