@@ -76,7 +76,34 @@ def _remember(params: dict[str, str], keep: int = 200) -> None:
     ss["ui_share_written"] = params
 
 
+#: Query parameter of a shared sweep's read-only link (``?sweep=<token>``, see ``dashboard/sweep_view.py``).
+SWEEP_PARAM = "sweep"
+#: Longest ``?sweep=`` value kept (a token is 32 characters; anything longer is refused by the Sweep page).
+SWEEP_PARAM_MAX = 100
+
+
+def open_sweep_link() -> None:
+    """A URL with ``?sweep=<token>`` opens the Sweep page's read-only view of that shared sweep (once per token).
+
+    Only the token (cut to :data:`SWEEP_PARAM_MAX` characters) goes into ``ui_sweep_shared``; the Sweep
+    page checks its shape and asks the run store, and says what is wrong with a bad or revoked link.
+    """
+    ss = st.session_state
+    token = st.query_params.get(SWEEP_PARAM)
+    if not token or ss.get("ui_sweep_link_seen") == token:
+        return
+    ss["ui_sweep_link_seen"] = token
+    ss["ui_sweep_shared"] = str(token)[:SWEEP_PARAM_MAX]
+    ss["ui_share_goto"] = "sweep"  # a link to the bare address opens the Sweep page
+
+
 def open_link() -> None:
+    """Restore the link's setup (:func:`_open_link`), then open a shared sweep's link (:func:`open_sweep_link`)."""
+    _open_link()
+    open_sweep_link()
+
+
+def _open_link() -> None:
     """Restore the setup that the URL's query parameters describe: on a session's first run, and again
     whenever the URL holds parameters this session never wrote (a link opened in place).
 

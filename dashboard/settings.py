@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ from ensemble_core.config import (
 )
 
 __all__ = ["CompareSettings", "SweepSettings", "SWEEPABLE", "Settings", "Range", "PAGE_FIELDS", "DATA_SOURCES", "default_config",
-           "SNAPSHOT_RECIPE", "SettingError", "CONTROL_RANGES"]
+           "SNAPSHOT_RECIPE", "SettingError", "CONTROL_RANGES", "EXECUTORS", "EXECUTOR_ENV", "default_executor"]
 
 #: Where the Data page can take data from.
 DATA_SOURCES: tuple[str, ...] = ("synthetic", "bundled", "csv")
@@ -45,7 +46,19 @@ PAGE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "presentation": bool,
     "img_fmt": str,
     "pace": (str, type(None)),
+    "executor": (str, type(None)),
 }
+#: Where training runs: this server's worker processes, or the Ray cluster (``ensemble_core.jobs``'s executors).
+EXECUTORS: dict[str, str] = {"process": "this server's worker processes", "ray": "the Ray cluster"}
+#: The environment variable that picks the server's default executor (``ensemble_core.jobs.EXECUTOR_ENV``;
+#: repeated here so the settings model imports nothing that loads torch).
+EXECUTOR_ENV = "LAB_EXECUTOR"
+
+
+def default_executor() -> str:
+    """The executor a session starts with: ``$LAB_EXECUTOR`` when it names one of :data:`EXECUTORS`, else process."""
+    value = os.environ.get(EXECUTOR_ENV, "").strip().lower()
+    return value if value in EXECUTORS else "process"
 #: The snapshot recipe the Train page offers with one click (Adam + cyclic cosine from 0.01 to 0, per
 #: iteration, 1 trajectory x 5 snapshots).  See docs/decisions.md: Huang et al.'s SGD at 0.1 overshoots here.
 SNAPSHOT_RECIPE: dict[str, Any] = {"optim.optimizer": "adam", "optim.schedule": "cyclic", "optim.lr": 0.01,
@@ -202,6 +215,10 @@ class Settings:
         pace: how runs are shown, ``"fast"`` or ``"watchable"`` (the same run, spread over ~9 s); ``None``
             until chosen: then :attr:`effective_pace` follows presentation mode and classroom links.  Not
             part of the config: the pace never changes a result.
+        executor: where this session's runs and sweeps train, ``"process"`` (this server's worker
+            processes) or ``"ray"`` (the Ray cluster); ``None`` until chosen: then
+            :attr:`effective_executor` follows ``$LAB_EXECUTOR``.  Not part of the config: the same
+            seeds give the same results on either.
         sweep: the Sweep page's choices (paths ``"sweep.<choice>"``).
         notes: per widget key, a message to show next to that control once (a refused input, or a
             setting that a change had to adjust); the page pops it when it draws the control.
@@ -218,6 +235,7 @@ class Settings:
     share_hide: tuple[str, ...] = ()
     img_fmt: str = "png"
     pace: str | None = None
+    executor: str | None = None
     sweep: SweepSettings = field(default_factory=SweepSettings)
     notes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -243,6 +261,12 @@ class Settings:
         """The pace runs are shown at: the chosen one, else watchable in presentation mode or under a
         classroom link, else fast."""
         return self.pace or share.ShareState(hidden=self.hidden, presentation=self.presentation).default_pace
+
+    def effective_executor(self, ray_ok: bool = True) -> str:
+        """Where runs train: the chosen executor, else the server's default (:func:`default_executor`);
+        ``"process"`` whenever ``ray_ok`` is false (Ray is not installed on this server)."""
+        chosen = self.executor or default_executor()
+        return chosen if ray_ok or chosen != "ray" else "process"
 
     def visible(self, control: str) -> bool:
         """Whether ``control`` is shown (a classroom link may hide it or its section)."""
@@ -315,6 +339,8 @@ class Settings:
             raise SettingError(f"{path}: {value!r} is not a valid value.")
         if path == "pace" and value is not None and value not in share.PACES:
             raise SettingError("Pace: choose fast or watchable.")
+        if path == "executor" and value is not None and value not in EXECUTORS:
+            raise SettingError("Train on: choose this server's worker processes or the Ray cluster.")
         if path == "img_fmt" and value not in ("png", "svg"):
             raise SettingError("Chart downloads: choose PNG or SVG.")
         if path == "data_view" and value not in DATA_SOURCES:

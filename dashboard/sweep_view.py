@@ -1,18 +1,38 @@
-"""The Sweep page's pieces: the sweep from the settings, its charts, and its live results view.
+"""The Sweep page's pieces: the sweep from the settings, its charts, its live, saved and shared views.
 
-Figures are built from a :class:`~ensemble_core.sweeps.SweepRun`'s trials (plain
-data in, ``go.Figure`` out): a metric-against-each-setting row, a
-parallel-coordinates chart (``go.Parcoords``) and small multiples of every
-trial's validation-NLL curve.  :func:`results` draws them with the results
-table, best first, and an "Open in Train" button per trial, live while the
-sweep runs (a fragment refreshing about once a second) and once more when it
-ends.
+Figures are built from a sweep's trials (plain data in, ``go.Figure`` out): a
+metric-against-each-setting row, a parallel-coordinates chart (``go.Parcoords``)
+and small multiples of every trial's validation-NLL curve.  :func:`results`
+draws them with the results table, best first, and "Open in Train", from a
+:class:`SweepResults` -- a plain snapshot of a sweep that is either taken from a
+live :class:`~ensemble_core.sweeps.SweepRun` (:func:`snapshot`) or read back from
+the run store (:meth:`SweepResults.from_dict`), so a live, a saved and a shared
+sweep look the same.
+
+Lasting sweeps:
+
+* **Re-attach.**  A started sweep is kept in a process-wide registry keyed by the
+  browser's identity (:func:`register`, :func:`live_entry`; one sweep per
+  browser, forgotten :data:`FORGET_AFTER_S` after it ends, at most
+  :data:`MAX_LIVE` browsers), so a reload, a reopened tab or a second tab of the
+  same browser shows it live and can stop it; another browser never sees it.
+* **Saved.**  As each trial ends and when the sweep ends, its results go to the
+  run store as a sweep (:func:`persist`, ``RunStore.save_sweep``); the page
+  lists them (:func:`saved_list`).
+* **Shared.**  ``?sweep=<token>`` opens a shared sweep read-only
+  (:func:`shared_view`); the owner makes and revokes the link (:func:`share_box`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import logging
 import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,21 +41,37 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from dashboard import charts, chrome, pool, saved, state
-from dashboard.settings import SWEEPABLE, Settings
-from ensemble_core.config import ConfigError
-from ensemble_core.data import Dataset
+from dashboard import charts, chrome, identity, pool, saved, state
+from dashboard.settings import EXECUTORS, SWEEPABLE, Settings
+from ensemble_core.config import ConfigError, RunConfig
+from ensemble_core.data import DataError
 from ensemble_core.sweeps import (
+    MAX_SETTINGS,
+    MAX_TRIALS,
+    METRICS,
     SweepRun,
     SweepSpec,
-    TrialState,
     higher_is_better,
     parse_range,
     parse_values,
 )
 from ensemble_core.viz import BAD_COLOR, GOOD_COLOR, PALETTE, TEMPLATE
 
+log = logging.getLogger(__name__)
+
 KEY = "sweep_run"  # session key of this browser session's SweepRun
+#: Query parameter of a shared sweep's link (``?sweep=<token>``).
+SWEEP_PARAM = "sweep"
+#: Session key of the shared sweep this session opened from a link (its token), and of the link's problem.
+SHARED_KEY, SHARED_MSG_KEY = "ui_sweep_shared", "ui_sweep_link_msg"
+#: Session key of the saved sweep opened from "Your saved sweeps" (its id).
+OPENED_KEY = "ui_sweep_opened"
+#: A finished sweep stays re-attachable this long (seconds) after it ends; it is in the saved list anyway.
+FORGET_AFTER_S = 900.0
+#: Most browsers with a sweep in the registry (the oldest ended ones are forgotten first).
+MAX_LIVE = 512
+#: Most points of one trial's saved validation curve (longer curves are thinned evenly, the last kept).
+MAX_CURVE_POINTS = 300
 
 #: How the metrics are named on the page.
 METRIC_LABELS = {"test_nll": "Test NLL", "val_nll": "Validation NLL", "test_rmse": "Test RMSE",
@@ -91,7 +127,7 @@ def _layout(fig: go.Figure, height: int) -> go.Figure:
     return fig
 
 
-def metric_figure(trials: list[TrialState], paths: tuple[str, ...], metric: str) -> go.Figure | None:
+def metric_figure(trials: list[Any], paths: tuple[str, ...], metric: str) -> go.Figure | None:
     """One panel per swept setting: the metric of every scored trial against that setting's value; best ringed."""
     scored = [t for t in trials if _value(t.metrics.get(metric)) is not None]
     if not scored:
@@ -120,7 +156,7 @@ def metric_figure(trials: list[TrialState], paths: tuple[str, ...], metric: str)
     return _layout(fig, 340)
 
 
-def parcoords_figure(trials: list[TrialState], paths: tuple[str, ...], metric: str) -> go.Figure | None:
+def parcoords_figure(trials: list[Any], paths: tuple[str, ...], metric: str) -> go.Figure | None:
     """Parallel coordinates: one axis per swept setting and the metric; lines coloured by the metric."""
     scored = [t for t in trials if _value(t.metrics.get(metric)) is not None]
     if len(scored) < 2:
@@ -150,7 +186,7 @@ def parcoords_figure(trials: list[TrialState], paths: tuple[str, ...], metric: s
     return fig
 
 
-def curves_figure(trials: list[TrialState], paths: tuple[str, ...], cols: int = 4) -> go.Figure | None:
+def curves_figure(trials: list[Any], paths: tuple[str, ...], cols: int = 4) -> go.Figure | None:
     """Small multiples: each trial's validation NLL per epoch, one panel per trial, on a shared y-axis."""
     shown = [t for t in trials if t.status != "skipped"]
     if not shown:
@@ -177,16 +213,180 @@ def curves_figure(trials: list[TrialState], paths: tuple[str, ...], cols: int = 
     return _layout(fig, 70 + 170 * rows)
 
 
+# ------------------------------------------------------------------ results as plain data
+@dataclass(frozen=True)
+class TrialView:
+    """One trial of a :class:`SweepResults` (the figures read it like a live trial)."""
+
+    index: int
+    params: dict[str, Any]
+    status: str
+    metrics: dict[str, float]
+    seconds: float | None = None
+    error: str | None = None
+    points: tuple[tuple[int, float], ...] = ()
+
+    def curve(self) -> list[tuple[int, float]]:
+        """The validation-NLL curve: ``(epoch, value)`` pairs."""
+        return list(self.points)
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def _thin(curve: list[tuple[int, float]], most: int = MAX_CURVE_POINTS) -> tuple[tuple[int, float], ...]:
+    if len(curve) <= most:
+        return tuple(curve)
+    step = len(curve) / most
+    picked = [curve[int(i * step)] for i in range(most - 1)] + [curve[-1]]
+    return tuple(picked)
+
+
+@dataclass(frozen=True)
+class SweepResults:
+    """A sweep's results as plain data: what the page draws, what the run store keeps, what a link shows.
+
+    Attributes:
+        spec: the sweep's spec (``SweepSpec.to_dict()``: base config, grid/ranges, metric, seed).
+        metric: what the trials are ranked by.
+        paths: the swept settings.
+        task: the data's task.
+        dataset: the data's name.
+        trials: every trial, in trial order.
+        status: ``"running"``, ``"done"`` or ``"stopped"``.
+        created: when the sweep started (unix seconds).
+        executor: where it trained (``"process"`` or ``"ray"``).
+    """
+
+    spec: dict[str, Any]
+    metric: str
+    paths: tuple[str, ...]
+    task: str
+    dataset: str
+    trials: tuple[TrialView, ...]
+    status: str = "done"
+    created: float = field(default_factory=time.time)
+    executor: str = "process"
+
+    @property
+    def active(self) -> bool:
+        """Whether the sweep was still running when this was taken."""
+        return self.status == "running"
+
+    def ranked(self) -> list[TrialView]:
+        """Done trials best first, then stopped ones best first, then the rest in order (as ``SweepRun.ranked``)."""
+        m = self.metric
+
+        def by_metric(status: str) -> list[TrialView]:
+            out = [t for t in self.trials if t.status == status and _finite(t.metrics.get(m)) is not None]
+            return sorted(out, key=lambda t: -t.metrics[m] if higher_is_better(m) else t.metrics[m])
+
+        head = by_metric("done") + by_metric("stopped")
+        return head + [t for t in self.trials if t not in head]
+
+    def best(self) -> TrialView | None:
+        """The best done trial (``None`` before one has a score)."""
+        ranked = self.ranked()
+        return ranked[0] if ranked and ranked[0].status == "done" and self.metric in ranked[0].metrics else None
+
+    def counts(self) -> dict[str, int]:
+        """How many trials are in each status."""
+        out: dict[str, int] = {}
+        for t in self.trials:
+            out[t.status] = out.get(t.status, 0) + 1
+        return out
+
+    def trial_config(self, t: TrialView) -> RunConfig:
+        """The full config trial ``t`` trained with (the spec's base with its settings); ConfigError if invalid."""
+        return RunConfig.from_dict(self.spec.get("base", {})).replace(**t.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for ``RunStore.save_sweep`` (also carries the store record's summary keys)."""
+        best = self.best()
+        return {"version": 1, "spec": self.spec, "metric": self.metric, "paths": list(self.paths),
+                "task": self.task, "dataset": self.dataset, "status": self.status, "created": self.created,
+                "executor": self.executor, "n_trials": len(self.trials),
+                "n_done": sum(t.status == "done" for t in self.trials),
+                "label": ", ".join(label(p) for p in self.paths),
+                "best": None if best is None else best.index,
+                "trials": [{"index": t.index, "params": t.params, "status": t.status, "metrics": t.metrics,
+                            "seconds": t.seconds, "error": t.error, "curve": [list(p) for p in t.points]}
+                           for t in self.trials]}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> SweepResults:
+        """Read back :meth:`to_dict`'s output, checked and bounded.
+
+        Raises:
+            ValueError: anything that is not a sweep this page saved (the message says what).
+        """
+        if not isinstance(d, dict):
+            raise ValueError("the saved sweep is not a JSON object")
+        metric, paths, raw = d.get("metric"), d.get("paths"), d.get("trials")
+        if metric not in METRICS:
+            raise ValueError(f"the saved sweep ranks by an unknown metric {metric!r}")
+        if not isinstance(paths, list) or not 1 <= len(paths) <= MAX_SETTINGS or \
+                not all(isinstance(p, str) and len(p) <= 64 for p in paths):
+            raise ValueError("the saved sweep does not name its swept settings")
+        if not isinstance(raw, list) or len(raw) > MAX_TRIALS:
+            raise ValueError("the saved sweep's trials are missing or too many")
+        trials = []
+        for i, t in enumerate(raw):
+            if not isinstance(t, dict) or not isinstance(t.get("params"), dict) or \
+                    any(p not in t["params"] for p in paths):
+                raise ValueError(f"trial {i + 1} of the saved sweep is incomplete")
+            metrics = t.get("metrics") if isinstance(t.get("metrics"), dict) else {}
+            curve = t.get("curve") if isinstance(t.get("curve"), list) else []
+            points = tuple((int(p[0]), float(p[1])) for p in curve[: 4 * MAX_CURVE_POINTS]
+                           if isinstance(p, list) and len(p) == 2 and _finite(p[0]) is not None
+                           and _finite(p[1]) is not None)
+            trials.append(TrialView(
+                index=int(t["index"]) if isinstance(t.get("index"), int) else i, params=dict(t["params"]),
+                status=str(t.get("status", "done"))[:16],
+                metrics={k: float(v) for k, v in metrics.items() if k in METRICS and _finite(v) is not None},
+                seconds=_finite(t.get("seconds")), error=str(t["error"])[:500] if t.get("error") else None,
+                points=points))
+        spec = d.get("spec") if isinstance(d.get("spec"), dict) else {}
+        status = d.get("status") if d.get("status") in ("running", "done", "stopped") else "done"
+        return cls(spec=spec, metric=metric, paths=tuple(paths), task=str(d.get("task", ""))[:32],
+                   dataset=str(d.get("dataset", ""))[:200], trials=tuple(trials), status=status,
+                   created=_finite(d.get("created")) or 0.0,
+                   executor=d.get("executor") if d.get("executor") in EXECUTORS else "process")
+
+
+def snapshot(sweep: SweepRun, task: str, dataset: str, *, created: float | None = None,
+             executor: str = "process") -> SweepResults:
+    """The live sweep's results now, as plain data (each trial's curve thinned to :data:`MAX_CURVE_POINTS`)."""
+    spec = sweep.plan.spec
+    trials = []
+    for t in list(sweep.trials):
+        trials.append(TrialView(index=t.index, params=dict(t.params), status=t.status,
+                                metrics={k: v for k, v in dict(t.metrics).items() if _finite(v) is not None},
+                                seconds=_finite(t.seconds), error=t.error, points=_thin(t.curve())))
+    status = "running" if sweep.active else "stopped" if sweep.stopped else "done"
+    return SweepResults(spec=spec.to_dict(), metric=spec.metric, paths=spec.paths, task=task, dataset=dataset,
+                        trials=tuple(trials), status=status,
+                        created=time.time() if created is None else created, executor=executor)
+
+
 # ------------------------------------------------------------------ tables
-def table_rows(sweep: SweepRun) -> list[dict[str, Any]]:
+def _fmt_value(v: Any) -> Any:
+    """A swept setting's value for the table: floats to 4 significant digits (no 0.0010000000001)."""
+    return float(f"{v:.4g}") if isinstance(v, float) else v
+
+
+def table_rows(res: SweepResults | SweepRun) -> list[dict[str, Any]]:
     """The results table: one row per trial, best first (scored trials, then the others in order)."""
-    metric = sweep.plan.spec.metric
-    paths = sweep.plan.spec.paths
+    if isinstance(res, SweepRun):
+        metric, paths = res.plan.spec.metric, res.plan.spec.paths
+    else:
+        metric, paths = res.metric, res.paths
     rows = []
-    for rank, t in enumerate(sweep.ranked(), start=1):
+    for rank, t in enumerate(res.ranked(), start=1):
         row: dict[str, Any] = {"rank": rank if t.status == "done" and metric in t.metrics else None,
                                "trial": t.index + 1, "status": t.status}
-        row.update({label(p): t.params[p] for p in paths})
+        row.update({label(p): _fmt_value(t.params[p]) for p in paths})
         row[METRIC_LABELS[metric]] = t.metrics.get(metric)
         for m in ("test_nll", "test_rmse", "test_accuracy"):
             if m != metric and m in t.metrics:
@@ -196,17 +396,28 @@ def table_rows(sweep: SweepRun) -> list[dict[str, Any]]:
     return rows
 
 
-def sweep_json(sweep: SweepRun, task: str) -> str:
+def sweep_json(res: SweepResults) -> str:
     """The sweep as the CLI's ``--json`` prints it, plus its spec (the page's download)."""
-    from ensemble_core.sweeps import trial_json
+    second = "test_rmse" if res.task == "regression" else "test_accuracy"
 
-    best = sweep.best()
-    return json.dumps({"spec": sweep.plan.spec.to_dict(), "trials": [trial_json(t, task) for t in sweep.trials],
-                       "best": None if best is None else trial_json(best, task)}, indent=2, default=str)
+    def one(t: TrialView) -> dict[str, Any]:
+        out: dict[str, Any] = {"params": dict(t.params)}
+        for key in ("test_nll", second):
+            out[key] = t.metrics.get(key)
+        out["seconds"] = None if t.seconds is None else round(float(t.seconds), 3)
+        out["status"] = t.status
+        if t.error:
+            out["error"] = t.error
+        return out
+
+    best = res.best()
+    return json.dumps({"spec": res.spec, "trials": [one(t) for t in res.trials],
+                       "best": None if best is None else one(best)}, indent=2, default=str)
 
 
-# ------------------------------------------------------------------ the live view
+# ------------------------------------------------------------------ the views
 def _open_in_train(params: dict[str, Any]) -> None:
+    """The owner's live sweep: load the trial's settings into this session's Train page."""
     try:
         state.settings().apply(dict(params))
     except ConfigError as exc:
@@ -215,41 +426,76 @@ def _open_in_train(params: dict[str, Any]) -> None:
     st.session_state["ui_sweep_goto_train"] = True
 
 
-def results(sweep: SweepRun, ds: Dataset, *, live: bool = False) -> None:
+def _open_config(cfg_dict: dict[str, Any], params: dict[str, Any]) -> None:
+    """A saved or shared sweep: make the trial's whole config (base + its settings) the visitor's own.
+
+    Its data come too when they can be rebuilt from their spec; an uploaded CSV cannot travel, so the
+    visitor's current data are kept then (and the page says so).
+    """
+    s = state.settings()
+    try:
+        cfg = RunConfig.from_dict(cfg_dict).replace(**params)
+    except ConfigError as exc:
+        state.note("sweep_open", f"Could not open that trial: {exc}")
+        return
+    msg = None
+    if cfg.data != s.config.data:
+        if cfg.data.source == "csv":
+            cfg, msg = cfg.replace(data=s.config.data), ("This sweep trained on an uploaded CSV file, which a "
+                                                          "link cannot carry; its training settings were loaded "
+                                                          "onto your current data.")
+        else:
+            try:
+                state.load_data(cfg.data)
+            except DataError:
+                cfg, msg = cfg.replace(data=s.config.data), ("This sweep's data could not be made here; its "
+                                                              "training settings were loaded onto your data.")
+    s.config = cfg
+    s.remembered[cfg.data.source] = cfg.data
+    if msg:
+        st.session_state["ui_share_msg"] = msg  # shown at the top of the Train page (links.link_warning)
+    st.session_state["ui_sweep_goto_train"] = True
+
+
+def results(res: SweepResults, *, live: bool = False, key: str = "sweep", can_open: bool = True,
+            live_open: bool = True) -> None:
     """The results view: progress, table best first, the charts, Open in Train.
 
     ``live`` (the page's fragment while the sweep runs): the charts update in place
-    (:func:`dashboard.live_plot.live_chart`), keeping the viewer's zoom.
+    (:func:`dashboard.live_plot.live_chart`), keeping the viewer's zoom.  ``key`` prefixes the widget
+    keys (one view per key on a page).  ``live_open``: "Open in Train" applies the trial's settings to
+    the session's config (the owner's live sweep); otherwise the trial's whole stored config is loaded.
     """
     if st.session_state.pop("ui_sweep_goto_train", False):  # "Open in Train" clicked inside the live view
         st.switch_page("pages/train.py")
-    spec = sweep.plan.spec
-    metric, paths = spec.metric, spec.paths
-    counts = sweep.counts()
-    n = len(sweep.trials)
+    metric, paths = res.metric, res.paths
+    counts = res.counts()
+    n = len(res.trials)
     ended = sum(counts.get(k, 0) for k in ("done", "stopped", "failed", "skipped"))
-    if sweep.active:
+    if res.active and live:
         running = counts.get("running", 0)
-        st.progress(ended / n, text=f"**{ended} of {n} trials** ended · {running} training · "
-                                    f"{counts.get('queued', 0) + counts.get('pending', 0)} waiting")
-        if sweep.notice:
-            st.caption(f":material/hourglass: {chrome.esc(sweep.notice)}")
+        st.progress(ended / max(n, 1), text=f"**{ended} of {n} trials** ended · {running} training · "
+                                            f"{counts.get('queued', 0) + counts.get('pending', 0)} waiting")
+    elif res.active:
+        st.info(f"This sweep was still running when it was saved: {ended} of {n} trials had ended.",
+                icon=":material/hourglass:")
     else:
-        what = "stopped" if sweep.stopped else "finished"
+        what = "stopped" if res.status == "stopped" else "finished"
         st.success(f"Sweep {what}: {counts.get('done', 0)} of {n} trials done"
                    + (f", {counts.get('stopped', 0)} stopped early" if counts.get("stopped") else "")
                    + (f", {counts.get('skipped', 0)} not run" if counts.get("skipped") else "")
                    + (f", {counts.get('failed', 0)} failed" if counts.get("failed") else "") + ".",
                    icon=":material/done_all:")
-    best = sweep.best()
+    best = res.best()
     if best is not None:
-        shown = ", ".join(f"{label(p)} = {best.params[p]}" for p in paths)
+        shown = ", ".join(f"{label(p)} = {_fmt_value(best.params[p])}" for p in paths)
         better = "higher" if higher_is_better(metric) else "lower"
-        st.markdown(f":material/trophy: **{'Best so far' if sweep.active else 'Best'}:** trial {best.index + 1} ({shown}): "
-                    f"{METRIC_LABELS[metric]} **{best.metrics[metric]:.4g}** ({better} is better)")
-    rows = table_rows(sweep)
-    cfg = [c for c in rows[0] if c not in ("rank", "trial", "status") and c not in {label(p) for p in paths}] \
-        if rows else []
+        st.markdown(f":material/trophy: **{'Best so far' if res.active else 'Best'}:** trial {best.index + 1} "
+                    f"({chrome.esc(shown)}): {METRIC_LABELS[metric]} **{best.metrics[metric]:.4g}** "
+                    f"({better} is better)")
+    rows = table_rows(res)
+    swept = {label(p) for p in paths}
+    cfg = [c for c in rows[0] if c not in ("rank", "trial", "status") and c not in swept] if rows else []
     table = pd.DataFrame(rows)
     for c in cfg:
         table[c] = pd.to_numeric(table[c], errors="coerce")
@@ -257,34 +503,45 @@ def results(sweep: SweepRun, ds: Dataset, *, live: bool = False) -> None:
         table["rank"] = table["rank"].astype("Int64")
     # (st.dataframe ignores a Styler's number formats, so the formats are column settings; a trial
     # without a score yet shows Streamlit's faint empty-cell marker)
-    st.dataframe(table, hide_index=True, width="stretch", key="sweep_table",
-                 column_config={c: st.column_config.NumberColumn(format="%.4g") for c in cfg})
-    for t in sweep.trials:
+    formats = {c: st.column_config.NumberColumn(format="%.4g") for c in cfg}
+    formats["seconds"] = st.column_config.NumberColumn("seconds", format="%.1f")
+    st.dataframe(table, hide_index=True, width="stretch", key=f"{key}_table", column_config=formats)
+    for t in res.trials:
         if t.status == "failed" and t.error:
             st.warning(f"Trial {t.index + 1}: {chrome.esc(t.error)}", icon=":material/warning:")
-    scored = [t for t in sweep.trials if metric in t.metrics]
-    if scored:
+    scored = [t for t in res.trials if metric in t.metrics]
+    if scored and can_open:
+        by_index = {t.index: t for t in res.trials}
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-        pick = c1.selectbox("Trial to open", [t.index for t in sweep.ranked() if t in scored], key=f"sweep_pick_{len(scored)}",  # back to the best when a trial ends
+        pick = c1.selectbox("Trial to open", [t.index for t in res.ranked() if t in scored],
+                            key=f"{key}_pick_{len(scored)}",  # back to the best when a trial ends
                             format_func=lambda i: f"#{i + 1}: " + ", ".join(
-                                f"{label(p)} {sweep.trials[i].params[p]}" for p in paths)
-                            + f" ({METRIC_LABELS[metric]} {sweep.trials[i].metrics[metric]:.4g})")
-        c2.button("Open in Train", icon=":material/open_in_new:", key="sweep_open", on_click=_open_in_train,
-                  args=(sweep.trials[pick].params,), help="Load this trial's settings into the Train page.")
+                                f"{label(p)} {_fmt_value(by_index[i].params[p])}" for p in paths)
+                            + f" ({METRIC_LABELS[metric]} {by_index[i].metrics[metric]:.4g})")
+        chosen = by_index[pick]
+        if live_open:
+            c2.button("Open in Train", icon=":material/open_in_new:", key=f"{key}_open", on_click=_open_in_train,
+                      args=(chosen.params,), help="Load this trial's settings into the Train page.")
+        else:
+            c2.button("Open in Train", icon=":material/open_in_new:", key=f"{key}_open", on_click=_open_config,
+                      args=(res.spec.get("base", {}), chosen.params),
+                      help="Load this trial's settings (and its data) into your own Train page.")
         state.show_notes("sweep_open")
     st.subheader(f"{METRIC_LABELS[metric]} against each setting", anchor=False)
     if scored:
-        _show(metric_figure(sweep.trials, paths, metric), "sweep_chart_metric", live)
+        _show(metric_figure(list(res.trials), paths, metric), f"{key}_chart_metric", live)
     else:
         st.caption("The chart appears when the first trial ends.")
     if len(scored) >= 2:
         st.subheader("Parallel coordinates", anchor=False)
         st.caption("One line per trial through its settings and its score; drag along an axis to filter.")
-        _show(parcoords_figure(sweep.trials, paths, metric), "sweep_chart_parcoords", live)
+        _show(parcoords_figure(list(res.trials), paths, metric), f"{key}_chart_parcoords", live)
     st.subheader("Validation curves", anchor=False)
-    fig = curves_figure(sweep.trials, paths)
+    fig = curves_figure(list(res.trials), paths)
     if fig is not None:
-        _show(fig, "sweep_chart_curves", live)
+        _show(fig, f"{key}_chart_curves", live)
+    else:
+        st.caption("Each trial's validation curve appears here as it trains.")
 
 
 def _show(fig: go.Figure | None, key: str, live: bool) -> None:
@@ -292,6 +549,199 @@ def _show(fig: go.Figure | None, key: str, live: bool) -> None:
         charts.show_in_place(fig, key)
     else:
         charts.show(fig, key)
+
+
+# ------------------------------------------------------------------ the live registry (re-attach)
+@dataclass
+class LiveSweep:
+    """A browser's running (or just ended) sweep, as the registry keeps it.
+
+    Attributes:
+        sweep: the sweep.
+        owner: the browser's token (the run store's owner).
+        task, dataset: the data's task and name.
+        csv_bytes: the uploaded CSV the trials trained on (saved with their runs), or ``None``.
+        created: when it started (unix seconds).
+        executor: where it trains.
+        sweep_id: its id in the run store once saved (``None``: not (yet) kept).
+        run_ids: the store's run id of each trial once saved.
+        saved_state: what was last saved (``(ended trials, status)``), so a save happens only on a change.
+    """
+
+    sweep: SweepRun
+    owner: str
+    task: str
+    dataset: str
+    csv_bytes: bytes | None = None
+    created: float = field(default_factory=time.time)
+    executor: str = "process"
+    sweep_id: str | None = None
+    run_ids: dict[int, str | None] = field(default_factory=dict)
+    saved_state: tuple[int, str] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def results(self) -> SweepResults:
+        """The sweep's results now (:func:`snapshot`)."""
+        return snapshot(self.sweep, self.task, self.dataset, created=self.created, executor=self.executor)
+
+
+_LIVE: dict[str, LiveSweep] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def _expired(entry: LiveSweep, now: float) -> bool:
+    end = entry.sweep.finished_at
+    return end is not None and not entry.sweep.active and now - end > FORGET_AFTER_S
+
+
+def register(entry: LiveSweep) -> None:
+    """Make ``entry`` its browser's sweep (replacing an ended one; one sweep per browser); any thread.
+
+    Bounded: expired entries are dropped, and past :data:`MAX_LIVE` browsers the longest-ended ones.
+    """
+    now = time.monotonic()
+    with _LIVE_LOCK:
+        old = _LIVE.get(entry.owner)
+        _LIVE[entry.owner] = entry
+        for k in [k for k, e in _LIVE.items() if _expired(e, now)]:
+            del _LIVE[k]
+        if len(_LIVE) > MAX_LIVE:
+            ended = sorted((e.sweep.finished_at or now, k) for k, e in _LIVE.items()
+                           if not e.sweep.active and k != entry.owner)
+            for _, k in ended[: len(_LIVE) - MAX_LIVE]:
+                del _LIVE[k]
+    if old is not None and old is not entry and old.sweep.active:
+        old.sweep.stop()  # one sweep per browser: a new one ends the previous
+
+
+def live_entry(owner: str) -> LiveSweep | None:
+    """The browser ``owner``'s sweep while it runs and :data:`FORGET_AFTER_S` after it ended (else ``None``)."""
+    with _LIVE_LOCK:
+        entry = _LIVE.get(owner)
+        if entry is not None and _expired(entry, time.monotonic()):
+            del _LIVE[owner]
+            return None
+    return entry
+
+
+def live_count() -> int:
+    """How many browsers have a sweep in the registry (for tests and the bound)."""
+    with _LIVE_LOCK:
+        return len(_LIVE)
+
+
+def current() -> LiveSweep | None:
+    """This browser's sweep (a reload, a reopened or a second tab re-attaches); mirrors it into the session."""
+    entry = live_entry(identity.browser_id())
+    if entry is not None:
+        st.session_state[KEY] = entry.sweep
+    return entry
+
+
+# ------------------------------------------------------------------ executor
+def ray_ok() -> bool:
+    """Whether Ray can be used on this server (``ensemble_core.ray_executor.ray_available``)."""
+    try:
+        from ensemble_core.ray_executor import ray_available
+    except ImportError:
+        return False
+    try:
+        return bool(ray_available())
+    except Exception:  # noqa: BLE001 - a broken install means no Ray
+        return False
+
+
+def executor_control(key: str, *, disabled: bool = False) -> str:
+    """"Train on": a view of ``Settings.executor``, drawn only where Ray is available; returns the executor.
+
+    Without Ray the runs train on the worker processes and nothing is drawn.
+    """
+    s = state.settings()
+    ok = ray_ok()
+    if ok:
+        state.bind(st.radio, "executor", "Train on", list(EXECUTORS), key=key, horizontal=True,
+                   format_func=EXECUTORS.get, disabled=disabled,
+                   to_widget=lambda v: v or s.effective_executor(ok), convert=lambda v: v or s.effective_executor(ok),
+                   help="This server's worker processes, or the Ray cluster (a local Ray the app starts, or the "
+                        "cluster at RAY_ADDRESS). The same seeds give the same results on either.")
+    return s.effective_executor(ok)
+
+
+def accepts(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` takes the keyword ``name`` (the executor arguments land in the core separately)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def programs_line(checked: Any) -> str:
+    """``"12 trials in 3 batched programs"`` when the plan batches trials, else ``"12 trials"``."""
+    n = len(checked.configs)
+    text = f"**{n} trial{'s' if n != 1 else ''}**"
+    programs = getattr(checked, "programs", None)
+    if programs is not None:
+        try:
+            k = len(programs)
+        except TypeError:
+            k = 0
+        if 0 < k < n:
+            text += f" in **{k} batched program{'s' if k != 1 else ''}**"
+    return text
+
+
+# ------------------------------------------------------------------ starting, saving
+def start(checked: Any, ds: Any, csv_bytes: bytes | None, executor: str) -> LiveSweep:
+    """Start ``checked`` for this browser through the pool (on ``executor`` when the core takes it); registers it.
+
+    Raises:
+        whatever ``SweepRun`` raises (the page shows it).
+    """
+    p = pool.pool()
+    user = owner_user()
+    entry_box: list[LiveSweep] = []
+
+    def changed(sw: SweepRun) -> None:
+        if entry_box:
+            persist(entry_box[0])
+
+    kwargs: dict[str, Any] = {}
+    if accepts(SweepRun.__init__, "executor"):
+        kwargs["executor"] = executor
+    sweep = SweepRun(checked, ds, p, user, parallel=max(1, p.max_active_per_user - 1), on_change=changed, **kwargs)
+    entry = LiveSweep(sweep, user, ds.task, ds.name, csv_bytes, executor=executor)
+    entry_box.append(entry)
+    register(entry)
+    persist(entry)  # listed at once, as running
+    return entry
+
+
+def persist(entry: LiveSweep) -> str | None:
+    """Save the sweep's results (and its ended trials' runs) to the run store when they changed; any thread.
+
+    Never raises: a store that cannot be written leaves the sweep unsaved (logged).
+    """
+    s = saved.store()
+    if s is None or not getattr(s, "available", False) or not hasattr(s, "save_sweep"):
+        return None
+    with entry.lock:
+        sweep = entry.sweep
+        for t in list(sweep.trials):
+            if t.index not in entry.run_ids and t.job is not None and not t.job.active:
+                entry.run_ids[t.index] = saved.save_job(t.job, "sweep", entry.csv_bytes)
+        res = entry.results()
+        ended = sum(t.status in ("done", "stopped", "failed", "skipped") for t in res.trials)
+        mark = (ended, res.status)
+        if mark == entry.saved_state:
+            return entry.sweep_id
+        try:
+            entry.sweep_id = s.save_sweep(entry.owner, res.to_dict(), sweep_id=entry.sweep_id,
+                                          run_ids=[entry.run_ids.get(t.index) for t in res.trials])
+            entry.saved_state = mark
+        except Exception:  # noqa: BLE001 - StoreUnavailable / StoreError: the sweep is just not kept
+            log.exception("saving a sweep failed")
+        return entry.sweep_id
 
 
 def save_trials(sweep: SweepRun, csv_bytes: bytes | None) -> None:
@@ -304,3 +754,162 @@ def save_trials(sweep: SweepRun, csv_bytes: bytes | None) -> None:
 def owner_user() -> str:
     """The browser's user key, whose quota the sweep's trials use (registers this tab for liveness)."""
     return pool.owner("sweep").split(":", 1)[0]
+
+
+# ------------------------------------------------------------------ saved sweeps
+def _summary(rec: Any) -> str:
+    return f"{saved.when(rec.created)} · {rec.label or 'sweep'} · {rec.n_done} of {rec.n_trials} done"
+
+
+def saved_list(*, running_id: str | None = None) -> None:
+    """"Your saved sweeps": newest first; open one read-only, share it, delete it (with confirmation)."""
+    s = saved.store()
+    if s is None or not hasattr(s, "list_sweeps"):
+        return
+    owner = identity.browser_id()
+    try:
+        records = s.list_sweeps(owner, limit=100)
+    except Exception:  # noqa: BLE001 - a store problem: say it, no traceback
+        log.exception("listing sweeps failed")
+        records = []
+    st.subheader("Your saved sweeps", anchor=False)
+    if not getattr(s, "available", True):
+        st.caption(f":material/warning: Sweeps are not being kept: {chrome.esc(s.why or 'the store cannot be written')}.")
+    if not records:
+        st.caption("Every sweep you run is kept here, newest first, as its trials finish.")
+        return
+    rows = [{"when": saved.when(r.created), "swept": r.label or "—", "ranked by": METRIC_LABELS.get(r.metric, r.metric),
+             "trials": f"{r.n_done} of {r.n_trials} done", "status": r.status,
+             "link": "shared" if r.shared else ""} for r in records]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="sweep_saved_list")
+    ids = [r.sweep_id for r in records]
+    by_id = {r.sweep_id: r for r in records}
+    opened = st.session_state.get(OPENED_KEY)
+    c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
+    pick = c1.selectbox("Saved sweep", ids, key="sweep_saved_pick", format_func=lambda i: _summary(by_id[i]),
+                        index=ids.index(opened) if opened in ids else 0)
+    if c2.button("Open", icon=":material/folder_open:", key="sweep_saved_open", width="stretch"):
+        st.session_state[OPENED_KEY] = pick
+        st.rerun()
+    confirm = st.session_state.get("ui_sweep_confirm_delete") == pick
+    if c3.button("Really delete?" if confirm else "Delete", icon=":material/delete:", key="sweep_saved_delete",
+                 width="stretch", type="primary" if confirm else "secondary", disabled=pick == running_id,
+                 help="The trials' runs stay on the Runs page." if pick != running_id
+                 else "A running sweep is deleted once it has ended."):
+        if confirm:
+            try:
+                s.delete_sweep(pick, owner)
+            except Exception as exc:  # noqa: BLE001
+                st.error(f"The sweep could not be deleted: {chrome.esc(exc)}", icon=":material/error:")
+            st.session_state.pop("ui_sweep_confirm_delete", None)
+            if st.session_state.get(OPENED_KEY) == pick:
+                st.session_state.pop(OPENED_KEY, None)
+            st.rerun()
+        st.session_state["ui_sweep_confirm_delete"] = pick
+        st.rerun()
+    if confirm:
+        st.caption(":material/warning: Click **Really delete?** to delete this sweep (its share link stops working).")
+    if opened in by_id:
+        try:
+            rec, summary, _ = s.load_sweep(opened, owner)
+            res = SweepResults.from_dict(summary)
+        except Exception as exc:  # noqa: BLE001 - StoreError (damaged, gone) or a summary we cannot read
+            st.warning(f"This saved sweep cannot be opened: {chrome.esc(exc)}", icon=":material/link_off:")
+            return
+        with st.container(border=True, key="sweep_saved_view"):
+            h1, h2, h3 = st.columns([4, 1.3, 0.8], vertical_alignment="center")
+            h1.markdown(f"#### Saved sweep of {saved.when(rec.created)}")
+            with h2:
+                share_box(rec)
+            h3.button("Close", icon=":material/close:", key="sweep_saved_close", width="stretch",
+                      on_click=lambda: st.session_state.pop(OPENED_KEY, None))
+            st.caption(f"On {chrome.esc(res.dataset)} · {len(res.trials)} trials · read-only.")
+            results(res, key="sweep_saved", live_open=False)
+
+
+def sweep_url(token: str) -> str:
+    """The read-only link of a shared sweep: the app's address with ``/sweep?sweep=<token>``."""
+    base = (st.context.url or "").split("?", 1)[0].split("#", 1)[0]
+    for page in ("uncertainty", "runs", "train", "data", "lessons", "compare", "home", "sweep"):
+        if base.endswith("/" + page):
+            base = base[: -len(page)]
+    return f"{base.rstrip('/')}/sweep?{SWEEP_PARAM}={token}"
+
+
+def share_box(rec: Any, where: str = "saved") -> None:
+    """"Share this sweep": a read-only link to the owner's saved sweep ``rec``; revoke it.
+
+    ``where`` tells the page's copies of the box apart (widget keys): the ended sweep's and the opened saved one's.
+    """
+    s = saved.store()
+    if s is None:
+        return
+    owner = identity.browser_id()
+    with st.popover("Share this sweep", icon=":material/share:", width="stretch"):
+        st.markdown("**A read-only link to this sweep.** Whoever has it sees its results table, the charts and "
+                    "each trial's curve, and can open a trial in their own Train page. Nothing is retrained.")
+        try:
+            if rec.shared:  # the store gives the link's token again while it is not revoked
+                st.code(sweep_url(s.share_sweep(rec.sweep_id, owner)), language=None, wrap_lines=True)
+                st.caption("Anyone with the link can open it. Revoke it to close it for everyone.")
+                if st.button("Revoke the link", icon=":material/link_off:", key=f"sweep_revoke_{where}"):
+                    s.revoke_sweep(rec.sweep_id, owner)
+                    st.rerun()
+            elif st.button("Make a link", icon=":material/link:", key=f"sweep_share_{where}", type="primary"):
+                s.share_sweep(rec.sweep_id, owner)
+                st.rerun()
+        except Exception as exc:  # noqa: BLE001 - StoreError / StoreUnavailable: say it, no traceback
+            st.error(f"The link could not be changed: {chrome.esc(exc)}", icon=":material/error:")
+
+
+def record_of(sweep_id: str | None) -> Any | None:
+    """This browser's saved-sweep record ``sweep_id`` (``None``: not saved, or the store cannot say)."""
+    s = saved.store()
+    if sweep_id is None or s is None or not hasattr(s, "list_sweeps"):
+        return None
+    try:
+        return next((r for r in s.list_sweeps(identity.browser_id()) if r.sweep_id == sweep_id), None)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+# ------------------------------------------------------------------ shared sweeps (?sweep=<token>)
+def shared_view(token: str) -> None:
+    """The read-only view of a shared sweep: a banner, the results best first, the charts; no Start/Stop.
+
+    A revoked, unknown or malformed token gets a clear message (never a traceback).
+    """
+    s = saved.store()
+    res = None
+    problem = None
+    if s is None or not hasattr(s, "open_shared_sweep"):
+        problem = "shared sweeps cannot be opened on this server"
+    elif not identity.valid_token(token):
+        problem = "the link is not complete (check that it was copied whole)"
+    else:
+        try:
+            rec, summary = s.open_shared_sweep(token)
+            res = SweepResults.from_dict(summary)
+        except Exception as exc:  # noqa: BLE001 - StoreError (revoked, unknown, damaged), a bad summary
+            problem = str(exc) or "it was revoked or never existed"
+    c1, c2 = st.columns([5, 1], vertical_alignment="center")
+    if res is None:
+        c1.warning(f"**This sweep link cannot be opened:** {chrome.esc(problem)}.", icon=":material/link_off:")
+    else:
+        c1.info(f"**A shared sweep, run {saved.when(rec.created)}** (read-only) · on {chrome.esc(res.dataset)} · "
+                f"{len(res.trials)} trials, ranked by {METRIC_LABELS[res.metric]}. Nothing is retrained to show it; "
+                "**Open in Train** loads a trial's settings into your own Train page.", icon=":material/share:")
+    c2.button("Your own sweeps", icon=":material/arrow_back:", key="sweep_shared_close", width="stretch",
+              on_click=close_shared)
+    if res is not None:
+        results(res, key="sweep_shared", live_open=False)
+
+
+def close_shared() -> None:
+    """Leave the shared view (the session's own Sweep page again)."""
+    st.session_state.pop(SHARED_KEY, None)
+    st.session_state.pop(SHARED_MSG_KEY, None)
+    try:
+        del st.query_params[SWEEP_PARAM]
+    except KeyError:
+        pass

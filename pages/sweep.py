@@ -1,17 +1,21 @@
-"""Sweep: train the Train page's setup with 1-3 settings varied, and see which values work best."""
+"""Sweep: train the Train page's setup with 1-3 settings varied, and see which values work best.
+
+The browser's sweep lives in a process-wide registry (``dashboard/sweep_view.py``): a reload, a reopened
+tab or a second tab of the same browser shows it live and can stop it.  Its results are saved as a sweep
+in the run store ("Your saved sweeps"), and ``?sweep=<token>`` shows a shared one read-only.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 
 import streamlit as st
 
-from dashboard import chrome, links, pool, routing, state, sweep_view
-from dashboard.settings import SWEEPABLE
+from dashboard import chrome, links, routing, state, sweep_view
+from dashboard.settings import EXECUTORS, SWEEPABLE
 from ensemble_core.config import ConfigError
-from ensemble_core.jobs import EXECUTOR_ENV, LimitError, Limits
-from ensemble_core.sweeps import SweepRun, plan
+from ensemble_core.jobs import LimitError, Limits
+from ensemble_core.sweeps import plan
 
 routing.route_through_app()  # a deep link on a fresh server goes through app.py
 
@@ -22,13 +26,20 @@ KEY = sweep_view.KEY
 if ss.pop("ui_sweep_goto_train", False):  # "Open in Train" loaded a trial's settings
     st.switch_page("pages/train.py")
 
+# ------------------------------------------------------------ a shared sweep's link: read-only, nothing else
+shared = ss.get(sweep_view.SHARED_KEY)
+if shared:
+    st.title("Hyperparameter sweep")
+    sweep_view.shared_view(shared)
+    links.stop()
+
 st.title("Hyperparameter sweep")
 s, ds = state.settings(), ss["dataset"]
 st.caption(f"Train the Train page's setup on **{chrome.esc(ds.name)}** many times, with one to three settings "
-           "varied, and rank the trials. Each trial is an ordinary run in the class queue, one at a time per "
-           "person; finished trials are kept on the Runs page.")
-sweep: SweepRun | None = ss.get(KEY)
-running = sweep is not None and sweep.active
+           "varied, and rank the trials. Each trial is an ordinary run in the class queue; finished trials are "
+           "kept on the Runs page, and the sweep itself under **Your saved sweeps** below.")
+entry = sweep_view.current()  # this browser's sweep: a reload or another tab re-attaches to it
+running = entry is not None and entry.sweep.active
 
 # ------------------------------------------------------------ what to sweep
 c1, c2, c3 = st.columns([1.2, 2.6, 1.4])
@@ -58,6 +69,7 @@ if not grid:
     with cols[-1]:
         state.bind(st.number_input, "sweep.n", "Random trials", key="sweep_n", step=1, disabled=running,
                    rng=state.Range(1, 48, integer=True), help="How many trials to draw (1 to 48).")
+executor = sweep_view.executor_control("sweep_executor", disabled=running)
 
 # ------------------------------------------------------------ cost check, Start / Stop
 checked, problem = None, None
@@ -68,48 +80,70 @@ except (ConfigError, LimitError) as exc:
 if problem:
     st.error(f"**This sweep cannot start:** {chrome.esc(problem)}", icon=":material/block:")
 else:
-    n = len(checked.configs)
-    where = "on the Ray cluster" if os.environ.get(EXECUTOR_ENV) == "ray" else "on the server's worker processes"
-    st.markdown(f":material/calculate: **{n} trial{'s' if n != 1 else ''}** · about "
-                f"{chrome.duration(checked.total_cpu_seconds)} of computing in all · trained {where}, "
-                "one at a time for you in the class queue")
+    st.markdown(f":material/calculate: {sweep_view.programs_line(checked)} · about "
+                f"{chrome.duration(checked.total_cpu_seconds)} of computing in all · trained on "
+                f"{EXECUTORS[executor]}, a few at a time for you in the class queue")
 
 
 def start() -> None:
     """Start the checked sweep (a callback: the page then runs once with it running)."""
-    csv_bytes, p = ss.get("csv_bytes"), pool.pool()
-    ss[KEY] = SweepRun(checked, ds, p, sweep_view.owner_user(), parallel=max(1, p.max_active_per_user - 1),
-                       on_change=lambda sw: sweep_view.save_trials(sw, csv_bytes))
+    try:
+        started = sweep_view.start(checked, ds, ss.get("csv_bytes"), executor)
+    except Exception as exc:  # noqa: BLE001 - e.g. Ray cannot start: say it, no traceback
+        log.exception("starting a sweep failed")
+        ss["ui_sweep_refused"] = str(exc) or type(exc).__name__
+        return
+    ss[KEY] = started.sweep
+    ss.pop(sweep_view.OPENED_KEY, None)
 
 
-b1, b2, _ = st.columns([1, 1, 3])
+def stop() -> None:
+    """End this browser's sweep (from any of its tabs); finished trials are kept."""
+    current = sweep_view.current()
+    if current is not None:
+        current.sweep.stop()
+
+
+b1, b2, b3 = st.columns([1, 1, 3])
 b1.button("Start the sweep", type="primary", icon=":material/play_arrow:", key="sweep_start", on_click=start,
           disabled=problem is not None or running)
-b2.button("Stop the sweep", icon=":material/stop:", key="sweep_stop", disabled=not running,
-          on_click=lambda: ss[KEY].stop())
+b2.button("Stop the sweep", icon=":material/stop:", key="sweep_stop", disabled=not running, on_click=stop)
+refused = ss.pop("ui_sweep_refused", None)
+if refused:
+    st.error(f"**The sweep could not start:** {chrome.esc(refused)}", icon=":material/error:")
 
 # ------------------------------------------------------------ results
-if sweep is None:
+if entry is None:
     st.info("Choose what to sweep above, then **Start the sweep**. The results table, the charts and every "
             "trial's validation curve fill in as the trials finish.", icon=":material/tune:")
-    links.stop()
-
-
-@st.fragment(run_every=1.0)
-def live() -> None:
-    """The results, redrawn about once a second while the sweep runs; a full rerun when it ends."""
-    current = ss.get(KEY)
-    if current is None:
-        return
-    if not current.active:  # ended since the page ran: the whole page shows the final results
-        st.rerun()
-    with st.container(key="sweep_live"):
-        sweep_view.results(current, ds, live=True)
-
-
-if running:
-    live()
 else:
-    sweep_view.results(sweep, ds)
-    st.download_button("Download the results (JSON)", sweep_view.sweep_json(sweep, ds.task), "sweep.json",
-                       "application/json", icon=":material/download:", key="sweep_download")
+    if not running:
+        sweep_view.persist(entry)  # (idempotent) the ended sweep is saved before its Share box asks the store
+        record = sweep_view.record_of(entry.sweep_id)
+        if record is not None:
+            with b3:  # the ended sweep's own share link
+                sweep_view.share_box(record, "live")
+
+    @st.fragment(run_every=1.0)
+    def live() -> None:
+        """The results, redrawn about once a second while the sweep runs; a full rerun when it ends."""
+        current = sweep_view.current()
+        if current is None:
+            return
+        if not current.sweep.active:  # ended since the page ran: the whole page shows the final results
+            st.rerun()
+        with st.container(key="sweep_live"):
+            if current.sweep.notice:
+                st.caption(f":material/hourglass: {chrome.esc(current.sweep.notice)}")
+            sweep_view.results(current.results(), live=True)
+
+    if running:
+        live()
+    else:
+        res = entry.results()
+        sweep_view.results(res)
+        st.download_button("Download the results (JSON)", sweep_view.sweep_json(res), "sweep.json",
+                           "application/json", icon=":material/download:", key="sweep_download")
+
+st.divider()
+sweep_view.saved_list(running_id=entry.sweep_id if running and entry is not None else None)

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, chrome, links, live, overfit_view, pool, replay, routing, saved, state
+from dashboard import (
+    charts,
+    chrome,
+    links,
+    live,
+    overfit_view,
+    pool,
+    replay,
+    routing,
+    saved,
+    state,
+    sweep_view,
+)
 from dashboard.settings import CONTROL_RANGES, SNAPSHOT_RECIPE, Range, SettingError
 from dashboard.st_compat import push
 from ensemble_core import share
@@ -143,10 +155,13 @@ def start() -> None:
     ss = st.session_state
     cfg, ds = state.config(), ss["dataset"]
     bases = live.live_bases(cfg, ds)  # built before training starts, so the live charts stay cheap
+    p = pool.pool()
+    where = {"executor": state.settings().effective_executor(sweep_view.ray_ok())} \
+        if sweep_view.accepts(p.submit, "executor") else {}  # "Train on" (Settings.executor)
     try:  # ~50 previews (the live preview and the replay's frames), at the chosen pace
-        job = pool.pool().submit(cfg, ds, pool.owner(), **live.submit_options(ds, cfg.optim.epochs,
-                                                                             state.settings().effective_pace),
-                               on_change=saved.on_end(live.SessionWaker.attach()))  # start/end reach the page; saved at its end
+        job = p.submit(cfg, ds, pool.owner(), **live.submit_options(ds, cfg.optim.epochs,
+                                                                    state.settings().effective_pace),
+                       on_change=saved.on_end(live.SessionWaker.attach()), **where)  # start/end reach the page; saved at its end
     except LimitError as exc:
         ss["train_refused"] = str(exc)
         return
@@ -169,6 +184,7 @@ else:
     left, right = st.columns([1, 2.2], gap="large")
 with left:
     controls(ds.task)
+    sweep_view.executor_control("train_executor")  # "Train on", drawn only where Ray is available
     cfg = state.config()
 
 job = pool.current_job()

@@ -101,3 +101,25 @@ def test_config_replace_validates_changes_together() -> None:
         cfg.replace(**{"strategy.kind": "snapshot"})
     with pytest.raises(ConfigError, match="optim.epochs"):  # a cyclic schedule restarts once per snapshot
         cfg.replace(**{"optim.schedule": "cyclic", "optim.epochs": 3, "strategy.snapshots": 5})
+
+
+def test_the_executor_setting_defaults_to_the_servers_env_and_refuses_unknown_values(monkeypatch) -> None:
+    from dashboard.settings import EXECUTOR_ENV
+
+    monkeypatch.delenv(EXECUTOR_ENV, raising=False)
+    s = Settings()
+    assert s.executor is None and s.effective_executor() == "process"
+    monkeypatch.setenv(EXECUTOR_ENV, "ray")
+    assert s.effective_executor() == "ray"
+    assert s.effective_executor(ray_ok=False) == "process"  # no Ray on this server: the worker processes
+    monkeypatch.setenv(EXECUTOR_ENV, "spark")
+    assert s.effective_executor() == "process"  # an env value the app does not know is ignored
+    s.set("executor", "ray")
+    assert s.get("executor") == "ray" and s.effective_executor() == "ray"
+    with pytest.raises(SettingError, match="Train on"):
+        s.set("executor", "thread")
+    with pytest.raises(SettingError):
+        s.set("executor", 3)
+    assert s.executor == "ray"  # a refused value changes nothing
+    s.set("executor", None)
+    assert s.effective_executor() == "process"

@@ -1,8 +1,14 @@
-"""AppTest for the Sweep page: the cost check, bad values, a live sweep to its ranked results, Stop, Open in Train."""
+"""AppTest for the Sweep page: the cost check, bad values, a live sweep to its ranked results, Stop, Open in Train;
+re-attaching from another tab, saved sweeps, shared links, the executor setting."""
 
 from __future__ import annotations
 
-from apphelpers import chart_specs, open_page, run_until
+import pytest
+from apphelpers import ROOT, RouterPagesManager, chart_specs, open_page, run_until
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import app_test as _app_test
+
+from dashboard import identity
 
 
 def _text(at) -> str:
@@ -16,6 +22,13 @@ def _error(at) -> str:
 
 def _ended(at) -> bool:
     return any("Sweep finished" in s.value or "Sweep stopped" in s.value for s in at.success)
+
+
+def _table(at, column: str = "rank", nth: int = 0):
+    """The ``nth`` table on screen that has ``column`` (results tables have ``rank``; the saved list ``when``).
+
+    (AppTest 1.67 gives ``st.dataframe`` no element id, so a table cannot be found by its key.)"""
+    return [d.value for d in at.dataframe if column in d.value.columns][nth]
 
 
 def _small(at, epochs: int) -> None:
@@ -83,7 +96,235 @@ def test_stop_ends_the_whole_sweep_and_keeps_finished_trials(app):
     app.button(key="sweep_stop").click().run()
     run_until(app, _ended, timeout=60, pause=0.3)
     statuses = [t.status for t in sweep.trials]
-    assert statuses[0] == "done" and statuses[1] == "stopped" and statuses[3] == "skipped"
+    if getattr(sweep.plan, "programs", None) == ((0, 2), (1, 3)):  # batched: each lr-only pair is one program
+        assert statuses == ["done", "stopped", "done", "stopped"]
+    else:
+        assert statuses[0] == "done" and statuses[1] == "stopped" and statuses[3] == "skipped"
     assert any("Sweep stopped" in s.value for s in app.success)
     rows = app.dataframe[0].value
     assert rows["rank"].iloc[0] == 1 and rows["status"].iloc[0] == "done"
+
+
+# ------------------------------------------------------------------ lasting, saved, shared sweeps (issue 19)
+class _FakeSweeps:
+    """The run store's sweep API as /work/notes/store_api.md ("Changes (sweeps)") states it, in memory.
+
+    Used only while ``ensemble_core.store.RunStore`` lacks ``save_sweep`` (it lands separately)."""
+
+    def __init__(self) -> None:
+        self.sweeps: dict[str, tuple[str, dict, float, float, list]] = {}
+        self.tokens: dict[str, str] = {}
+
+    def save_sweep(self, owner, summary, *, sweep_id=None, run_ids=()):
+        import json
+        import secrets
+        import time
+
+        from ensemble_core.store import StoreError
+
+        json.dumps(summary)  # JSON-able, as the store requires
+        if sweep_id is None:
+            sweep_id = secrets.token_urlsafe(16)
+            created = time.time()
+        elif sweep_id not in self.sweeps or self.sweeps[sweep_id][0] != owner:
+            raise StoreError("no such sweep among your sweeps")
+        else:
+            created = self.sweeps[sweep_id][2]
+        self.sweeps[sweep_id] = (owner, json.loads(json.dumps(summary)), created, time.time(), list(run_ids))
+        return sweep_id
+
+    def _record(self, sweep_id):
+        from types import SimpleNamespace
+
+        owner, summary, created, updated, _ = self.sweeps[sweep_id]
+        return SimpleNamespace(sweep_id=sweep_id, owner=owner, created=created, updated=updated,
+                               label=summary.get("label", ""), task=summary.get("task", ""),
+                               metric=summary.get("metric", ""), n_trials=summary.get("n_trials", 0),
+                               n_done=summary.get("n_done", 0), status=summary.get("status", "running"),
+                               shared=sweep_id in self.tokens.values())
+
+    def _mine(self, sweep_id, owner):
+        from ensemble_core.store import StoreError
+
+        if sweep_id not in self.sweeps or self.sweeps[sweep_id][0] != owner:
+            raise StoreError("no such sweep among your sweeps")
+
+    def list_sweeps(self, owner, *, limit=None):
+        recs = sorted((self._record(k) for k, v in self.sweeps.items() if v[0] == owner),
+                      key=lambda r: -r.updated)
+        return recs[:limit] if limit else recs
+
+    def load_sweep(self, sweep_id, owner):
+        self._mine(sweep_id, owner)
+        return self._record(sweep_id), self.sweeps[sweep_id][1], self.sweeps[sweep_id][4]
+
+    def delete_sweep(self, sweep_id, owner):
+        self._mine(sweep_id, owner)
+        del self.sweeps[sweep_id]
+        self.tokens = {t: s for t, s in self.tokens.items() if s != sweep_id}
+
+    def share_sweep(self, sweep_id, owner):
+        import secrets
+
+        self._mine(sweep_id, owner)
+        for t, s in self.tokens.items():
+            if s == sweep_id:
+                return t
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = sweep_id
+        return token
+
+    def revoke_sweep(self, sweep_id, owner):
+        self._mine(sweep_id, owner)
+        self.tokens = {t: s for t, s in self.tokens.items() if s != sweep_id}
+
+    def open_shared_sweep(self, token):
+        from ensemble_core.store import StoreError
+
+        if token not in self.tokens or self.tokens[token] not in self.sweeps:
+            raise StoreError("this link was revoked or never existed")
+        sweep_id = self.tokens[token]
+        return self._record(sweep_id), self.sweeps[sweep_id][1]
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    """A run store in a temporary folder (the real one; its sweep API faked only until it lands)."""
+    from dashboard import saved
+    from ensemble_core import store as store_mod
+
+    monkeypatch.setenv(store_mod.DATA_DIR_ENV, str(tmp_path / "lab"))
+    real = store_mod.RunStore(tmp_path / "lab")
+    if not hasattr(real, "save_sweep"):
+        fake = _FakeSweeps()
+        for name in ("save_sweep", "list_sweeps", "load_sweep", "delete_sweep", "share_sweep", "revoke_sweep",
+                     "open_shared_sweep"):
+            setattr(real, name, getattr(fake, name))
+    monkeypatch.setattr(saved, "store", lambda: real)
+    return real
+
+
+def _browser(monkeypatch, token: str, params: dict[str, str] | None = None) -> AppTest:
+    """A new session of the whole app for the browser ``token`` (as its cookie would say), on the Sweep page."""
+    monkeypatch.setattr(_app_test, "PagesManager", RouterPagesManager)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state[identity.STATE_KEY] = token
+    at.query_params.update(params or {})
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    if not params:
+        open_page(at, "sweep")
+    return at
+
+
+def _tiny(at: AppTest, lrs: str = "0.003, 0.03", epochs: int = 8) -> None:
+    _small(at, epochs)
+    at.multiselect(key="sweep_params").set_value(["optim.lr"]).run()
+    at.text_input(key="sweep_values_optim.lr").set_value(lrs).run()
+
+
+def _finished_sweep(monkeypatch, lab, token: str) -> AppTest:
+    at = _browser(monkeypatch, token)
+    _tiny(at)
+    at.button(key="sweep_start").click().run()
+    run_until(at, _ended, timeout=300, pause=0.3)
+    return at
+
+
+def test_a_second_tab_of_the_browser_reattaches_and_can_stop_another_browser_never_sees_it(monkeypatch, lab):
+    me, other = identity.new_token(), identity.new_token()
+    a = _browser(monkeypatch, me)
+    _tiny(a, "0.01, 0.02, 0.03", epochs=4000)  # long trials: still running when the second tab opens
+    a.button(key="sweep_start").click().run()
+    sweep = a.session_state["sweep_run"]
+    assert sweep.active
+    b = _browser(monkeypatch, me)  # a reload / second tab: a new session of the same browser
+    assert b.session_state["sweep_run"] is sweep  # re-attached to the same live sweep
+    assert b.button(key="sweep_start").disabled and not b.button(key="sweep_stop").disabled
+    assert b.get("progress") and "trials** ended" in b.get("progress")[0].proto.text
+    c = _browser(monkeypatch, other)  # another browser: nothing of it
+    assert "sweep_run" not in c.session_state and c.button(key="sweep_stop").disabled
+    b.button(key="sweep_stop").click().run()  # Stop in the second tab ends the sweep of the first
+    assert sweep.wait(60)
+    run_until(a, _ended, timeout=60, pause=0.3)
+    assert any("Sweep stopped" in s.value for s in a.success)
+    assert not [t for t in sweep.trials if t.status in ("pending", "queued", "running")]
+
+
+def test_a_finished_sweep_is_saved_listed_and_opens_read_only(monkeypatch, lab):
+    me = identity.new_token()
+    at = _finished_sweep(monkeypatch, lab, me)
+    live_rows = _table(at)
+    saved_rows = _table(at, "when")
+    assert list(saved_rows["trials"]) == ["2 of 2 done"] and list(saved_rows["swept"]) == ["Learning rate"]
+    (rec,) = lab.list_sweeps(me)
+    assert rec.status == "done" and rec.n_done == 2 and rec.metric == "test_nll"
+    _, summary, run_ids = lab.load_sweep(rec.sweep_id, me)
+    assert len(run_ids) == 2 and all(run_ids)  # each trial's run is on the Runs page too
+    assert all(len(t["curve"]) == 8 for t in summary["trials"])  # the validation curves are kept
+    at.button(key="sweep_saved_open").click().run()
+    assert any("Saved sweep of" in m.value for m in at.markdown)
+    rows = _table(at, nth=1)  # the opened sweep's results, read-only (below the finished sweep's own)
+    assert list(rows["Learning rate"]) == list(live_rows["Learning rate"])
+    assert list(rows["Test NLL"]) == pytest.approx(list(live_rows["Test NLL"]))
+    assert not lab.list_sweeps(identity.new_token())  # another browser has no saved sweeps
+    at.button(key="sweep_saved_delete").click().run()
+    at.button(key="sweep_saved_delete").click().run()  # "Really delete?"
+    assert not lab.list_sweeps(me)
+
+
+def test_a_shared_link_opens_read_only_and_revoked_it_says_so(monkeypatch, lab):
+    me, visitor = identity.new_token(), identity.new_token()
+    at = _finished_sweep(monkeypatch, lab, me)
+    owner_rows = _table(at)
+    share = next(b for b in at.button if b.label == "Make a link")  # the Share box of the ended sweep
+    share.click().run()
+    (rec,) = lab.list_sweeps(me)
+    assert rec.shared
+    link = next(c.value for c in at.code if "?sweep=" in c.value)
+    token = link.rsplit("=", 1)[1]
+    guest = _browser(monkeypatch, visitor, {"sweep": token})
+    assert guest.session_state["ui_page"] == "sweep"
+    assert any("A shared sweep, run" in i.value for i in guest.info)
+    rows = _table(guest)
+    assert rows["trial"].iloc[0] == owner_rows["trial"].iloc[0]  # the same best trial
+    assert rows["Test NLL"].iloc[0] == pytest.approx(owner_rows["Test NLL"].iloc[0])
+    assert not [b for b in guest.button if b.key in ("sweep_start", "sweep_stop")]  # read-only: no Start/Stop
+    charts = chart_specs(guest)
+    assert {"sweep_shared_chart_metric", "sweep_shared_chart_parcoords", "sweep_shared_chart_curves"} <= set(charts)
+    best_lr = rows["Learning rate"].iloc[0]
+    guest.button(key="sweep_shared_open").click().run()
+    assert guest.session_state["settings"].config.optim.lr == pytest.approx(best_lr)
+    assert guest.session_state["settings"].config.optim.epochs == 8  # the trial's whole config, not just lr
+    assert guest.session_state["ui_page"] == "train"
+    lab.revoke_sweep(rec.sweep_id, me)
+    again = _browser(monkeypatch, identity.new_token(), {"sweep": token})
+    assert any("This sweep link cannot be opened" in w.value and "revoked" in w.value for w in again.warning)
+    assert not again.dataframe
+
+
+@pytest.mark.parametrize("bad", ["x", "<script>alert(1)</script>", "A" * 5000, "../../etc/passwd"])
+def test_a_malformed_sweep_link_gets_a_message_not_a_traceback(monkeypatch, lab, bad):
+    at = _browser(monkeypatch, identity.new_token(), {"sweep": bad})
+    assert not at.exception
+    assert any("This sweep link cannot be opened" in w.value for w in at.warning)
+    at.button(key="sweep_shared_close").click().run()  # back to the visitor's own Sweep page
+    assert not at.exception and at.button(key="sweep_start") is not None
+
+
+def test_the_executor_is_a_setting_offered_with_ray(monkeypatch, lab):
+    from dashboard import sweep_view
+
+    monkeypatch.setenv("LAB_EXECUTOR", "ray")
+    monkeypatch.setattr(sweep_view, "ray_ok", lambda: True)
+    at = _browser(monkeypatch, identity.new_token())
+    s = at.session_state["settings"]
+    assert s.executor is None and s.effective_executor() == "ray"  # the server's default
+    assert at.radio(key="sweep_executor").value == "ray" and "the Ray cluster" in _text(at)
+    at.radio(key="sweep_executor").set_value("process").run()
+    assert at.session_state["settings"].executor == "process"
+    assert "this server's worker processes" in _text(at)
+    monkeypatch.setattr(sweep_view, "ray_ok", lambda: False)  # no Ray on this server: no control, processes
+    at.session_state["settings"].set("executor", "ray")
+    at.run()
+    assert not [r for r in at.radio if r.key == "sweep_executor"] and "this server's worker processes" in _text(at)

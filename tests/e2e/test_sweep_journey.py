@@ -1,0 +1,137 @@
+"""Issue 19's Sweep page in a real Chromium: a reload mid-sweep re-attaches, a shared link shows the same best
+trial read-only in another browser, and a revoked link says so.
+
+The server gets its own ``LAB_DATA_DIR`` (a temporary folder).  One browser context is one browser (its own
+identity cookie); a fresh context is another person.  Screenshots go to ``artifacts/screens/``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from e2e_fixtures import browser, chromium_path  # noqa: F401 - fixtures
+from e2e_server import ROOT, Server, wait_app_idle
+
+pytestmark = pytest.mark.e2e
+
+SCREENS = ROOT / "artifacts" / "screens"
+BEST_JS = """() => { const m = document.body.innerText.match(/Best: trial (\\d+) \\(([^)]*)\\): Test NLL ([-0-9.e]+)/);
+    return m ? m[0] : null; }"""
+
+
+@pytest.fixture(scope="module")
+def srv(chromium_path, tmp_path_factory):  # noqa: F811 - the fixture imported above
+    server = Server(env={"LAB_DATA_DIR": str(tmp_path_factory.mktemp("lab-data"))})
+    server.wait_healthy()
+    yield server
+    server.stop()
+
+
+def _open(ctx, url: str):
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    wait_app_idle(page)
+    return page
+
+
+def _has(page, text: str, timeout: float = 60_000) -> None:
+    page.wait_for_function("t => document.body.innerText.includes(t)", arg=text, timeout=timeout)
+
+
+def _type(page, label: str, value: str) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+    time.sleep(0.3)
+    wait_app_idle(page)
+
+
+def _best(page) -> str:
+    page.wait_for_function(BEST_JS, timeout=60_000)
+    return page.evaluate(BEST_JS)
+
+
+def _share_link(page) -> str:
+    page.get_by_role("button", name="Share this sweep").first.click()
+    page.get_by_role("button", name="Make a link").click()
+    time.sleep(1.0)
+    wait_app_idle(page)
+    code = page.locator("[data-testid='stPopoverBody'] [data-testid='stCode'] code")
+    if not page.locator("[data-testid='stPopoverBody']").is_visible():  # the rerun closed it: open it again
+        page.get_by_role("button", name="Share this sweep").first.click()
+    code.last.wait_for(state="visible", timeout=20_000)
+    link = code.last.inner_text().strip()
+    page.keyboard.press("Escape")
+    return link
+
+
+def test_sweep_reload_share_revoke(browser, srv):  # noqa: F811 - the fixture imported above
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    owner = browser.new_context(viewport={"width": 1440, "height": 1000})
+    try:
+        page = _open(owner, srv.url + "/sweep")
+        deadline = time.monotonic() + 20  # the cookie's script loads after the page's first run
+        while not any(c["name"] == "del_browser" for c in owner.cookies()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert any(c["name"] == "del_browser" for c in owner.cookies()), "the browser got its identity cookie"
+        # -- three trials that cannot share a program (different epochs): they end one after another
+        _type(page, "Learning rate: values", "0.01")
+        combo = page.locator(".st-key-sweep_params input")
+        combo.click()
+        page.get_by_role("option", name="Epochs", exact=True).click()
+        page.keyboard.press("Escape")
+        time.sleep(0.3)
+        wait_app_idle(page)
+        _type(page, "Epochs: values", "1500, 2500, 3500")
+        _has(page, "3 trials")
+        page.get_by_role("button", name="Start the sweep").click()
+        _has(page, "1 of 3 trials", timeout=90_000)  # mid-way: one trial ended, the others to come
+        page.screenshot(path=str(SCREENS / "sweep_running.png"), full_page=True)
+        # -- a reload mid-way re-attaches: the live view goes on and Stop is there
+        page.reload()
+        wait_app_idle(page)
+        body = page.locator("body").inner_text()
+        assert re.search(r"[123] of 3 trials", body), body[:2000]
+        if "Sweep finished" not in body:
+            assert page.get_by_role("button", name="Stop the sweep").is_enabled()
+        _has(page, "Sweep finished: 3 of 3 trials done", timeout=120_000)
+        mine = _best(page)
+        # -- share the ended sweep; another browser opens the link read-only and sees the same best trial
+        link = _share_link(page)
+        assert "/sweep?sweep=" in link, link
+        visitor = browser.new_context(viewport={"width": 1440, "height": 1000})
+        try:
+            p2 = _open(visitor, link)
+            _has(p2, "A shared sweep, run")
+            assert _best(p2) == mine
+            assert p2.get_by_role("button", name="Start the sweep").count() == 0
+            assert p2.get_by_role("button", name="Stop the sweep").count() == 0
+            _has(p2, "Parallel coordinates")
+            p2.wait_for_selector(".st-key-sweep_shared_chart_curves .js-plotly-plot", timeout=30_000)
+            time.sleep(0.8)
+            p2.screenshot(path=str(SCREENS / "sweep_shared.png"), full_page=True)
+            # -- the owner's saved list; open the saved sweep
+            page.locator(".st-key-sweep_saved_open button").click()
+            wait_app_idle(page)
+            _has(page, "Saved sweep of")
+            heading = page.get_by_role("heading", name="Your saved sweeps")
+            heading.scroll_into_view_if_needed()
+            time.sleep(0.8)
+            box = heading.bounding_box()
+            scroll = page.evaluate("() => window.scrollY")
+            page.screenshot(path=str(SCREENS / "sweep_saved_list.png"), full_page=True,
+                            clip={"x": 0, "y": box["y"] + scroll - 30, "width": 1440, "height": 1100})
+            # -- the owner revokes it; the link now says so
+            page.get_by_role("button", name="Share this sweep").first.click()
+            page.get_by_role("button", name="Revoke the link").click()
+            wait_app_idle(page)
+            p3 = _open(visitor, link)
+            _has(p3, "This sweep link cannot be opened")
+            _has(p3, "revoked")
+        finally:
+            visitor.close()
+    finally:
+        owner.close()
