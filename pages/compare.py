@@ -41,6 +41,21 @@ def owner() -> str:
     return pool.owner("compare")
 
 
+def reattach() -> None:
+    """Take this browser's registered race (a reload, another tab, a newer one started elsewhere).
+
+    A running race's choices (strategies, members, budget) also become this tab's, so the controls
+    above its live view describe it.
+    """
+    entry = sequences.adopt(KIND)
+    if entry is None:
+        return
+    ss[SEQ] = entry.seq
+    if not entry.seq.done:
+        c = state.settings().compare
+        c.strategies, c.members, c.budget = entry.meta["strategies"], entry.meta["members"], entry.meta["budget"]
+
+
 def plan() -> tuple[list, list[str]] | None:
     """The race controls; returns ``(configs, strategies)`` at equal budget, or ``None`` after showing why not.
 
@@ -128,10 +143,8 @@ st.title("Strategy race")
 ds = ss["dataset"]
 st.caption(f"Several ways to build an ensemble, on **{chrome.esc(ds.name)}** with the Train page's network and optimiser, "
            "the same seeds and the same compute budget. Change the data on the Data page.")
+reattach()
 planned = plan()
-entry = sequences.adopt(KIND)  # this browser's race, started before a reload or in another tab
-if entry is not None:
-    ss[SEQ] = entry.seq
 seq = ss.get(SEQ)
 running = seq is not None and not seq.done
 c1, c2 = st.columns([1, 4])
@@ -145,8 +158,9 @@ if started:
     seq.submit_options = {"pace": state.settings().effective_pace}
     ss[SEQ] = seq
     # every tab and reload of this browser follows it (a race running in another tab is stopped)
+    c = state.settings().compare
     sequences.start(KIND, seq, lambda other: other.stop(pool.pool(), owner()), strategies=tuple(picked),
-                    data=ds.name)
+                    members=c.members, budget=c.budget, data=ds.name)
     seq.step(pool.pool(), owner())
     running = True
 if seq is None:

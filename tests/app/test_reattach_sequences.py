@@ -75,6 +75,9 @@ def test_a_reloaded_race_continues_and_its_stop_works_for_every_tab(tab):
     assert "Re-attached to the race" in _captions(b)
     assert "compare_live" in chart_specs(b)  # the live loss chart
     assert b.button(key="compare_start").disabled  # one race at a time, as in the tab that started it
+    # the controls above the live view describe the race it shows (not this tab's defaults)
+    assert b.multiselect(key="compare_strategies").value == ["independent", "single"]
+    assert b.number_input(key="compare_members").value == 2 and b.number_input(key="compare_budget").value == 6
 
     c = tab(other, "compare")  # another browser sees nothing of it
     assert "compare_seq" not in c.session_state or c.session_state["compare_seq"] is None
