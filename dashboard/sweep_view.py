@@ -152,6 +152,9 @@ def metric_figure(trials: list[Any], paths: tuple[str, ...], metric: str) -> go.
                              ticktext=None if ticks is None else [f"{v:g}" for v in ticks])
         elif not numeric:
             fig.update_xaxes(type="category", row=1, col=j)
+        elif len(set(xs)) <= 8:  # ticks at the values tried (no 1.2, 1.4 between member counts)
+            ticks = sorted(set(xs))
+            fig.update_xaxes(row=1, col=j, tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
     fig.update_yaxes(title_text=METRIC_LABELS[metric], row=1, col=1)
     return _layout(fig, 340)
 
@@ -165,17 +168,24 @@ def parcoords_figure(trials: list[Any], paths: tuple[str, ...], metric: str) -> 
     for p in paths:
         xs = [t.params[p] for t in scored]
         if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
+            tried = sorted(set(xs))
             if p in LOG_AXES and min(xs) > 0:
                 vals = [math.log10(x) for x in xs]
-                dims.append(dict(label=f"log₁₀ {label(p)}", values=vals))
+                dim = dict(label=f"log₁₀ {label(p)}", values=vals, tickformat=".3~g")
+                if len(tried) <= 8:  # ticks at the values tried, labelled with the values themselves
+                    dim.update(label=f"{label(p)} (log scale)", tickvals=[math.log10(v) for v in tried],
+                               ticktext=[f"{v:g}" for v in tried])
             else:
-                dims.append(dict(label=label(p), values=[float(x) for x in xs]))
+                dim = dict(label=label(p), values=[float(x) for x in xs], tickformat=".4~g")
+                if len(tried) <= 8:
+                    dim.update(tickvals=[float(v) for v in tried], ticktext=[f"{v:g}" for v in tried])
+            dims.append(dim)
         else:
             cats = sorted({str(x) for x in xs})
             dims.append(dict(label=label(p), values=[cats.index(str(x)) for x in xs],
                              tickvals=list(range(len(cats))), ticktext=cats))
     ys = [t.metrics[metric] for t in scored]
-    dims.append(dict(label=METRIC_LABELS[metric], values=ys))
+    dims.append(dict(label=METRIC_LABELS[metric], values=ys, tickformat=".4~g"))
     scale = "Cividis" if higher_is_better(metric) else "Cividis_r"  # bright = good
     fig = go.Figure(go.Parcoords(line=dict(color=ys, colorscale=scale, showscale=True,
                                            colorbar=dict(title=dict(text=METRIC_LABELS[metric], side="right"))),
@@ -786,13 +796,13 @@ def saved_list(*, running_id: str | None = None) -> None:
     by_id = {r.sweep_id: r for r in records}
     opened = st.session_state.get(OPENED_KEY)
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
-    pick = c1.selectbox("Saved sweep", ids, key="sweep_saved_pick", format_func=lambda i: _summary(by_id[i]),
+    pick = c1.selectbox("Saved sweep", ids, key="sweep_list_pick", format_func=lambda i: _summary(by_id[i]),
                         index=ids.index(opened) if opened in ids else 0)
-    if c2.button("Open", icon=":material/folder_open:", key="sweep_saved_open", width="stretch"):
+    if c2.button("Open", icon=":material/folder_open:", key="sweep_list_open", width="stretch"):
         st.session_state[OPENED_KEY] = pick
         st.rerun()
     confirm = st.session_state.get("ui_sweep_confirm_delete") == pick
-    if c3.button("Really delete?" if confirm else "Delete", icon=":material/delete:", key="sweep_saved_delete",
+    if c3.button("Really delete?" if confirm else "Delete", icon=":material/delete:", key="sweep_list_delete",
                  width="stretch", type="primary" if confirm else "secondary", disabled=pick == running_id,
                  help="The trials' runs stay on the Runs page." if pick != running_id
                  else "A running sweep is deleted once it has ended."):
@@ -836,7 +846,7 @@ def sweep_url(token: str) -> str:
     return f"{base.rstrip('/')}/sweep?{SWEEP_PARAM}={token}"
 
 
-def share_box(rec: Any, where: str = "saved") -> None:
+def share_box(rec: Any, where: str = "saved", width: str = "stretch") -> None:
     """"Share this sweep": a read-only link to the owner's saved sweep ``rec``; revoke it.
 
     ``where`` tells the page's copies of the box apart (widget keys): the ended sweep's and the opened saved one's.
@@ -845,7 +855,7 @@ def share_box(rec: Any, where: str = "saved") -> None:
     if s is None:
         return
     owner = identity.browser_id()
-    with st.popover("Share this sweep", icon=":material/share:", width="stretch"):
+    with st.popover("Share this sweep", icon=":material/share:", width=width):
         st.markdown("**A read-only link to this sweep.** Whoever has it sees its results table, the charts and "
                     "each trial's curve, and can open a trial in their own Train page. Nothing is retrained.")
         try:

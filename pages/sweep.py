@@ -122,7 +122,7 @@ else:
         record = sweep_view.record_of(entry.sweep_id)
         if record is not None:
             with b3:  # the ended sweep's own share link
-                sweep_view.share_box(record, "live")
+                sweep_view.share_box(record, "live", width="content")
 
     @st.fragment(run_every=1.0)
     def live() -> None:

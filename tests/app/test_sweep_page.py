@@ -72,7 +72,8 @@ def test_a_sweep_runs_live_ranks_its_trials_and_opens_one_in_train(app):
     charts = chart_specs(app)
     assert {t["type"] for t in charts["sweep_chart_parcoords"]["data"]} == {"parcoords"}
     dims = charts["sweep_chart_parcoords"]["data"][0]["dimensions"]
-    assert [d["label"] for d in dims] == ["log₁₀ Learning rate", "Seed", "Test NLL"]
+    assert [d["label"] for d in dims] == ["Learning rate (log scale)", "Seed", "Test NLL"]
+    assert dims[0]["ticktext"] == ["0.0005", "0.02"]  # ticks at the values tried, not at their logarithms
     assert len(charts["sweep_chart_metric"]["data"]) == 2  # one panel per swept setting
     curves = charts["sweep_chart_curves"]["data"]
     assert len(curves) == 4 and all(len(c["x"]) == 15 for c in curves)
@@ -262,14 +263,17 @@ def test_a_finished_sweep_is_saved_listed_and_opens_read_only(monkeypatch, lab):
     _, summary, run_ids = lab.load_sweep(rec.sweep_id, me)
     assert len(run_ids) == 2 and all(run_ids)  # each trial's run is on the Runs page too
     assert all(len(t["curve"]) == 8 for t in summary["trials"])  # the validation curves are kept
-    at.button(key="sweep_saved_open").click().run()
+    at.button(key="sweep_list_open").click().run()
+    assert not at.exception, [e.message for e in at.exception]
     assert any("Saved sweep of" in m.value for m in at.markdown)
     rows = _table(at, nth=1)  # the opened sweep's results, read-only (below the finished sweep's own)
     assert list(rows["Learning rate"]) == list(live_rows["Learning rate"])
     assert list(rows["Test NLL"]) == pytest.approx(list(live_rows["Test NLL"]))
     assert not lab.list_sweeps(identity.new_token())  # another browser has no saved sweeps
-    at.button(key="sweep_saved_delete").click().run()
-    at.button(key="sweep_saved_delete").click().run()  # "Really delete?"
+    at.button(key="sweep_list_delete").click().run()
+    assert at.button(key="sweep_list_delete").label == "Really delete?" and lab.list_sweeps(me)
+    at.button(key="sweep_list_delete").click().run()  # "Really delete?"
+    assert not at.exception, [e.message for e in at.exception]
     assert not lab.list_sweeps(me)
 
 
@@ -328,3 +332,45 @@ def test_the_executor_is_a_setting_offered_with_ray(monkeypatch, lab):
     at.session_state["settings"].set("executor", "ray")
     at.run()
     assert not [r for r in at.radio if r.key == "sweep_executor"] and "this server's worker processes" in _text(at)
+
+
+def test_the_registry_is_one_sweep_per_browser_bounded_and_forgets_ended_sweeps(monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    from dashboard import sweep_view
+
+    def entry(owner, active=False, ended_ago=0.0):
+        stopped = []
+        sweep = SimpleNamespace(active=active, finished_at=None if active else time.monotonic() - ended_ago,
+                                stop=lambda: stopped.append(True), stopped=stopped)
+        return sweep_view.LiveSweep(sweep, owner, "regression", "toy")
+
+    monkeypatch.setattr(sweep_view, "_LIVE", {})
+    monkeypatch.setattr(sweep_view, "MAX_LIVE", 5)
+    a = identity.new_token()
+    first = entry(a, active=True)
+    sweep_view.register(first)
+    second = entry(a, active=True)
+    sweep_view.register(second)  # a new sweep of the same browser replaces and stops the old one
+    assert sweep_view.live_entry(a) is second and first.sweep.stopped == [True]
+    old = identity.new_token()
+    sweep_view.register(entry(old, ended_ago=sweep_view.FORGET_AFTER_S + 1))
+    assert sweep_view.live_entry(old) is None  # ended long ago: forgotten (it is in the saved list)
+    for _ in range(20):
+        sweep_view.register(entry(identity.new_token(), ended_ago=1.0))
+    assert sweep_view.live_count() <= 5 and sweep_view.live_entry(a) is second  # bounded; the running one stays
+
+
+def test_saved_results_round_trip_and_refuse_what_is_not_a_sweep():
+    from dashboard.sweep_view import SweepResults, TrialView
+
+    res = SweepResults(spec={"base": {}}, metric="test_nll", paths=("optim.lr",), task="regression", dataset="toy",
+                       trials=(TrialView(0, {"optim.lr": 0.01}, "done", {"test_nll": 1.5}, 2.0, None, ((1, 2.0),)),
+                               TrialView(1, {"optim.lr": 0.1}, "done", {"test_nll": 0.5}, 2.5, None, ((1, 1.0),))))
+    back = SweepResults.from_dict(res.to_dict())
+    assert back == res and back.best().index == 1 and [t.index for t in back.ranked()] == [1, 0]
+    for bad in (None, [], {"metric": "rm -rf"}, {**res.to_dict(), "paths": []},
+                {**res.to_dict(), "trials": [{"params": {}}]}, {**res.to_dict(), "trials": [{}] * 1000}):
+        with pytest.raises(ValueError):
+            SweepResults.from_dict(bad)

@@ -68,6 +68,23 @@ def _share_link(page) -> str:
     return link
 
 
+def _tall_shot(page, name: str) -> None:
+    """The whole page in one picture: a viewport as tall as the app's content (Streamlit scrolls inside)."""
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1440, "height": min(max(int(height) + 40, 1000), 4000)})
+    _charts_drawn(page)
+    page.screenshot(path=str(SCREENS / name))
+    page.set_viewport_size({"width": 1440, "height": 1000})
+
+
+def _charts_drawn(page) -> None:
+    """Wait until every Plotly chart on the page has drawn (Streamlit shows a grey placeholder until then)."""
+    page.wait_for_function("() => { const c = [...document.querySelectorAll('.js-plotly-plot')];"
+                           " return c.length > 0 && c.every(p => p.querySelector('.main-svg')) &&"
+                           " !document.querySelector('[data-testid=\"stSkeleton\"]'); }", timeout=30_000)
+    time.sleep(1.0)
+
+
 def test_sweep_reload_share_revoke(browser, srv):  # noqa: F811 - the fixture imported above
     SCREENS.mkdir(parents=True, exist_ok=True)
     owner = browser.new_context(viewport={"width": 1440, "height": 1000})
@@ -77,27 +94,31 @@ def test_sweep_reload_share_revoke(browser, srv):  # noqa: F811 - the fixture im
         while not any(c["name"] == "del_browser" for c in owner.cookies()) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert any(c["name"] == "del_browser" for c in owner.cookies()), "the browser got its identity cookie"
-        # -- three trials that cannot share a program (different epochs): they end one after another
-        _type(page, "Learning rate: values", "0.01")
+        # -- 6 trials: two learning rates (one batched program per member count) x three member counts
+        _type(page, "Learning rate: values", "0.003, 0.03")
         combo = page.locator(".st-key-sweep_params input")
         combo.click()
-        page.get_by_role("option", name="Epochs", exact=True).click()
+        page.get_by_role("option", name="Members M", exact=True).click()
         page.keyboard.press("Escape")
         time.sleep(0.3)
         wait_app_idle(page)
-        _type(page, "Epochs: values", "1500, 2500, 3500")
-        _has(page, "3 trials")
+        _type(page, "Members M: values", "1, 2, 4")
+        _has(page, "6 trials")
         page.get_by_role("button", name="Start the sweep").click()
-        _has(page, "1 of 3 trials", timeout=90_000)  # mid-way: one trial ended, the others to come
-        page.screenshot(path=str(SCREENS / "sweep_running.png"), full_page=True)
+        _has(page, "2 of 6 trials", timeout=90_000)  # mid-way: one program ended, the others to come
+        page.wait_for_selector(".st-key-sweep_chart_metric .js-plotly-plot", timeout=30_000)
+        page.set_viewport_size({"width": 1440, "height": 1500})  # no waiting for more: the sweep goes on
+        time.sleep(0.5)
+        page.screenshot(path=str(SCREENS / "sweep_running.png"))
+        page.set_viewport_size({"width": 1440, "height": 1000})
         # -- a reload mid-way re-attaches: the live view goes on and Stop is there
         page.reload()
         wait_app_idle(page)
         body = page.locator("body").inner_text()
-        assert re.search(r"[123] of 3 trials", body), body[:2000]
+        assert re.search(r"[0-6] of 6 trials", body), body[:2000]
         if "Sweep finished" not in body:
             assert page.get_by_role("button", name="Stop the sweep").is_enabled()
-        _has(page, "Sweep finished: 3 of 3 trials done", timeout=120_000)
+        _has(page, "Sweep finished: 6 of 6 trials done", timeout=120_000)
         mine = _best(page)
         # -- share the ended sweep; another browser opens the link read-only and sees the same best trial
         link = _share_link(page)
@@ -111,19 +132,17 @@ def test_sweep_reload_share_revoke(browser, srv):  # noqa: F811 - the fixture im
             assert p2.get_by_role("button", name="Stop the sweep").count() == 0
             _has(p2, "Parallel coordinates")
             p2.wait_for_selector(".st-key-sweep_shared_chart_curves .js-plotly-plot", timeout=30_000)
-            time.sleep(0.8)
-            p2.screenshot(path=str(SCREENS / "sweep_shared.png"), full_page=True)
+            _tall_shot(p2, "sweep_shared.png")
             # -- the owner's saved list; open the saved sweep
-            page.locator(".st-key-sweep_saved_open button").click()
+            page.locator(".st-key-sweep_list_open button").click()
             wait_app_idle(page)
             _has(page, "Saved sweep of")
+            page.set_viewport_size({"width": 1440, "height": 1200})
             heading = page.get_by_role("heading", name="Your saved sweeps")
-            heading.scroll_into_view_if_needed()
-            time.sleep(0.8)
-            box = heading.bounding_box()
-            scroll = page.evaluate("() => window.scrollY")
-            page.screenshot(path=str(SCREENS / "sweep_saved_list.png"), full_page=True,
-                            clip={"x": 0, "y": box["y"] + scroll - 30, "width": 1440, "height": 1100})
+            heading.evaluate("h => h.scrollIntoView({block: 'start'})")
+            time.sleep(1.0)
+            page.screenshot(path=str(SCREENS / "sweep_saved_list.png"))
+            page.set_viewport_size({"width": 1440, "height": 1000})
             # -- the owner revokes it; the link now says so
             page.get_by_role("button", name="Share this sweep").first.click()
             page.get_by_role("button", name="Revoke the link").click()
