@@ -86,9 +86,19 @@ else:
 
 
 def start() -> None:
-    """Start the checked sweep (a callback: the page then runs once with it running)."""
+    """Start the sweep the settings describe now (a callback: the page then runs once with it running).
+
+    Planned again here: a value typed and not yet sent (the click's blur sends it in the same rerun, its
+    on_change first) must not start the previous run's plan while the box shows the new values.
+    """
+    s_now, ds_now = state.settings(), ss["dataset"]
     try:
-        started = sweep_view.start(checked, ds, ss.get("csv_bytes"), executor)
+        now = plan(sweep_view.build_spec(s_now, ds_now.task), ds_now, Limits())
+    except (ConfigError, LimitError) as exc:
+        ss["ui_sweep_refused"] = str(exc)
+        return
+    try:
+        started = sweep_view.start(now, ds_now, ss.get("csv_bytes"), s_now.effective_executor(sweep_view.ray_ok()))
     except Exception as exc:  # noqa: BLE001 - e.g. Ray cannot start: say it, no traceback
         log.exception("starting a sweep failed")
         ss["ui_sweep_refused"] = str(exc) or type(exc).__name__

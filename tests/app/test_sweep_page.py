@@ -374,3 +374,15 @@ def test_saved_results_round_trip_and_refuse_what_is_not_a_sweep():
                 {**res.to_dict(), "trials": [{"params": {}}]}, {**res.to_dict(), "trials": [{}] * 1000}):
         with pytest.raises(ValueError):
             SweepResults.from_dict(bad)
+
+
+def test_start_uses_the_values_typed_in_the_same_click(monkeypatch, lab):
+    """Typing values and clicking Start at once (the click's blur sends the text in the same rerun)."""
+    at = _browser(monkeypatch, identity.new_token())
+    _small(at, 5)
+    at.text_input(key="sweep_values_optim.lr").set_value("0.002, 0.02")  # not sent on its own
+    at.button(key="sweep_start").click().run()
+    sweep = at.session_state["sweep_run"]
+    assert [t.params["optim.lr"] for t in sweep.trials] == [0.002, 0.02]
+    sweep.stop()
+    assert sweep.wait(60)
