@@ -18,7 +18,7 @@ ray = pytest.importorskip("ray", reason="Ray is optional: pip install -r require
 from conftest import make_cubic  # noqa: E402
 
 from ensemble_core.config import RunConfig  # noqa: E402
-from ensemble_core.jobs import JobPool  # noqa: E402
+from ensemble_core.jobs import JobPool, Limits  # noqa: E402
 from ensemble_core.ray_executor import RAY_WORKER_DIED, start_ray  # noqa: E402
 from ensemble_core.run import EpochEnd  # noqa: E402
 from ensemble_core.sweeps import SweepRun, SweepSpec, plan, run_sweep_local  # noqa: E402
@@ -65,13 +65,16 @@ def test_a_ray_job_in_a_process_pool_trains_on_a_ray_actor_in_the_fair_order(mon
     monkeypatch.delenv("LAB_EXECUTOR", raising=False)
     start_ray(num_cpus=2)
     data = make_cubic()
-    long = BASE.replace(**{"optim.epochs": 4000})
-    pool = JobPool(max_running=1, heartbeat_timeout=None, max_active_per_user=3, ray_workers=1, torch_threads=1)
+    long = BASE.replace(**{"optim.epochs": 5000})
+    big = make_cubic(n_train=2000)  # the long jobs run until stopped, however slow the actor's start
+    endless = Limits(max_work=1e18, max_steps=10**9, max_cpu_seconds=1e9)
+    pool = JobPool(max_running=1, heartbeat_timeout=None, max_active_per_user=3, ray_workers=1, torch_threads=1,
+                   limits=endless)
     try:
         assert pool.executor == "process" and {w.kind for w in pool._workers} == {"process"}
-        a1 = pool.submit(long, data, "a:1")
+        a1 = pool.submit(long, big, "a:1")
         _wait(lambda: a1.progress().epoch >= 1)
-        r = pool.submit(long, data, "a:2", executor="ray")  # the pool's Ray worker is made now
+        r = pool.submit(long, big, "a:2", executor="ray")  # the pool's Ray worker is made now
         _wait(lambda: r.progress().epoch >= 1)
         assert r.executor == "ray" and a1.executor == "process" and a1.status == "running"
         with pool._lock:
