@@ -318,23 +318,33 @@ def _programs(spec: SweepSpec, params: list[dict[str, Any]], data: Dataset, limi
     :func:`ensemble_core.jobs.check_limits` is cut into the fewest even parts that pass
     (one trial always passes: :func:`plan` checked each first).
     """
-    from .jobs import LimitError, check_limits
-    from .sweep import SweepGroup, plan_sweep, stacked_config
+    from .sweep import plan_sweep
 
     out: list[tuple[int, ...]] = []
     for group in plan_sweep(spec.base, params).groups:
-        n = len(group.trials)
-        size = 1
-        for parts in range(1, n + 1):
-            size = math.ceil(n / parts)
-            try:
-                check_limits(stacked_config(SweepGroup(group.trials[:size], group.configs[:size])), data, limits)
-                break
-            except LimitError:
-                continue
-        parts = math.ceil(n / size)
-        out.extend(tuple(group.trials[k * n // parts:(k + 1) * n // parts]) for k in range(parts))
+        out.extend(_cut(group.trials, group.configs, data, limits))
     return tuple(out)
+
+
+def _cut(trials: tuple[int, ...], configs: Sequence[RunConfig], data: Dataset,
+         limits: Any) -> list[tuple[int, ...]]:
+    """``trials`` (one program's, ``configs`` theirs) in the fewest even parts whose stacked cost passes ``limits``."""
+    from .jobs import LimitError, check_limits
+    from .sweep import SweepGroup, stacked_config
+
+    n = len(trials)
+    size = 1
+    for parts in range(1, n + 1):
+        size = math.ceil(n / parts)
+        if size == 1:
+            break
+        try:
+            check_limits(stacked_config(SweepGroup(tuple(trials[:size]), tuple(configs[:size]))), data, limits)
+            break
+        except LimitError:
+            continue
+    parts = math.ceil(n / size)
+    return [tuple(trials[k * n // parts:(k + 1) * n // parts]) for k in range(parts)]
 
 
 def plan(spec: SweepSpec, data: Dataset, limits: Any = None, *, max_trials: int = MAX_TRIALS,
@@ -424,7 +434,7 @@ class TrialState:
             in a batched program its lane of the group job (:class:`~ensemble_core.jobs.LaneJob`,
             Job-like; ``job.group`` is the program's job).
         run: its run once done or stopped.
-        program: the index of its program in :attr:`SweepPlan.program_list`.
+        program: the index of its program (pool job) in :attr:`SweepRun.programs`.
         batched: whether it trains in one program with other trials.
     """
 
@@ -481,9 +491,14 @@ class SweepRun:
         self.on_change = on_change
         self.executor = executor
         grouped = bool(getattr(pool, "supports_groups", False))
-        #: the trial indices of each pool job this sweep submits
-        self.programs: tuple[tuple[int, ...], ...] = (
-            sweep.program_list if grouped else tuple((i,) for i in range(len(sweep.configs))))
+        programs: list[tuple[int, ...]] = []
+        for program in sweep.program_list if grouped else tuple((i,) for i in range(len(sweep.configs))):
+            if len(program) > 1 and getattr(pool, "limits", None) is not None:  # planned with other limits
+                programs.extend(_cut(program, [sweep.configs[i] for i in program], data, pool.limits))
+            else:
+                programs.append(program)
+        #: the trial indices of each pool job this sweep submits (its plan's programs, cut to the pool's limits)
+        self.programs: tuple[tuple[int, ...], ...] = tuple(programs)
         self.trials = [TrialState(i, dict(p), c) for i, (p, c) in enumerate(zip(sweep.params, sweep.configs,
                                                                                    strict=True))]
         for k, program in enumerate(self.programs):

@@ -331,3 +331,27 @@ def test_stopping_a_batched_sweep_keeps_every_trials_partial_run():
     assert [t.status for t in sweep.trials] == ["stopped"] * 3
     epochs = {t.run.epochs_done for t in sweep.trials}
     assert len(epochs) == 1 and 2 <= epochs.pop() < 5000
+
+
+def test_a_sweep_cuts_its_programs_to_the_pools_own_limits():
+    from ensemble_core.costs import shape_of
+    from ensemble_core.jobs import Limits
+    from ensemble_core.shapes import parameter_count
+
+    data = make_cubic()
+    spec = SweepSpec(BASE, grid=(("optim.lr", (0.001, 0.002, 0.005, 0.01, 0.02, 0.05)),))
+    checked = plan(spec, data)  # planned with the default limits: one program
+    assert checked.programs == ((0, 1, 2, 3, 4, 5),)
+    params = parameter_count(data.n_features, shape_of(BASE, data).n_outputs, BASE.model)
+    one = BASE.strategy.members * params * BASE.optim.epochs * len(data.x_train)
+    pool = JobPool(1, executor="thread", heartbeat_timeout=None, torch_threads=0, max_active_per_user=4,
+                   limits=Limits(max_work=2.5 * one))  # the engine in the pool's thread; two trials per job
+    try:
+        sweep = SweepRun(checked, data, pool, "cut", parallel=2)
+        assert sweep.programs == ((0, 1), (2, 3), (4, 5))
+        assert sweep.wait(120)
+    finally:
+        pool.shutdown()
+    assert [t.status for t in sweep.trials] == ["done"] * 6
+    assert [t.program for t in sweep.trials] == [0, 0, 1, 1, 2, 2] and all(t.batched for t in sweep.trials)
+    assert len({t.job.group.id for t in sweep.trials}) == 3

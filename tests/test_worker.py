@@ -83,6 +83,35 @@ def test_the_child_sends_events_in_timed_batches_in_order():
     preview = SimpleNamespace(kind="preview")
     batch(preview)  # not an epoch: at once, with what is pending (a slow epoch may follow)
     assert conn.sent[3:] == [("events", "job1", [7, preview])]
+    # a group job's (lane, event) pairs: epochs are batched, a lane's preview goes at once
+    now[0] += 1.0
+    epoch = SimpleNamespace(kind="epoch")
+    batch((0, epoch))
+    now[0] += 0.01
+    batch((1, epoch))
+    assert conn.sent[4:] == [("events", "job1", [(0, epoch)])]
+    batch((1, preview))
+    assert conn.sent[5:] == [("events", "job1", [(1, epoch), (1, preview)])]
+
+
+def test_the_pacer_tags_a_groups_events_with_their_lane_and_waits_between_epochs():
+    import threading
+    from types import SimpleNamespace
+
+    from ensemble_core.worker import _Pacer
+
+    sent: list = []
+    now = [0.0]
+    stop, hurry = threading.Event(), threading.Event()
+    pacer = _Pacer(sent.append, lambda: None, stop, hurry, seconds=10.0, n_epochs=10, clock=lambda: now[0])
+    epoch = SimpleNamespace(kind="epoch", epoch=1)
+    pacer.lane_event(0, epoch)
+    pacer.lane_event(1, epoch)
+    assert sent == [(0, epoch), (1, epoch)]
+    hurry.set()  # others wait for a worker: the pacing wait ends at once
+    assert pacer.should_stop() is False
+    stop.set()
+    assert pacer.should_stop() is True
 
 
 def test_process_run_equals_direct_train_bit_for_bit(pool):
