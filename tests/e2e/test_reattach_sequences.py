@@ -91,6 +91,7 @@ def _reload_and_check(page, stop_label: str, shot: str) -> None:
     assert after >= before, (before, after)
     _wait_past(page, after)  # ... and keeps advancing
     assert page.get_by_text("Re-attached to the", exact=False).count() == 1
+    page.evaluate("() => document.querySelector('.st-key-live_view').scrollIntoView({block: 'end'})")
     page.screenshot(path=str(SCREENS / shot), full_page=True)
     _, said = _where(page)
     m = re.search(r"\d+ of \d+: (.+?) · epoch (\d+) of (\d+)", said)
