@@ -390,6 +390,9 @@ def losses_figure(events: Sequence[Sequence[Any]], configs: Sequence[RunConfig],
                   height: int = 400) -> Any:
     """Training loss of every member, one panel per run, side by side (live or finished).
 
+    The panels share one y-axis; when a few spikes (a snapshot ensemble's restarts) would flatten it,
+    its range leaves them out and a note says how many (:func:`~ensemble_core.viz.robust_range`).
+
     Args:
         events: each run's events so far (``RunSequence.events``); ``[]`` for a run not started.
         configs: the runs' configs (epoch axis and number of members).
@@ -404,6 +407,11 @@ def losses_figure(events: Sequence[Sequence[Any]], configs: Sequence[RunConfig],
     for i, c in enumerate(configs, start=1):
         out.update_xaxes(range=[1, max(2, c.optim.epochs)], row=1, col=i)
     out.update_yaxes(title_text="Training loss", row=1, col=1)
+    # one shared y-axis: a snapshot restart spike in one panel must not flatten every panel's curves
+    r = viz.robust_range(y for t in out.data if t.y is not None for y in t.y)
+    if r is not None:
+        out.update_yaxes(range=[r[0], r[1]], autorange=False)
+        out.add_annotation(**viz.spike_note(r[2], r[3]))
     return out
 
 

@@ -188,3 +188,21 @@ def test_a_sequence_stepped_by_two_sessions_at_once_submits_each_entry_once() ->
     assert seq.done and seq.complete
     copy = pickle.loads(pickle.dumps(seq))  # the lock is not pickled; the copy gets its own
     assert copy.complete and copy._lock is not seq._lock
+
+
+def test_a_restart_spike_in_one_panel_does_not_flatten_the_race_losses() -> None:
+    """Losses in [-2, 1] and one spike of 240 in the snapshot panel: the shared axis keeps the curves readable."""
+    from ensemble_core.race import losses_figure
+    from ensemble_core.run import EpochEnd
+
+    def events(spike: bool) -> list:
+        return [EpochEnd(k, 40, [240.0 if spike and k == 20 else 1.0 - 3.0 * k / 40] * 2, None, {}, [0.01], 0.0)
+                for k in range(1, 41)]
+
+    configs = [BASE.replace(**{"optim.epochs": 40, "strategy.members": 2})] * 2
+    fig = losses_figure([events(False), events(True)], configs, ["Independent", "Snapshot"]).to_dict()
+    lo, hi = fig["layout"]["yaxis"]["range"]
+    assert lo < -1.9 and 0.9 < hi < 5  # every ordinary loss is on the scale, the spike is not
+    assert any("spike" in a.get("text", "") and "240" in a["text"] for a in fig["layout"]["annotations"])
+    calm = losses_figure([events(False), events(False)], configs, ["a", "b"]).to_dict()
+    assert "range" not in calm["layout"]["yaxis"]  # no spike: Plotly's own autorange
