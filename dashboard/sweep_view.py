@@ -196,14 +196,25 @@ def parcoords_figure(trials: list[Any], paths: tuple[str, ...], metric: str) -> 
     return fig
 
 
+def panel_title(t: Any, paths: tuple[str, ...], all_params: list[dict[str, Any]], width: int = 34) -> str:
+    """A small multiple's title: ``#3 Members M 4, Epochs 300``, naming only the settings that vary across
+    the trials, broken onto a second line when longer than ``width`` characters (panels are narrow)."""
+    varying = [p for p in paths if len({repr(q.get(p)) for q in all_params}) > 1] or list(paths)
+    parts = [f"{label(p)} {t.params[p]:g}" if isinstance(t.params[p], float) else f"{label(p)} {t.params[p]}"
+             for p in varying]
+    text = f"#{t.index + 1} " + ", ".join(parts)
+    if len(text) > width and len(parts) > 1:
+        text = f"#{t.index + 1} " + ", ".join(parts[:-1]) + ",<br>" + parts[-1]
+    return text
+
+
 def curves_figure(trials: list[Any], paths: tuple[str, ...], cols: int = 4) -> go.Figure | None:
     """Small multiples: each trial's validation NLL per epoch, one panel per trial, on a shared y-axis."""
     shown = [t for t in trials if t.status != "skipped"]
     if not shown:
         return None
     rows = -(-len(shown) // cols)
-    titles = [f"#{t.index + 1} " + ", ".join(f"{label(p)} {t.params[p]:g}" if isinstance(t.params[p], float)
-                                             else f"{label(p)} {t.params[p]}" for p in paths) for t in shown]
+    titles = [panel_title(t, paths, [x.params for x in trials]) for t in shown]
     fig = make_subplots(rows=rows, cols=cols, shared_xaxes="all", shared_yaxes="all", subplot_titles=titles,
                         vertical_spacing=min(0.12, 0.5 / rows), horizontal_spacing=0.03)
     for i, t in enumerate(shown):

@@ -17,6 +17,7 @@ from e2e_server import ROOT, Server, wait_app_idle
 pytestmark = pytest.mark.e2e
 
 SCREENS = ROOT / "artifacts" / "screens"
+T0 = 0.0  # the journey's start (for the timings it prints, -s)
 BEST_JS = """() => { const m = document.body.innerText.match(/Best: trial (\\d+) \\(([^)]*)\\): Test NLL ([-0-9.e]+)/);
     return m ? m[0] : null; }"""
 
@@ -87,6 +88,8 @@ def _charts_drawn(page) -> None:
 
 def test_sweep_reload_share_revoke(browser, srv):  # noqa: F811 - the fixture imported above
     SCREENS.mkdir(parents=True, exist_ok=True)
+    global T0
+    T0 = time.monotonic()
     owner = browser.new_context(viewport={"width": 1440, "height": 1000})
     try:
         page = _open(owner, srv.url + "/sweep")
@@ -94,33 +97,36 @@ def test_sweep_reload_share_revoke(browser, srv):  # noqa: F811 - the fixture im
         while not any(c["name"] == "del_browser" for c in owner.cookies()) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert any(c["name"] == "del_browser" for c in owner.cookies()), "the browser got its identity cookie"
-        # -- 4 trials: two learning rates (one batched program per member count) x two member counts
-        _type(page, "Learning rate: values", "0.003, 0.03")
-        combo = page.locator(".st-key-sweep_params input")
-        combo.click()
-        page.get_by_role("option", name="Members M", exact=True).click()
-        page.keyboard.press("Escape")
-        time.sleep(0.3)
-        wait_app_idle(page)
+        # -- 4 trials: member counts 1 and 4 x 300 and 800 epochs, each its own program; the long ones end last
+        print(f"{time.monotonic() - T0:6.1f} s: 4 trials: member counts 1 and 4 x 3", flush=True)
+        _type(page, "Learning rate: values", "0.03")
+        for name in ("Members M", "Epochs"):
+            page.locator(".st-key-sweep_params input").click()
+            page.get_by_role("option", name=name, exact=True).click()
+            page.keyboard.press("Escape")
+            time.sleep(0.3)
+            wait_app_idle(page)
         _type(page, "Members M: values", "1, 4")
-        _has(page, "4 trials")  # (the suggested 1, 3, 5 would make 6): the typed values are in
+        _type(page, "Epochs: values", "300, 800")
+        _has(page, "4 trials")  # (the suggested values would make 9): the typed values are in
         page.get_by_role("button", name="Start the sweep").click()
-        _has(page, "2 of 4 trials", timeout=90_000)  # mid-way: one program ended, the other one training
+        _has(page, "1 of 4 trials", timeout=90_000)  # mid-way: one trial ended, the long ones still to come
         page.wait_for_selector(".st-key-sweep_chart_metric .js-plotly-plot", timeout=30_000)
         page.set_viewport_size({"width": 1440, "height": 1500})  # no waiting for more: the sweep goes on
         time.sleep(0.5)
         page.screenshot(path=str(SCREENS / "sweep_running.png"))
         page.set_viewport_size({"width": 1440, "height": 1000})
         # -- a reload mid-way re-attaches: the live view goes on and Stop is there
+        print(f"{time.monotonic() - T0:6.1f} s: a reload mid-way re-attaches: the l", flush=True)
         page.reload()
         wait_app_idle(page)
         body = page.locator("body").inner_text()
-        assert re.search(r"[0-4] of 4 trials", body), body[:2000]
-        if "Sweep finished" not in body:
-            assert page.get_by_role("button", name="Stop the sweep").is_enabled()
+        assert re.search(r"[1-3] of 4 trials ended", body), body[:2000]  # the live view, mid-way, after the reload
+        assert page.get_by_role("button", name="Stop the sweep").is_enabled()
         _has(page, "Sweep finished: 4 of 4 trials done", timeout=120_000)
         mine = _best(page)
         # -- share the ended sweep; another browser opens the link read-only and sees the same best trial
+        print(f"{time.monotonic() - T0:6.1f} s: share the ended sweep; another brow", flush=True)
         link = _share_link(page)
         assert "/sweep?sweep=" in link, link
         visitor = browser.new_context(viewport={"width": 1440, "height": 1000})
@@ -134,6 +140,7 @@ def test_sweep_reload_share_revoke(browser, srv):  # noqa: F811 - the fixture im
             p2.wait_for_selector(".st-key-sweep_shared_chart_curves .js-plotly-plot", timeout=30_000)
             _tall_shot(p2, "sweep_shared.png")
             # -- the owner's saved list; open the saved sweep
+            print(f"{time.monotonic() - T0:6.1f} s: the owner's saved list; open the sa", flush=True)
             page.locator(".st-key-sweep_list_open button").click()
             wait_app_idle(page)
             _has(page, "Saved sweep of")
@@ -144,6 +151,7 @@ def test_sweep_reload_share_revoke(browser, srv):  # noqa: F811 - the fixture im
             page.screenshot(path=str(SCREENS / "sweep_saved_list.png"))
             page.set_viewport_size({"width": 1440, "height": 1000})
             # -- the owner revokes it; the link now says so
+            print(f"{time.monotonic() - T0:6.1f} s: the owner revokes it; the link now ", flush=True)
             page.get_by_role("button", name="Share this sweep").first.click()
             page.get_by_role("button", name="Revoke the link").click()
             wait_app_idle(page)
