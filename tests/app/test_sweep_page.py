@@ -301,6 +301,15 @@ def test_a_shared_link_opens_read_only_and_revoked_it_says_so(monkeypatch, lab):
     assert guest.session_state["settings"].config.optim.lr == pytest.approx(best_lr)
     assert guest.session_state["settings"].config.optim.epochs == 8  # the trial's whole config, not just lr
     assert guest.session_state["ui_page"] == "train"
+    if hasattr(type(lab), "save_sweep"):  # the real store: a server restart (a new store on the folder) keeps the link
+        from dashboard import saved
+        from ensemble_core.store import RunStore
+
+        restarted = RunStore(lab.root)
+        monkeypatch.setattr(saved, "store", lambda: restarted)
+        later = _browser(monkeypatch, identity.new_token(), {"sweep": token})
+        assert _table(later)["trial"].iloc[0] == owner_rows["trial"].iloc[0]
+        monkeypatch.setattr(saved, "store", lambda: lab)
     lab.revoke_sweep(rec.sweep_id, me)
     again = _browser(monkeypatch, identity.new_token(), {"sweep": token})
     assert any("This sweep link cannot be opened" in w.value and "revoked" in w.value for w in again.warning)
