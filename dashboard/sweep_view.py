@@ -698,17 +698,21 @@ def accepts(fn: Callable[..., Any], name: str) -> bool:
 
 
 def programs_line(checked: Any) -> str:
-    """``"12 trials in 3 batched programs"`` when the plan batches trials, else ``"12 trials"``."""
+    """How the plan trains: ``"12 trials in 3 batched programs"``, ``"6 trials in 4 programs (4 batched)"``
+    or ``"12 trials"`` (one program each)."""
     n = len(checked.configs)
     text = f"**{n} trial{'s' if n != 1 else ''}**"
     programs = getattr(checked, "programs", None)
-    if programs is not None:
-        try:
-            k = len(programs)
-        except TypeError:
-            k = 0
-        if 0 < k < n:
+    try:
+        sizes = [len(p) for p in programs] if programs is not None else []
+    except TypeError:
+        sizes = []
+    k, batched = len(sizes), sum(s for s in sizes if s > 1)
+    if 0 < k < n:
+        if batched == n:
             text += f" in **{k} batched program{'s' if k != 1 else ''}**"
+        else:
+            text += f" in **{k} programs** ({batched} trials batched together)"
     return text
 
 

@@ -395,3 +395,15 @@ def test_start_uses_the_values_typed_in_the_same_click(monkeypatch, lab):
     assert [t.params["optim.lr"] for t in sweep.trials] == [0.002, 0.02]
     sweep.stop()
     assert sweep.wait(60)
+
+
+def test_programs_line_counts_only_shared_programs_as_batched() -> None:
+    from types import SimpleNamespace
+
+    from dashboard.sweep_view import programs_line
+
+    assert programs_line(SimpleNamespace(configs=[0] * 12, programs=[[0, 1, 2, 3]] * 3)).endswith(
+        "in **3 batched programs**")
+    mixed = programs_line(SimpleNamespace(configs=[0] * 6, programs=[[0, 1], [2, 3], [4], [5]]))
+    assert mixed.endswith("in **4 programs** (4 trials batched together)")
+    assert programs_line(SimpleNamespace(configs=[0] * 4, programs=[[0], [1], [2], [3]])) == "**4 trials**"
