@@ -442,6 +442,51 @@ async def _student(browser: Any, url: str, name: str, seed: int, epochs: int | N
     return st
 
 
+class ClassStart:
+    """The teacher's "now press Train": each student calls :meth:`ready` and waits; :meth:`go` releases all."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.count = n, 0
+        self._all, self._go = asyncio.Event(), asyncio.Event()
+
+    async def ready(self) -> None:
+        """Count this student ready (also one that failed to get ready) and wait for :meth:`go`."""
+        self.count += 1
+        if self.count >= self.n:
+            self._all.set()
+        await self._go.wait()
+
+    async def all_ready(self) -> None:
+        """Wait until every student called :meth:`ready`."""
+        await self._all.wait()
+
+    def go(self) -> None:
+        """Everyone presses Train."""
+        self._go.set()
+
+    async def started(self) -> None:
+        """Wait until :meth:`go`."""
+        await self._go.wait()
+
+
+async def settle(browser_cpu: Any, quiet_cores: float = 0.1, window_s: float = 2.0, bound_s: float = 120.0) -> float:
+    """Wait until the browsers use under ``quiet_cores`` for ``window_s`` (their pages drawn), at most ``bound_s``.
+
+    A page is "ready" for the harness before its charts are drawn; a class pressing Train then has
+    its clicks queued behind that drawing in browsers that yield the CPU, and they reach the server
+    over a minute instead of together.  Returns the seconds waited.
+    """
+    t0 = time.monotonic()
+    last_t, last_cpu = t0, browser_cpu()
+    while time.monotonic() - t0 < bound_s:
+        await asyncio.sleep(window_s)
+        now, cpu = time.monotonic(), browser_cpu()
+        if (cpu - last_cpu) / (now - last_t) < quiet_cores:
+            break
+        last_t, last_cpu = now, cpu
+    return time.monotonic() - t0
+
+
 class CpuSampler:
     """Samples (time, browsers' CPU, server's, its workers') every ``interval`` s in a thread."""
 
@@ -496,7 +541,7 @@ async def browser_class(server: TracedServer, n: int, epochs: int | None, timeou
     """
     from playwright.async_api import async_playwright
 
-    from tests.load.harness import StartSignal, warm_up
+    from tests.load.harness import warm_up
 
     profile = Path(tempfile.mkdtemp(prefix="lc-chromium-"))
     chromium = YieldingChromium(nice, profile)
@@ -512,12 +557,14 @@ async def browser_class(server: TracedServer, n: int, epochs: int | None, timeou
                 await warm_up(browser, server.url, timeout_s)
                 alone = [await _student(browser, server.url, f"single{k}", SINGLE_SEED + k, epochs, timeout_s)
                          for k in range(singles + 1)]
-                start = StartSignal(n)
+                start = ClassStart(n)
                 t_open = sampler.take()[0]
                 students = [Student(name=f"s{i + 1:02d}", seed=i + 1) for i in range(n)]
                 tasks = [asyncio.create_task(_student(browser, server.url, st.name, st.seed, epochs, timeout_s, start,
                                                       st)) for st in students]
-                await start.started()
+                await start.all_ready()
+                settled_s = await settle(chromium.cpu)
+                start.go()
                 t_click = sampler.take()[0]
                 bound = time.monotonic() + 2 * timeout_s + 30
                 ended_at = None
@@ -546,7 +593,7 @@ async def browser_class(server: TracedServer, n: int, epochs: int | None, timeou
         chromium.stop()
         shutil.rmtree(profile, ignore_errors=True)
     return {"first": alone[0], "singles": alone[1:], "students": students, "trace": read_trace(server.trace),
-            "browser_threads_reset": chromium.reset, "browser_idle_policy": chromium.idle,
+            "browser_threads_reset": chromium.reset, "settled_s": settled_s, "browser_idle_policy": chromium.idle,
             "cpu": sampler, "t_open": t_open, "t_click": t_click, "t_end": t_end}
 
 

@@ -364,7 +364,7 @@ def browser_run(executor: str, n: int, epochs: int | None, timeout: float, nice:
         "page_mismatches": mismatched, "wrong": wrong, "verified": verify, "tracebacks": tracebacks,
         "errors": [f"{s.name}: {s.error}" for s in students if not s.ok] +
                   [f"{s.name}: no finished job with seed {s.seed} in the trace" for s in students if s.seed not in by_seed],
-        "browser_sched_idle": m["browser_idle_policy"], "browser_threads_reset": m["browser_threads_reset"],
+        "settled_s": m["settled_s"], "browser_sched_idle": m["browser_idle_policy"], "browser_threads_reset": m["browser_threads_reset"],
         "killed_left_over_pids": len(killed), "wall_s": wall, "pass": passed,
         "students": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
                       if k in ("name", "seed", "wait", "train", "server_part", "limit", "ratio")} for r in rows],
@@ -395,6 +395,7 @@ def print_browser(r: dict[str, Any]) -> None:
          f"{r['wait_longest_s']:.1f} / {r['fifo_longest_wait_s']:.1f} s = "
          f"{r['wait_longest_s'] / r['fifo_longest_wait_s'] if r['fifo_longest_wait_s'] else float('nan'):.2f}"),
         ("pairs started out of submit order", f"{r['started_out_of_order']}"),
+        ("all pages ready -> browsers quiet (< 0.1 core for 2 s) -> the class presses Train", f"{r['settled_s']:.1f} s"),
         ("spread of the class's submits (first to last)", f"{r['submit_spread_s']:.1f} s"),
         ("not server time: click -> submit, p50 / max", f"{r['click_to_submit_p50_s']:.1f} / {r['click_to_submit_max_s']:.1f} s"),
         ("not server time: run's end -> result on the page, p50 / max",
