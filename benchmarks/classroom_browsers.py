@@ -601,6 +601,14 @@ if __name__ == "__main__":  # the traced server: `python benchmarks/classroom_br
     trace_path = os.environ.get(TRACE_ENV)
     if trace_path:
         install_trace(trace_path)
+    if os.environ.get("LAB_EXECUTOR") == "ray" and not os.environ.get("RAY_ADDRESS"):
+        # Workaround, benchmark only: Ray ties a local Ray's processes to the *thread* that started it
+        # (PR_SET_PDEATHSIG), and the app starts it in a Streamlit script thread, which soon ends and
+        # takes the GCS and raylet with it (seen 3 times here).  Started on this main thread, start_ray()
+        # in the app finds it running.
+        from ensemble_core.ray_executor import start_ray
+
+        start_ray()
     from streamlit.web import cli
 
     sys.argv = ["streamlit", *sys.argv[1:]]
