@@ -85,16 +85,51 @@ def start_ray(num_cpus: int | None = None) -> None:
         path = os.pathsep.join(p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p)
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                   "logging_level": logging.WARNING}
-        try:
-            if address:  # a cluster: ship this package to its workers (they need torch & numpy installed)
+        if address:  # a cluster: ship this package to its workers (they need torch & numpy installed)
+            def init() -> None:
                 ray.init(address=address, runtime_env={"py_modules": [str(_ROOT / "ensemble_core")]}, **kwargs)
-            else:
-                from .jobs import default_max_running
+        else:
+            from .jobs import default_max_running
 
+            def init() -> None:
                 ray.init(num_cpus=int(num_cpus or default_max_running()),
                          runtime_env={"env_vars": {"PYTHONPATH": path}}, **kwargs)
+        try:
+            _on_lasting_thread(init)
         except ConnectionError as exc:
             raise RuntimeError(f"cannot reach the Ray cluster at RAY_ADDRESS={address!r}: {exc}") from None
+
+
+def _on_lasting_thread(init: Callable[[], None]) -> None:
+    """Call ``init`` (``ray.init``) on a thread that lives as long as the process; re-raise its exception.
+
+    A local Ray's processes (GCS, raylet, workers) are started with
+    ``PR_SET_PDEATHSIG``: Linux kills them when the *thread* that forked them
+    exits.  The dashboard starts Ray lazily from a Streamlit script thread,
+    which ends right after, so ``ray.init`` there lost the whole local Ray
+    seconds later (found by ``benchmarks/load_classroom.py --executor ray``).
+    The main thread lives as long as the process, so it calls ``init`` itself;
+    any other caller hands it to a daemon "ray-keeper" thread that then waits
+    forever.
+    """
+    if threading.current_thread() is threading.main_thread():
+        init()
+        return
+    done, failure = threading.Event(), []
+
+    def keeper() -> None:
+        try:
+            init()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller below
+            failure.append(exc)
+        finally:
+            done.set()
+        threading.Event().wait()  # never returns: Ray's local processes live while this thread does
+
+    threading.Thread(target=keeper, name="ray-keeper", daemon=True).start()
+    done.wait()
+    if failure:
+        raise failure[0]
 
 
 def cluster_cpus() -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +176,32 @@ def test_a_group_job_under_ray_equals_the_process_executor(ray_pool):
         assert [e.epoch for e in a.events if isinstance(e, EpochEnd)] == list(range(1, BASE.optim.epochs + 1))
         assert len(a.result.replay) == len(b.result.replay) > 0
     assert len(set(nlls)) == 3
+
+
+_SHORT_THREAD_SCRIPT = r"""
+import os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+os.environ.pop("RAY_ADDRESS", None)
+import ray
+from ensemble_core.ray_executor import start_ray
+t = threading.Thread(target=start_ray, kwargs={"num_cpus": 1})  # like a Streamlit script thread
+t.start(); t.join()
+time.sleep(4)  # before the fix the local Ray's processes were killed here, with the thread that forked them
+@ray.remote
+def f():
+    return 41 + 1
+print("ANSWER", ray.get(f.remote(), timeout=60))
+ray.shutdown()
+"""
+
+
+def test_a_local_ray_started_from_a_short_lived_thread_outlives_it(tmp_path):
+    """The dashboard starts Ray from a script thread that ends at once; Ray must survive it (own process)."""
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = subprocess.run([sys.executable, "-c", _SHORT_THREAD_SCRIPT, root], capture_output=True, text=True,
+                         timeout=180, env=env)
+    assert "ANSWER 42" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
