@@ -20,11 +20,12 @@ on its own.
 
 Compute-bound limit: the class's runs trained back to back on the pool's slots (the server's
 cores), each as soon as it was submitted and a slot was free, each taking ``t``, one run's end -
-start measured alone in the same benchmark run (median of 3); ``limit_k`` = the k-th run's end in
-that schedule - its submit, which is ``ceil(k / slots) x t`` when the whole class submits at once
-(browsers starved by a loaded machine submit over many seconds).  Target: p95 over the students
-of (queue wait + training) / limit_k <= 1.5.  Also shown: the p95 of queue wait + training against
-the whole class's limit ``ceil(N / slots) x t``; fairness (the longest queue wait / the shortest,
+start measured alone in the same benchmark run (median of 3).  Target (issue 5's compute-bound
+limit applied to the server's part, as issue 19 asks): p95 over the students of (queue wait +
+training) <= 1.5 x (``t + N x t / slots``).  Also shown, stricter and not the target: ``limit_k`` =
+the k-th run's end in that schedule - its submit, which is ``ceil(k / slots) x t`` when the whole
+class submits at once (browsers starved by a loaded machine submit over many seconds), and the p95
+of (queue wait + training) / limit_k; fairness (the longest queue wait / the shortest,
 and the longest against a fair FIFO's ``(ceil(N / slots) - 1) x t``; runs started out of submit
 order); the CPU per student that the browsers used (from /proc: utime+stime of the niced
 Chromium's process tree, reaped renderers included, / N), which students' laptops pay in a real
@@ -308,7 +309,7 @@ def browser_run(executor: str, n: int, epochs: int | None, timeout: float, nice:
     ratios = [r["ratio"] for r in rows]
     part = [r["server_part"] for r in rows]
     waits = [r["wait"] for r in rows]
-    class_limit = math.ceil(n / slots) * t_alone
+    class_limit = t_alone + n * t_alone / slots  # issue 5's compute-bound limit, on the server's part
     fifo_longest = (math.ceil(n / slots) - 1) * t_alone
     inversions = sum(1 for i, a in enumerate(rows) for b in rows[i + 1:] if b["start"] < a["start"])
     click_to_submit = [r["submit"] - r["click"] for r in rows if math.isfinite(r["click"])]
@@ -337,7 +338,7 @@ def browser_run(executor: str, n: int, epochs: int | None, timeout: float, nice:
     tracebacks = sum(s.exceptions for s in students) + log.count("Traceback")
     p95_ratio = percentile(ratios, 95)
     passed = (alone_ok and len(rows) == n and shown_ok == n and not mismatched and not wrong
-              and tracebacks == 0 and p95_ratio <= 1.5)
+              and tracebacks == 0 and percentile(part, 95) / class_limit <= 1.5)
     return {
         "executor": got_executor, "slots": slots, "n": n, "browser_nice": nice, "epochs": epochs or 300,
         "server_start_s": startup, "runs_done": len(rows), "results_shown": shown_ok,
@@ -386,9 +387,11 @@ def print_browser(r: dict[str, Any]) -> None:
         ("class's runs' training, median / max", f"{r['class_train_median_s']:.2f} / {r['class_train_max_s']:.2f} s"),
         ("queue wait + training (server), p50 / p95 / max",
          f"{r['server_part_p50_s']:.1f} / {r['server_part_p95_s']:.1f} / {r['server_part_max_s']:.1f} s"),
-        ("(queue wait + training) / limit_k: p50 / p95 / max",
-         f"{r['ratio_p50']:.2f} / {r['ratio_p95']:.2f} / {r['ratio_max']:.2f}  (target p95 <= 1.5)"),
-        (f"p95 / the class's limit ceil(N/{slots}) x alone = {r['class_limit_s']:.1f} s", f"{r['p95_over_class_limit']:.2f}"),
+        (f"compute-bound limit (issues 5, 19): one run alone + N x one run / {slots} cores",
+         f"{r['class_limit_s']:.1f} s"),
+        ("p95 of (queue wait + training) / that limit", f"{r['p95_over_class_limit']:.2f}  (target <= 1.5)"),
+        ("stricter, per student: (queue wait + training) / limit_k, p50 / p95 / max",
+         f"{r['ratio_p50']:.2f} / {r['ratio_p95']:.2f} / {r['ratio_max']:.2f}  (not the target)"),
         ("queue wait, shortest / longest", f"{r['wait_shortest_s']:.3f} / {r['wait_longest_s']:.1f} s"),
         ("fairness = longest / shortest wait", f"{r['fairness']:.0f}"),
         ("longest wait / a fair FIFO's (ceil(N/slots)-1) x alone",
@@ -457,14 +460,16 @@ def main_browser(args: argparse.Namespace) -> int:
               f"server {bare['server'] / args.n:.2f} s CPU per student ({bare['completed']:.0f}/{args.n} completed)")
     if runs:
         print(f"\nSummary (N = {args.n}, browsers at nice {args.browser_nice}, {os.cpu_count()} cores):")
-        head = ("executor", "done", "alone s", "q+train p95 s", "p95 of (q+t)/limit_k", "p95 / class limit",
+        head = ("executor", "done", "alone s", "q+train p95 s", "limit s", "p95 / limit (target <= 1.5)",
+                "p95 of (q+t)/limit_k (stricter)",
                 "longest wait / fair FIFO", "browser CPU/student s", "server CPU/student s", "wall s", "result")
         print("  | " + " | ".join(head) + " |")
         print("  |" + "---|" * len(head))
         for r in runs:
             fifo = r["wait_longest_s"] / r["fifo_longest_wait_s"] if r["fifo_longest_wait_s"] else float("nan")
             cells = (r["executor"], f"{r['runs_done']}/{r['n']}", f"{r['alone_s']:.2f}", f"{r['server_part_p95_s']:.1f}",
-                     f"{r['ratio_p95']:.2f}", f"{r['p95_over_class_limit']:.2f}", f"{fifo:.2f}",
+                     f"{r['class_limit_s']:.1f}", f"{r['p95_over_class_limit']:.2f}", f"{r['ratio_p95']:.2f}",
+                     f"{fifo:.2f}",
                      f"{r['browser_cpu_per_student_s']:.2f}", f"{r['server_cpu_per_student_s']:.2f}", f"{r['wall_s']:.0f}",
                      "PASS" if r["pass"] else "FAIL")
             print("  | " + " | ".join(cells) + " |")
