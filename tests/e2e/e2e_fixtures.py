@@ -76,3 +76,21 @@ def app_page(browser, server, request):
     if request.session.testsfailed > failed_before:
         shot(pg, f"FAILED_{request.node.name}")
     context.close()
+
+
+def open_idle(context, url: str):
+    """A new page of ``context`` (one browser) at ``url``, once the app has finished drawing it."""
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    wait_app_idle(page)
+    return page
+
+
+@pytest.fixture(scope="module")
+def store_server(chromium_path, tmp_path_factory):
+    """A ``streamlit run`` of its own for one test module, with a run store in a temporary ``LAB_DATA_DIR``."""
+    srv = Server(env={"LAB_DATA_DIR": str(tmp_path_factory.mktemp("lab-data"))})
+    srv.wait_healthy()
+    yield srv
+    srv.stop()

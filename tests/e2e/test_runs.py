@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from e2e_fixtures import browser, chromium_path  # noqa: F401 - fixtures
+from e2e_fixtures import browser, chromium_path, open_idle  # noqa: F401 - fixtures
 from e2e_server import ROOT, Server, wait_app_idle
 
 pytestmark = pytest.mark.e2e
@@ -37,14 +37,6 @@ def srv(chromium_path, lab_dir):  # noqa: F811 - the fixture imported above
     box["server"].wait_healthy()
     yield box
     box["server"].stop()
-
-
-def _open(ctx, url: str):
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    wait_app_idle(page)
-    return page
 
 
 def _nav(page, title: str) -> None:
@@ -91,7 +83,7 @@ def test_runs_reload_links_isolation_and_restart(browser, srv):  # noqa: F811 - 
     url = srv["server"].url
     owner = browser.new_context(viewport={"width": 1440, "height": 1000})
     try:
-        page = _open(owner, url)
+        page = open_idle(owner, url)
         deadline = time.monotonic() + 20  # the cookie's script loads after the page's first run
         while not any(c["name"] == "del_browser" for c in owner.cookies()) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -153,7 +145,7 @@ def test_runs_reload_links_isolation_and_restart(browser, srv):  # noqa: F811 - 
         # -- another browser: no runs of the first; the link opens the same result read-only
         other = browser.new_context(viewport={"width": 1440, "height": 1000})
         try:
-            p2 = _open(other, url + "/runs")
+            p2 = open_idle(other, url + "/runs")
             p2.wait_for_function("() => document.body.innerText.includes('No runs yet')", timeout=30_000)
             p2.goto(link)
             wait_app_idle(p2)
@@ -166,11 +158,11 @@ def test_runs_reload_links_isolation_and_restart(browser, srv):  # noqa: F811 - 
         srv["server"].stop()
         srv["server"] = _restart(srv)
         url2 = srv["server"].url
-        page = _open(owner, url2 + "/runs")  # the same browser (its cookie) on the new server
+        page = open_idle(owner, url2 + "/runs")  # the same browser (its cookie) on the new server
         page.wait_for_function("() => document.body.innerText.includes('of 2 runs')", timeout=30_000)
         fresh = browser.new_context()
         try:
-            p3 = _open(fresh, link.replace(url, url2))
+            p3 = open_idle(fresh, link.replace(url, url2))
             p3.wait_for_function("() => document.body.innerText.includes('A shared result')", timeout=60_000)
             assert _ensemble_nll(p3) == mine
         finally:

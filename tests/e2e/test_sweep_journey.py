@@ -11,8 +11,8 @@ import re
 import time
 
 import pytest
-from e2e_fixtures import browser, chromium_path  # noqa: F401 - fixtures
-from e2e_server import ROOT, Server, wait_app_idle
+from e2e_fixtures import browser, chromium_path, open_idle, store_server  # noqa: F401 - fixtures
+from e2e_server import ROOT, wait_app_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -23,19 +23,8 @@ BEST_JS = """() => { const m = document.body.innerText.match(/Best: trial (\\d+)
 
 
 @pytest.fixture(scope="module")
-def srv(chromium_path, tmp_path_factory):  # noqa: F811 - the fixture imported above
-    server = Server(env={"LAB_DATA_DIR": str(tmp_path_factory.mktemp("lab-data"))})
-    server.wait_healthy()
-    yield server
-    server.stop()
-
-
-def _open(ctx, url: str):
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    wait_app_idle(page)
-    return page
+def srv(store_server):  # noqa: F811 - the fixture imported above
+    return store_server
 
 
 def _has(page, text: str, timeout: float = 60_000) -> None:
@@ -92,7 +81,7 @@ def test_sweep_reload_share_revoke(browser, srv):  # noqa: F811 - the fixture im
     T0 = time.monotonic()
     owner = browser.new_context(viewport={"width": 1440, "height": 1000})
     try:
-        page = _open(owner, srv.url + "/sweep")
+        page = open_idle(owner, srv.url + "/sweep")
         deadline = time.monotonic() + 20  # the cookie's script loads after the page's first run
         while not any(c["name"] == "del_browser" for c in owner.cookies()) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -131,7 +120,7 @@ def test_sweep_reload_share_revoke(browser, srv):  # noqa: F811 - the fixture im
         assert "/sweep?sweep=" in link, link
         visitor = browser.new_context(viewport={"width": 1440, "height": 1000})
         try:
-            p2 = _open(visitor, link)
+            p2 = open_idle(visitor, link)
             _has(p2, "A shared sweep, run")
             assert _best(p2) == mine
             assert p2.get_by_role("button", name="Start the sweep").count() == 0
@@ -155,7 +144,7 @@ def test_sweep_reload_share_revoke(browser, srv):  # noqa: F811 - the fixture im
             page.get_by_role("button", name="Share this sweep").first.click()
             page.get_by_role("button", name="Revoke the link").click()
             wait_app_idle(page)
-            p3 = _open(visitor, link)
+            p3 = open_idle(visitor, link)
             _has(p3, "This sweep link cannot be opened")
             _has(p3, "revoked")
         finally:

@@ -12,8 +12,8 @@ import re
 import time
 
 import pytest
-from e2e_fixtures import browser, chromium_path  # noqa: F401 - fixtures
-from e2e_server import ROOT, Server, wait_app_idle
+from e2e_fixtures import browser, chromium_path, open_idle, store_server  # noqa: F401 - fixtures
+from e2e_server import ROOT, wait_app_idle
 
 pytestmark = pytest.mark.e2e
 
@@ -33,24 +33,13 @@ EPOCHS_JS = """() => { for (const t of document.querySelectorAll('[data-testid="
 
 
 @pytest.fixture(scope="module")
-def srv(chromium_path, tmp_path_factory):  # noqa: F811 - the fixture imported above
-    server = Server(env={"LAB_DATA_DIR": str(tmp_path_factory.mktemp("lab-data"))})
-    server.wait_healthy()
-    yield server
-    server.stop()
-
-
-def _open(ctx, url: str):
-    page = ctx.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(url)
-    wait_app_idle(page)
-    return page
+def srv(store_server):  # noqa: F811 - the fixture imported above
+    return store_server
 
 
 def _with_cookie(ctx, url: str):
     """A page of ``ctx`` once the browser holds its identity cookie (written after the first page run)."""
-    page = _open(ctx, url)
+    page = open_idle(ctx, url)
     deadline = time.monotonic() + 20
     while not any(c["name"] == "del_browser" for c in ctx.cookies()) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -122,7 +111,7 @@ def test_a_race_survives_a_reload_and_another_browser_sees_nothing(browser, srv)
             wait_app_idle(page)
         page.get_by_role("button", name="Start the race").click()
         _wait_past(page, 0.0, timeout=120)  # the first run after the server starts loads the engine
-        stranger = _open(other, srv.url + "/compare")
+        stranger = open_idle(other, srv.url + "/compare")
         assert stranger.get_by_role("button", name="Stop the race").count() == 0
         assert stranger.evaluate(PROGRESS_JS) is None and stranger.get_by_text("Re-attached").count() == 0
         _reload_and_check(page, "Stop the race", "reattach_race.png")
@@ -144,7 +133,7 @@ def test_a_lesson_survives_a_reload(browser, srv):  # noqa: F811
         _reload_and_check(page, "Stop", "reattach_lesson.png")
         stranger = browser.new_context()
         try:
-            p = _open(stranger, srv.url + "/lessons?lesson=figure1")
+            p = open_idle(stranger, srv.url + "/lessons?lesson=figure1")
             assert p.get_by_text("Press Run this lesson", exact=False).count() == 1  # nothing of ours
         finally:
             stranger.close()
