@@ -184,7 +184,8 @@ else:
     left, right = st.columns([1, 2.2], gap="large")
 with left:
     controls(ds.task)
-    sweep_view.executor_control("train_executor")  # "Train on", drawn only where Ray is available
+    if not state.settings().hidden:  # a classroom link (hidden controls): the server's choice, not the students'
+        sweep_view.executor_control("train_executor")  # "Train on", drawn only where Ray is available
     cfg = state.config()
 
 job = pool.current_job()
