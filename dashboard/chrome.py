@@ -118,6 +118,7 @@ def sidebar() -> None:
                    f"{ds.n_train} training rows")
         st.caption("CURRENT RUN")
         st.session_state["ui_sidebar_active"] = job is not None and job.active  # see train.py
+        st.session_state["ui_sidebar_job"] = None if job is None else job.id
         if job is not None and job.active and st.session_state.get("ui_page") == "train":
             # the Train page shows the live progress in its main area; one poller per page is enough
             # (one wording for queued and training: only the page's live view reruns when the run starts)

@@ -191,7 +191,9 @@ with left:
 job = pool.current_job()
 # The page follows the sidebar's view of the run (drawn first in this script run).  A run that ended
 # since is then caught by the live view's own end-of-run rerun below, so the sidebar updates too.
-polling = job is not None and st.session_state.get("ui_sidebar_active", job.active)
+# (the sidebar's view only when it saw this job: a page that re-attached after it follows the job itself)
+polling = job is not None and (st.session_state.get("ui_sidebar_active", job.active)
+                               if st.session_state.get("ui_sidebar_job", job.id) == job.id else job.active)
 st.session_state.pop("ui_chart_upto", None)  # a full run draws the charts' newest data; polls are throttled
 
 
