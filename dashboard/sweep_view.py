@@ -25,13 +25,11 @@ Lasting sweeps:
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -688,15 +686,6 @@ def executor_control(key: str, *, disabled: bool = False) -> str:
     return s.effective_executor(ok)
 
 
-def accepts(fn: Callable[..., Any], name: str) -> bool:
-    """Whether ``fn`` takes the keyword ``name`` (the executor arguments land in the core separately)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
-
 def programs_line(checked: Any) -> str:
     """How the plan trains: ``"12 trials in 3 batched programs"``, ``"6 trials in 4 programs (4 batched)"``
     or ``"12 trials"`` (one program each)."""
@@ -731,10 +720,8 @@ def start(checked: Any, ds: Any, csv_bytes: bytes | None, executor: str) -> Live
         if entry_box:
             persist(entry_box[0])
 
-    kwargs: dict[str, Any] = {}
-    if accepts(SweepRun.__init__, "executor"):
-        kwargs["executor"] = executor
-    sweep = SweepRun(checked, ds, p, user, parallel=max(1, p.max_active_per_user - 1), on_change=changed, **kwargs)
+    sweep = SweepRun(checked, ds, p, user, parallel=max(1, p.max_active_per_user - 1), on_change=changed,
+                     executor=executor)
     entry = LiveSweep(sweep, user, ds.task, ds.name, csv_bytes, executor=executor)
     entry_box.append(entry)
     register(entry)

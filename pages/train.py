@@ -156,12 +156,11 @@ def start() -> None:
     cfg, ds = state.config(), ss["dataset"]
     bases = live.live_bases(cfg, ds)  # built before training starts, so the live charts stay cheap
     p = pool.pool()
-    where = {"executor": state.settings().effective_executor(sweep_view.ray_ok())} \
-        if sweep_view.accepts(p.submit, "executor") else {}  # "Train on" (Settings.executor)
+    where = state.settings().effective_executor(sweep_view.ray_ok())  # "Train on" (Settings.executor)
     try:  # ~50 previews (the live preview and the replay's frames), at the chosen pace
         job = p.submit(cfg, ds, pool.owner(), **live.submit_options(ds, cfg.optim.epochs,
                                                                     state.settings().effective_pace),
-                       on_change=saved.on_end(live.SessionWaker.attach()), **where)  # start/end reach the page; saved at its end
+                       on_change=saved.on_end(live.SessionWaker.attach()), executor=where)  # start/end reach the page; saved at its end
     except LimitError as exc:
         ss["train_refused"] = str(exc)
         return
