@@ -149,10 +149,12 @@ def live_sequence(seq_key: str, owner_key: str, body: Callable[[Any], None], sto
         if seq.done:
             st.rerun()
         with st.container(key=LIVE_KEY):
-            body(seq)
+            # Stop first: the same place in every refresh, so the browser keeps the same button (below a
+            # body whose elements change between refreshes it was redrawn, and a click could be lost)
             if st.button(stop_label, icon=":material/stop:", key=stop_key):
                 seq.stop(pool(), owner_key)
                 st.rerun()
+            body(seq)
 
     live()
 

@@ -89,14 +89,17 @@ def test_runs_reload_links_isolation_and_restart(browser, srv):  # noqa: F811 - 
             time.sleep(0.2)
         assert any(c["name"] == "del_browser" for c in owner.cookies()), "the browser got its identity cookie"
         # -- a reload mid-run re-attaches and the loss chart keeps growing
-        _start(page, epochs=4000, watchable=True)
+        # long enough to be running still when Stop is pressed: the reload and two chart refreshes took
+        # more than a 4,000-epoch watchable run's ~9 s in CI, and Stop is rightly disabled once a run ended
+        _start(page, epochs=40_000, watchable=True)
         before = _wait_points(page, 20)
         page.reload()
         wait_app_idle(page)
         assert "in progress" in _status(page) or "Queued" in _status(page), _status(page)
         after = _wait_points(page, before)
         _wait_points(page, after)  # and keeps growing after the reload
-        page.get_by_role("button", name="Stop", exact=True).click()
+        assert "in progress" in _status(page), _status(page)
+        page.get_by_role("button", name="Stop", exact=True).click(timeout=20_000)
         page.wait_for_function("() => document.querySelector('[data-testid=\"stSidebarUserContent\"]')"
                                ".innerText.includes('Stopped') || document.querySelector("
                                "'[data-testid=\"stSidebarUserContent\"]').innerText.includes('Done')", timeout=60_000)
