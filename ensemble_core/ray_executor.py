@@ -9,7 +9,9 @@ every node of a cluster (a sweep's trials fan out over it).
 
 * **Starting Ray**: :func:`start_ray` joins the cluster ``RAY_ADDRESS`` names
   (``ray start --head`` on one machine, ``ray start --address=HEAD:6379`` on the
-  others), or starts a local Ray with ``num_cpus`` CPUs and no dashboard.
+  others), or starts a local Ray with ``num_cpus`` CPUs and no dashboard, whose
+  workers run at the server's priority (Ray's own default is nice 15; see
+  :data:`WORKER_NICENESS_ENV`).
 * **Events**: the actor is threaded (``max_concurrency`` > 1).  One thread trains
   (the engine, the :class:`~ensemble_core.worker._Pacer` of the process workers,
   previews slimmed the same way) and appends the engine's events to a list; the
@@ -51,6 +53,9 @@ RAY_WORKER_DIED = (
     "memory, been stopped, or its machine left the cluster). Your other runs are not affected; try again."
 )
 
+#: Ray's setting of its workers' niceness (its default is 15); a local Ray gets 0 unless it is set.
+WORKER_NICENESS_ENV = "RAY_worker_niceness"
+
 _ROOT = Path(__file__).resolve().parent.parent
 _START_LOCK = threading.Lock()
 
@@ -90,6 +95,12 @@ def start_ray(num_cpus: int | None = None) -> None:
                 ray.init(address=address, runtime_env={"py_modules": [str(_ROOT / "ensemble_core")]}, **kwargs)
         else:
             from .jobs import default_max_running
+
+            # Ray starts its workers at nice 15 (its raylet's ``worker_niceness``).  On a server that also
+            # runs the dashboard, the actors then lose the CPU to it and trained a classroom's runs 3x slower
+            # than alone while the cores were not even full (benchmarks/load_classroom.py --executor ray).
+            # A local Ray's workers train at the server's own priority, like the process executor's.
+            os.environ.setdefault(WORKER_NICENESS_ENV, "0")
 
             def init() -> None:
                 ray.init(num_cpus=int(num_cpus or default_max_running()),
