@@ -324,6 +324,10 @@ class _Engine:
         self.step = 0
         self.epochs_done = 0
         self.last_snap_step = 0
+        # validation outputs: the current weights' (step, [K, n, out]) from the epoch's divergence
+        # check, and each snapshot's, computed once (see _val_outputs)
+        self._val_out: tuple[int, torch.Tensor] | None = None
+        self._snap_val_out: dict[int, torch.Tensor] = {}
 
     # ------------------------------------------------------------ the lanes
     def lane(self, k: int) -> int:
@@ -499,11 +503,17 @@ class _Engine:
             self.emit(self.lane(k), MemberDiverged(trajectory=k % self.M, epoch=epoch, reason=reason))
 
     def _outputs_finite(self, rows: torch.Tensor) -> torch.Tensor:
-        """Per trajectory: are the predicted means/variances (or logits) all finite?"""
-        x = self.x_val if self.x_val is not None and len(self.x_val) else self.x[:256]
+        """Per trajectory: are the predicted means/variances (or logits) all finite?
+
+        On the validation inputs, the outputs are kept for this epoch's validation metrics
+        (:meth:`_val_outputs`): one forward pass of every trajectory serves both.
+        """
+        use_val = self.x_val is not None and len(self.x_val) > 0
+        x = self.x_val if use_val else self.x[:256]
         with torch.no_grad():
             w, b = self.model.unflatten(rows)
             out = self.model.forward_with(x, w, b)
+            self._val_out = (self.step, out) if use_val else None
             ok = torch.isfinite(out).flatten(1).all(1)
             if self.task == "regression" and self.n_out == 2:
                 var = to_variance(out[..., 1].double(), self.config.loss.variance)
@@ -586,13 +596,47 @@ class _Engine:
             var = self.data.unscale_var(to_variance(raw, self.config.loss.variance).numpy())
         return combine_regression(mean, var)
 
+    def _val_outputs(self, lane: int) -> np.ndarray | None:
+        """Validation outputs of :meth:`available` (``lane``'s members, in that order), float64 ``[A, n, out]``.
+
+        The current weights' outputs come from this epoch's divergence check (all lanes in one
+        forward pass); each snapshot's are computed once, when first needed (its weights are
+        fixed).  Without them (no check since the last step), the members are run here.
+        """
+        cached = self._val_out
+        if cached is None or cached[0] != self.step:
+            flat = self.available(lane)
+            return None if flat is None else self._outputs(self.x_val, flat)  # type: ignore[arg-type]
+        ks = self.lane_range(lane)
+        parts = []
+        for s, (flat, healthy, _, _) in enumerate(self.snaps):
+            picked = [k for k in ks if healthy[k]]
+            if picked:
+                parts.append(self._snapshot_val_outputs(s, flat)[picked])
+        if not self.snapshot or self.step > self.last_snap_step:
+            picked = [k for k in ks if self.healthy_host[k]]
+            if picked:
+                parts.append(cached[1][picked])
+        if not parts:
+            return None
+        return torch.cat(parts).to("cpu", torch.float64).numpy()
+
+    def _snapshot_val_outputs(self, s: int, flat: torch.Tensor) -> torch.Tensor:
+        """Validation outputs ``[K, n, out]`` of snapshot ``s`` (``flat``: its weights), computed once."""
+        memo = self._snap_val_out
+        if s not in memo:
+            with torch.no_grad():
+                w, b = self.model.unflatten(flat)
+                memo[s] = self.model.forward_with(self.x_val, w, b)  # type: ignore[arg-type]
+        return memo[s]
+
     def val_metrics(self, lane: int = 0) -> dict[str, float]:
         if self.x_val is None:
             return {}
-        flat = self.available(lane)
-        if flat is None:
+        out = self._val_outputs(lane)
+        if out is None:
             return {}
-        pred = self._prediction(self._outputs(self.x_val, flat))
+        pred = self._prediction(out)
         y = np.asarray(self.data.y_val)
         if isinstance(pred, ClassificationPrediction):
             return {"nll": metrics.categorical_nll(y, pred.probs), "accuracy": metrics.accuracy(y, pred.probs)}

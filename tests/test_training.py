@@ -405,3 +405,36 @@ def test_previews_are_spaced_in_time() -> None:
     last = [e for e in spaced.history if isinstance(e, Preview)][-1].prediction
     ref = [e for e in every.history if isinstance(e, Preview)][-1].prediction
     np.testing.assert_allclose(last.mean, ref.mean, rtol=1e-6)  # fewer previews, same training
+
+
+# ------------------------------------------ validation metrics from one shared forward pass
+@pytest.mark.parametrize("kind", ["independent", "snapshot"])
+def test_epoch_validation_metrics_equal_running_each_lanes_members_alone(kind: str, monkeypatch) -> None:
+    """Each epoch's validation metrics reuse the divergence check's outputs of all lanes (and each snapshot's,
+    computed once); they equal running the members of each lane on the validation set themselves (the old way)."""
+    from ensemble_core import training as tr
+
+    data = make_cubic()
+    optim = OptimSpec(epochs=7, lr=0.01, schedule="cyclic" if kind == "snapshot" else "constant")  # type: ignore[arg-type]
+    base = _cfg(strategy=StrategySpec(kind=kind, members=2, snapshots=3), optim=optim)  # type: ignore[arg-type]
+    configs = [base.replace(**{"optim.lr": lr, "seed": s}) for lr, s in ((0.01, 0), (0.003, 5), (0.03, 9))]
+
+    def vals() -> list[list[dict]]:
+        results = tr.train_lanes(configs, data)
+        return [[e.val for e in r.run.history if isinstance(e, EpochEnd)] for r in results]
+
+    shared = vals()
+    original = tr._Engine._val_outputs
+
+    def alone(self, lane):  # the members of the lane run by themselves, as before the shared pass
+        self._val_out = None
+        return original(self, lane)
+
+    monkeypatch.setattr(tr._Engine, "_val_outputs", alone)
+    separate = vals()
+    assert len(shared) == 3 and all(len(v) == 7 for v in shared)
+    for a_lane, b_lane in zip(shared, separate):
+        for a, b in zip(a_lane, b_lane):
+            assert a.keys() == b.keys() == {"nll", "rmse"}
+            for key in a:
+                assert a[key] == pytest.approx(b[key], rel=1e-6), (key, a, b)
