@@ -26,6 +26,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .config import ConfigError, RunConfig
@@ -391,7 +392,8 @@ def losses_figure(events: Sequence[Sequence[Any]], configs: Sequence[RunConfig],
     """Training loss of every member, one panel per run, side by side (live or finished).
 
     The panels share one y-axis; when a few spikes (a snapshot ensemble's restarts) would flatten it,
-    its range leaves them out and a note says how many (:func:`~ensemble_core.viz.robust_range`).
+    its range leaves them out (:func:`~ensemble_core.viz.robust_range`), and each panel with values off
+    that scale says how many, in its own corner (never a note over a panel whose curves are all shown).
 
     Args:
         events: each run's events so far (``RunSequence.events``); ``[]`` for a run not started.
@@ -410,8 +412,18 @@ def losses_figure(events: Sequence[Sequence[Any]], configs: Sequence[RunConfig],
     # one shared y-axis: a snapshot restart spike in one panel must not flatten every panel's curves
     r = viz.robust_range(y for t in out.data if t.y is not None for y in t.y)
     if r is not None:
-        out.update_yaxes(range=[r[0], r[1]], autorange=False)
-        out.add_annotation(**viz.spike_note(r[2], r[3]))
+        lo, hi = r[0], r[1]
+        out.update_yaxes(range=[lo, hi], autorange=False)
+        panels: dict[tuple[str, str], list[float]] = {}
+        for t in out.data:
+            ys = [float(y) for y in (t.y or ()) if y is not None and np.isfinite(float(y))]
+            panels.setdefault((t.xaxis or "x", t.yaxis or "y"), []).extend(ys)
+        for (xa, ya), ys in panels.items():
+            off = [y for y in ys if y < lo or y > hi]
+            if off:
+                centre = float(np.median(ys))
+                largest = max(off, key=lambda y: abs(y - centre))
+                out.add_annotation(**viz.spike_note(len(off), largest, f"{xa} domain", f"{ya} domain"))
     return out
 
 

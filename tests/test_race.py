@@ -203,6 +203,12 @@ def test_a_restart_spike_in_one_panel_does_not_flatten_the_race_losses() -> None
     fig = losses_figure([events(False), events(True)], configs, ["Independent", "Snapshot"]).to_dict()
     lo, hi = fig["layout"]["yaxis"]["range"]
     assert lo < -1.9 and 0.9 < hi < 5  # every ordinary loss is on the scale, the spike is not
-    assert any("spike" in a.get("text", "") and "240" in a["text"] for a in fig["layout"]["annotations"])
+    notes = [a for a in fig["layout"]["annotations"] if "spike" in a.get("text", "")]
+    # one note (its two members spike), in the corner of the panel off the scale (not over the calm one)
+    assert len(notes) == 1 and "2 spikes" in notes[0]["text"] and "240" in notes[0]["text"], notes
+    assert notes[0]["xref"] == "x2 domain" and notes[0]["yref"] == "y2 domain", notes
+    both = losses_figure([events(True), events(True)], configs, ["a", "b"]).to_dict()
+    assert sorted(a["xref"] for a in both["layout"]["annotations"] if "spike" in a.get("text", "")) == \
+        ["x domain", "x2 domain"]
     calm = losses_figure([events(False), events(False)], configs, ["a", "b"]).to_dict()
     assert "range" not in calm["layout"]["yaxis"]  # no spike: Plotly's own autorange
