@@ -271,11 +271,11 @@ def _clip_spikes(data: list[dict], layout: dict) -> None:
     The same rule as the finished charts (:func:`ensemble_core.viz.robust_range`), with the same note
     of how many values lie off the scale; an axis without spikes keeps the base's own range.
     """
-    values: dict[tuple[str, str], list] = {}
+    curves: dict[tuple[str, str], list] = {}
     for trace in data:
-        values.setdefault((trace.get("xaxis", "x"), trace.get("yaxis", "y")), []).extend(trace["y"])
-    for (xa, ya), ys in values.items():
-        r = viz.robust_range(ys)
+        curves.setdefault((trace.get("xaxis", "x"), trace.get("yaxis", "y")), []).append(trace["y"])
+    for (xa, ya), ys in curves.items():
+        r = viz.series_range(ys)
         if r is None:
             continue
         key = "yaxis" + ya[1:]

@@ -410,7 +410,7 @@ def losses_figure(events: Sequence[Sequence[Any]], configs: Sequence[RunConfig],
         out.update_xaxes(range=[1, max(2, c.optim.epochs)], row=1, col=i)
     out.update_yaxes(title_text="Training loss", row=1, col=1)
     # one shared y-axis: a snapshot restart spike in one panel must not flatten every panel's curves
-    r = viz.robust_range(y for t in out.data if t.y is not None for y in t.y)
+    r = viz.series_range(t.y for t in out.data if t.y is not None)
     if r is not None:
         lo, hi = r[0], r[1]
         out.update_yaxes(range=[lo, hi], autorange=False)
@@ -419,7 +419,7 @@ def losses_figure(events: Sequence[Sequence[Any]], configs: Sequence[RunConfig],
             ys = [float(y) for y in (t.y or ()) if y is not None and np.isfinite(float(y))]
             panels.setdefault((t.xaxis or "x", t.yaxis or "y"), []).extend(ys)
         for (xa, ya), ys in panels.items():
-            off = [y for y in ys if y < lo or y > hi]
+            off = [y for y in ys if y < lo or y > hi]  # (the range spans every value it keeps)
             if off:
                 centre = float(np.median(ys))
                 largest = max(off, key=lambda y: abs(y - centre))

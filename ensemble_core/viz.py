@@ -164,27 +164,57 @@ def _clean(values: Iterable[Any]) -> list[float | None]:
 SPIKE_FACTOR = 5.0
 
 
+def _finite(values: Iterable[Any]) -> np.ndarray:
+    v = np.asarray([float(x) if x is not None else np.nan for x in values], dtype=np.float64)
+    return v[np.isfinite(v)]
+
+
 def robust_range(values: Iterable[Any], *, pad: float = 0.08) -> tuple[float, float, int, float] | None:
     """A y-range that a few spikes cannot flatten: ``(lo, hi, n_clipped, largest)`` or ``None``.
 
-    ``None`` when no finite value lies beyond ``SPIKE_FACTOR`` x the 5-95 % spread from that band
-    (let Plotly autorange).  Otherwise the range spans every other value (plus ``pad`` of their
-    span on each side); ``n_clipped`` values fall outside it, the farthest being ``largest``.
+    ``values`` is one series (epoch order) or a flat mix of values; :func:`series_range` is the
+    same rule for several series.  ``None`` when no finite value lies beyond ``SPIKE_FACTOR`` x the
+    5-95 % spread from that band (let Plotly autorange).  Otherwise the range spans every other
+    value (plus ``pad`` of their span on each side); ``n_clipped`` values fall outside it, the
+    farthest being ``largest``.
     """
-    v = np.asarray([float(x) for x in values if x is not None], dtype=np.float64)
-    v = v[np.isfinite(v)]
+    return series_range([values], pad=pad, leading=False)
+
+
+def series_range(series: Iterable[Iterable[Any]], *, pad: float = 0.08,
+                 leading: bool = True) -> tuple[float, float, int, float] | None:
+    """:func:`robust_range` over several curves (each in epoch order), e.g. one per member.
+
+    With ``leading`` (the default) each curve's first values, until it first enters the band of
+    ordinary values, are its descent from the initial loss, not spikes: the range keeps them on
+    the scale.  Only what lies outside the band *after* a curve reached it (a snapshot ensemble's
+    restart, a diverging step) is left off the scale and counted.
+    """
+    curves = [_finite(s) for s in series]
+    v = np.concatenate(curves) if curves else np.zeros(0)
     if len(v) < 4:
         return None
     q05, q95 = np.quantile(v, [0.05, 0.95])
     spread = max(q95 - q05, 1e-12 * max(1.0, abs(q95)))
-    keep = (v >= q05 - SPIKE_FACTOR * spread) & (v <= q95 + SPIKE_FACTOR * spread)
+    band_lo, band_hi = q05 - SPIKE_FACTOR * spread, q95 + SPIKE_FACTOR * spread
+    keep_parts = []
+    for c in curves:
+        keep = (c >= band_lo) & (c <= band_hi)
+        if leading and len(c) and keep.any():
+            keep[:int(np.argmax(keep))] = True  # the descent before the curve first reached the band
+        keep_parts.append(keep)
+    keep = np.concatenate(keep_parts) if keep_parts else np.zeros(0, dtype=bool)
     if keep.all():
         return None
     lo, hi = float(v[keep].min()), float(v[keep].max())
     margin = pad * max(hi - lo, spread)
-    out = v[~keep]
+    lo, hi = lo - margin, hi + margin
+    off = (v < lo) | (v > hi)  # what the range really leaves out (a value in its margin is still drawn)
+    if not off.any():
+        return None
+    out = v[off]
     largest = float(out[np.argmax(np.abs(out - np.median(v)))])
-    return lo - margin, hi + margin, int((~keep).sum()), largest
+    return lo, hi, int(off.sum()), largest
 
 
 #: :func:`bands_figure` draws at most this many member means (the largest ensemble, 20 x 2 snapshots, has 40).
@@ -198,9 +228,10 @@ def spike_note(n: int, largest: float, xref: str = "paper", yref: str = "paper")
                 font=dict(size=13, color=TOTAL_COLOR), bgcolor="rgba(255,255,255,0.8)")
 
 
-def _clip_axis(fig: go.Figure, values: Iterable[Any], *, row: int | None = None, col: int | None = None) -> None:
-    """Set a robust y-range (:func:`robust_range`) on ``fig`` and say how many points it leaves out."""
-    r = robust_range(values)
+def _clip_axis(fig: go.Figure, series: Iterable[Iterable[Any]], *, row: int | None = None,
+               col: int | None = None) -> None:
+    """Set a robust y-range (:func:`series_range` of the curves ``series``) on ``fig``; say how many points it leaves out."""
+    r = series_range(series)
     if r is None:
         return
     lo, hi, n, largest = r
@@ -278,7 +309,7 @@ def loss_figure(events: Sequence[Any], n_epochs: int, *, metric: str = "loss", n
         fig.add_annotation(text="Waiting for the first epoch…", showarrow=False, xref="paper", yref="paper",
                            x=0.5, y=0.5, font=dict(size=18, color=TOTAL_COLOR))
     elif metric == "loss":
-        _clip_axis(fig, (y for t in fig.data for y in t.y))
+        _clip_axis(fig, [t.y for t in fig.data])
     fig.update_layout(hovermode="closest")
     return _finish(fig, title=title, uirevision=uirevision, height=height, legend_below=k <= 10)
 
@@ -315,7 +346,7 @@ def val_figure(events: Sequence[Any], n_epochs: int, task: str, *, target_unit: 
                       row=1, col=col)
     fig.update_xaxes(title_text="Epoch", range=[0.5, max(n_epochs, 1) + 0.5], autorange=False)
     fig.update_yaxes(title_text="Validation NLL (nats)", row=1, col=1)
-    _clip_axis(fig, fig.data[0].y, row=1, col=1)
+    _clip_axis(fig, [fig.data[0].y], row=1, col=1)
     if mark_best:
         _mark_best(fig, events, member_best)
     fig.update_yaxes(title_text=label2.replace("Validation", "Val"), row=1, col=2, side="right",

@@ -35,6 +35,26 @@ def test_a_restart_spike_does_not_flatten_the_loss_chart() -> None:
     assert viz.loss_figure(_events(rows[:20]), 40).layout.yaxis.range is None  # no spike: autorange
 
 
+def test_the_first_epochs_descent_stays_on_the_scale_and_is_not_called_a_spike() -> None:
+    """An MSE run: losses from ~5 fall to ~0.001 and stay there (a tiny spread), one restart spike at epoch 300.
+
+    The flat rule would clip the first epochs (they lie far beyond 5x the converged spread) and call
+    them spikes; per curve, each member's descent before it first reached the ordinary band is kept.
+    """
+    epochs = np.arange(1, 401)
+    rows = [[float(5.0 * np.exp(-e / 3.0) + 0.001 + 1e-4 * k) for k in range(5)] for e in epochs]
+    rows[299][2] = 40.0  # a restart spike, after the curve had converged
+    fig = viz.loss_figure(_events(rows), 400)
+    lo, hi = fig.layout.yaxis.range
+    assert hi >= max(r[0] for r in rows) and hi < 6  # the descent from the first epoch is on the chart
+    notes = [a.text for a in fig.layout.annotations]
+    assert notes == ["1 spike off the scale (up to 40)"], notes
+    assert viz.robust_range([v for r in rows for v in r])[2] > 1  # the flat rule: the descent counted too
+    rows[299][2] = 3.0  # a spike no higher than the descent is drawn: nothing is off the scale
+    assert viz.series_range([[r[k] for r in rows] for k in range(5)]) is None
+    assert viz.loss_figure(_events(rows), 400).layout.yaxis.range is None
+
+
 def test_axis_titles_name_units() -> None:
     rows = [[1.0 / (i + 1)] for i in range(5)]
     assert viz.loss_figure(_events(rows), 5, task="regression").layout.yaxis.title.text == \
