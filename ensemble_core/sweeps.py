@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["METRICS", "MAX_TRIALS", "MAX_SWEEP_CPU_S", "MAX_SETTINGS", "ParamRange", "SweepSpec", "SweepPlan",
            "TrialState", "SweepRun", "metric_key", "higher_is_better", "parse_values", "parse_range", "plan",
-           "score", "run_sweep_local", "trial_json", "val_curve"]
+           "score", "run_sweep_local", "spread", "trial_json", "val_curve"]
 
 #: Metrics a sweep ranks by: ``<split>_<name>``; ``ece`` is the calibration error (for regression
 #: the miscalibration area of :mod:`ensemble_core.metrics`).
@@ -347,6 +347,24 @@ def _cut(trials: tuple[int, ...], configs: Sequence[RunConfig], data: Dataset,
     return [tuple(trials[k * n // parts:(k + 1) * n // parts]) for k in range(parts)]
 
 
+def spread(programs: Sequence[tuple[int, ...]], slots: int) -> list[tuple[int, ...]]:
+    """``programs`` cut into at least ``slots`` programs where they hold enough trials (order kept).
+
+    A batched program trains on one worker; with ``slots`` workers free for the sweep (the pool's
+    training slots, a Ray cluster's CPUs) the largest program is halved until there are ``slots``
+    programs or every program is one trial.  Each trial still trains exactly once, with the same
+    result (a lane equals its run alone).
+    """
+    out = [tuple(p) for p in programs]
+    while len(out) < slots:
+        k = max(range(len(out)), key=lambda i: len(out[i]), default=None)
+        if k is None or len(out[k]) < 2:
+            break
+        p = out[k]
+        out[k:k + 1] = [p[:len(p) // 2], p[len(p) // 2:]]
+    return out
+
+
 def plan(spec: SweepSpec, data: Dataset, limits: Any = None, *, max_trials: int = MAX_TRIALS,
          max_cpu_seconds: float = MAX_SWEEP_CPU_S) -> SweepPlan:
     """Check a sweep before it starts: valid trials, each within ``limits``, the total within budget;
@@ -497,7 +515,10 @@ class SweepRun:
                 programs.extend(_cut(program, [sweep.configs[i] for i in program], data, pool.limits))
             else:
                 programs.append(program)
-        #: the trial indices of each pool job this sweep submits (its plan's programs, cut to the pool's limits)
+        if grouped:  # a batched program trains on one worker: cut it so the sweep can use every free slot
+            programs = spread(programs, min(self.parallel, int(getattr(pool, "max_running", 1) or 1)))
+        #: the trial indices of each pool job this sweep submits (its plan's programs, cut to the pool's
+        #: limits, and into as many programs as it may train at once where there are fewer)
         self.programs: tuple[tuple[int, ...], ...] = tuple(programs)
         self.trials = [TrialState(i, dict(p), c) for i, (p, c) in enumerate(zip(sweep.params, sweep.configs,
                                                                                    strict=True))]
@@ -674,8 +695,9 @@ def run_sweep_local(spec: SweepSpec, data: Dataset, *, executor: str = "process"
     The command line's runner: its own :class:`~ensemble_core.jobs.JobPool` (``executor``
     ``"process"`` or ``"ray"``, ``workers`` slots, default one per core or per cluster CPU),
     without the classroom limits, every program in flight at once: trials that differ only in
-    per-trajectory settings train as one batched program (one job, :attr:`SweepPlan.programs`);
-    ``batched=False`` trains every trial as its own job (the baseline).
+    per-trajectory settings train as one batched program (one job, :attr:`SweepPlan.programs`),
+    cut so that every slot trains (:func:`spread`: 8 learning rates on 2 workers are 2 programs
+    of 4); ``batched=False`` trains every trial as its own job (the baseline).
 
     Raises:
         ConfigError: bad settings (named).
@@ -684,10 +706,22 @@ def run_sweep_local(spec: SweepSpec, data: Dataset, *, executor: str = "process"
 
     unlimited = Limits(max_work=math.inf, max_rows=10**9, max_parameters=10**9, max_steps=10**12,
                        max_cpu_seconds=math.inf, max_memory_bytes=math.inf)
+    from .jobs import default_max_running
+
     checked = plan(spec, data, unlimited, max_trials=10_000, max_cpu_seconds=math.inf)
     if not batched:
         checked = dataclasses.replace(checked, programs=())
-    n = checked.n_programs  # one job per program: a batched group of trials is one job
+    # one job per program (a batched group of trials is one job); a batched program is cut so that
+    # every worker trains (SweepRun: spread), e.g. 8 learning rates on 2 workers: 2 programs of 4
+    if workers:
+        slots = int(workers)
+    elif executor == "ray":  # the pool's default: one slot per CPU of the cluster
+        from .ray_executor import cluster_cpus
+
+        slots = cluster_cpus()
+    else:
+        slots = default_max_running()
+    n = max(checked.n_programs, slots)
     pool = JobPool(max_running=workers, executor=executor, limits=unlimited, max_active_per_owner=1,  # type: ignore[arg-type]
                    max_active_per_user=n, max_queued=n + 1, heartbeat_timeout=None, torch_threads=1)
     seen: set[int] = set()
@@ -703,7 +737,7 @@ def run_sweep_local(spec: SweepSpec, data: Dataset, *, executor: str = "process"
             on_trial(t)
 
     try:
-        sweep = SweepRun(checked, data, pool, "cli", parallel=checked.n_programs, on_change=changed)
+        sweep = SweepRun(checked, data, pool, "cli", parallel=n, on_change=changed)
         while not sweep.wait(0.2):
             if should_stop is not None and should_stop() and not sweep.stopped:
                 sweep.stop()

@@ -30,6 +30,7 @@ from ensemble_core.sweeps import (
     parse_range,
     parse_values,
     plan,
+    run_sweep_local,
     score,
 )
 from ensemble_core.training import train
@@ -355,3 +356,31 @@ def test_a_sweep_cuts_its_programs_to_the_pools_own_limits():
     assert [t.status for t in sweep.trials] == ["done"] * 6
     assert [t.program for t in sweep.trials] == [0, 0, 1, 1, 2, 2] and all(t.batched for t in sweep.trials)
     assert len({t.job.group.id for t in sweep.trials}) == 3
+
+
+# ------------------------------------------------------------------ a batched sweep uses every slot
+def test_spread_cuts_the_largest_program_until_every_slot_has_one():
+    from ensemble_core.sweeps import spread
+
+    eight = [tuple(range(8))]
+    assert spread(eight, 1) == eight
+    assert spread(eight, 2) == [(0, 1, 2, 3), (4, 5, 6, 7)]
+    assert spread(eight, 4) == [(0, 1), (2, 3), (4, 5), (6, 7)]
+    assert spread([(0, 1, 2), (3,)], 3) == [(0,), (1, 2), (3,)]
+    assert spread([(0,), (1,)], 8) == [(0,), (1,)]  # single trials are not cut
+    assert sorted(i for p in spread(eight, 3) for i in p) == list(range(8))  # each trial once
+
+
+def test_the_cli_runner_cuts_a_batched_sweep_so_both_workers_train():
+    """8 learning rates on 2 workers: two batched programs of 4 (one job each, on both workers), with the
+    test NLLs of the one-program sweep (a lane equals its run alone, to float round-off)."""
+    data = make_cubic()
+    spec = SweepSpec(BASE, grid=(("optim.lr", (0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.05)),))
+    two = run_sweep_local(spec, data, workers=2)
+    assert two.programs == ((0, 1, 2, 3), (4, 5, 6, 7))
+    assert len({t.job.group.id for t in two.trials}) == 2 and all(t.batched for t in two.trials)
+    one = run_sweep_local(spec, data, workers=1)
+    assert one.programs == (tuple(range(8)),)
+    assert [t.status for t in two.trials] == [t.status for t in one.trials] == ["done"] * 8
+    for a, b in zip(two.trials, one.trials, strict=True):
+        assert a.metrics["test_nll"] == pytest.approx(b.metrics["test_nll"], rel=1e-4)
