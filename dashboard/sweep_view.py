@@ -1,13 +1,11 @@
-"""The Sweep page's pieces: the sweep from the settings, its charts, its live, saved and shared views.
+"""The Sweep page's pieces: the sweep from the settings, its results view, and a sweep that lasts.
 
-Figures are built from a sweep's trials (plain data in, ``go.Figure`` out): a
-metric-against-each-setting row, a parallel-coordinates chart (``go.Parcoords``)
-and small multiples of every trial's validation-NLL curve.  :func:`results`
-draws them with the results table, best first, and "Open in Train", from a
-:class:`SweepResults` -- a plain snapshot of a sweep that is either taken from a
-live :class:`~ensemble_core.sweeps.SweepRun` (:func:`snapshot`) or read back from
-the run store (:meth:`SweepResults.from_dict`), so a live, a saved and a shared
-sweep look the same.
+:func:`results` draws a sweep's results table, best first, "Open in Train" and the
+charts (:mod:`dashboard.sweep_figures`) from a :class:`SweepResults` -- a plain
+snapshot of a sweep that is either taken from a live
+:class:`~ensemble_core.sweeps.SweepRun` (:func:`snapshot`) or read back from the
+run store (:meth:`SweepResults.from_dict`), so a live, a saved and a shared sweep
+look the same.  The saved list and the shared view are :mod:`dashboard.sweep_saved`.
 
 Lasting sweeps:
 
@@ -17,10 +15,7 @@ Lasting sweeps:
   :data:`MAX_LIVE` browsers), so a reload, a reopened tab or a second tab of the
   same browser shows it live and can stop it; another browser never sees it.
 * **Saved.**  As each trial ends and when the sweep ends, its results go to the
-  run store as a sweep (:func:`persist`, ``RunStore.save_sweep``); the page
-  lists them (:func:`saved_list`).
-* **Shared.**  ``?sweep=<token>`` opens a shared sweep read-only
-  (:func:`shared_view`); the owner makes and revokes the link (:func:`share_box`).
+  run store as a sweep (:func:`persist`, ``RunStore.save_sweep``).
 """
 
 from __future__ import annotations
@@ -33,14 +28,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from dashboard import charts, chrome, identity, pool, saved, state
-from dashboard.settings import EXECUTORS, SWEEPABLE, Settings
+from dashboard.settings import EXECUTORS, Settings
+from dashboard.sweep_figures import METRIC_LABELS, curves_figure, label, metric_figure, parcoords_figure
 from ensemble_core.config import ConfigError, RunConfig
 from ensemble_core.data import DataError
 from ensemble_core.sweeps import (
@@ -53,7 +47,6 @@ from ensemble_core.sweeps import (
     parse_range,
     parse_values,
 )
-from ensemble_core.viz import BAD_COLOR, GOOD_COLOR, PALETTE, TEMPLATE
 
 log = logging.getLogger(__name__)
 
@@ -71,23 +64,12 @@ MAX_LIVE = 512
 #: Most points of one trial's saved validation curve (longer curves are thinned evenly, the last kept).
 MAX_CURVE_POINTS = 300
 
-#: How the metrics are named on the page.
-METRIC_LABELS = {"test_nll": "Test NLL", "val_nll": "Validation NLL", "test_rmse": "Test RMSE",
-                 "val_rmse": "Validation RMSE", "test_accuracy": "Test accuracy", "val_accuracy": "Validation accuracy",
-                 "test_ece": "Test calibration error", "val_ece": "Validation calibration error"}
-#: Settings drawn on a log axis.
-LOG_AXES = {"optim.lr", "optim.weight_decay", "strategy.adversarial_eps", "optim.batch_size"}
 
 
 def metrics_for(task: str) -> list[str]:
     """The ranking metrics that fit ``task``."""
     drop = "accuracy" if task == "regression" else "rmse"
     return [m for m in METRIC_LABELS if not m.endswith(drop)]
-
-
-def label(path: str) -> str:
-    """A swept setting's name on the page."""
-    return SWEEPABLE[path][0] if path in SWEEPABLE else path
 
 
 def build_spec(s: Settings, task: str) -> SweepSpec:
@@ -113,123 +95,6 @@ def build_spec(s: Settings, task: str) -> SweepSpec:
         except ConfigError as exc:
             raise ConfigError(f"{label(p)}: {str(exc).split(': ', 1)[-1]}") from None
     return SweepSpec(base, ranges=tuple(ranges), n_random=sw.n, metric=metric)
-
-
-# ------------------------------------------------------------------ figures
-def _value(v: Any) -> float | None:
-    return None if v is None or not isinstance(v, (int, float)) or not math.isfinite(v) else float(v)
-
-
-def _layout(fig: go.Figure, height: int) -> go.Figure:
-    fig.update_layout(template=TEMPLATE, height=height, margin=dict(l=70, r=30, t=50, b=60), showlegend=False)
-    return fig
-
-
-def metric_figure(trials: list[Any], paths: tuple[str, ...], metric: str) -> go.Figure | None:
-    """One panel per swept setting: the metric of every scored trial against that setting's value; best ringed."""
-    scored = [t for t in trials if _value(t.metrics.get(metric)) is not None]
-    if not scored:
-        return None
-    best = min([t for t in scored if t.status == "done"] or scored, key=lambda t: -t.metrics[metric] if higher_is_better(metric) else t.metrics[metric])
-    fig = make_subplots(rows=1, cols=len(paths), shared_yaxes=True, horizontal_spacing=0.06,
-                        subplot_titles=[label(p) for p in paths])
-    for j, p in enumerate(paths, start=1):
-        xs = [t.params[p] for t in scored]
-        numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
-        fig.add_trace(go.Scatter(
-            x=xs, y=[t.metrics[metric] for t in scored], mode="markers",
-            marker=dict(size=[17 if t is best else 11 for t in scored],
-                        color=[BAD_COLOR if t is best else GOOD_COLOR for t in scored],
-                        line=dict(width=[2 if t is best else 0 for t in scored], color="#1B2430"), opacity=0.85),
-            text=[f"trial {t.index + 1}" for t in scored],
-            hovertemplate="%{text}<br>" + label(p) + " %{x}<br>" + METRIC_LABELS[metric] + " %{y:.4g}<extra></extra>"),
-            row=1, col=j)
-        if numeric and p in LOG_AXES and min(xs) > 0:
-            ticks = sorted(set(xs)) if len(set(xs)) <= 8 else None  # label the values tried, not the decades' 2..9
-            fig.update_xaxes(type="log", row=1, col=j, tickvals=ticks,
-                             ticktext=None if ticks is None else [f"{v:g}" for v in ticks])
-        elif not numeric:
-            fig.update_xaxes(type="category", row=1, col=j)
-        elif len(set(xs)) <= 8:  # ticks at the values tried (no 1.2, 1.4 between member counts)
-            ticks = sorted(set(xs))
-            fig.update_xaxes(row=1, col=j, tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
-    fig.update_yaxes(title_text=METRIC_LABELS[metric], row=1, col=1)
-    return _layout(fig, 340)
-
-
-def parcoords_figure(trials: list[Any], paths: tuple[str, ...], metric: str) -> go.Figure | None:
-    """Parallel coordinates: one axis per swept setting and the metric; lines coloured by the metric."""
-    scored = [t for t in trials if _value(t.metrics.get(metric)) is not None]
-    if len(scored) < 2:
-        return None
-    dims = []
-    for p in paths:
-        xs = [t.params[p] for t in scored]
-        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
-            tried = sorted(set(xs))
-            if p in LOG_AXES and min(xs) > 0:
-                vals = [math.log10(x) for x in xs]
-                dim = dict(label=f"log₁₀ {label(p)}", values=vals, tickformat=".3~g")
-                if len(tried) <= 8:  # ticks at the values tried, labelled with the values themselves
-                    dim.update(label=f"{label(p)} (log scale)", tickvals=[math.log10(v) for v in tried],
-                               ticktext=[f"{v:g}" for v in tried])
-            else:
-                dim = dict(label=label(p), values=[float(x) for x in xs], tickformat=".4~g")
-                if len(tried) <= 8:
-                    dim.update(tickvals=[float(v) for v in tried], ticktext=[f"{v:g}" for v in tried])
-            dims.append(dim)
-        else:
-            cats = sorted({str(x) for x in xs})
-            dims.append(dict(label=label(p), values=[cats.index(str(x)) for x in xs],
-                             tickvals=list(range(len(cats))), ticktext=cats))
-    ys = [t.metrics[metric] for t in scored]
-    dims.append(dict(label=METRIC_LABELS[metric], values=ys, tickformat=".4~g"))
-    scale = "Cividis" if higher_is_better(metric) else "Cividis_r"  # bright = good
-    fig = go.Figure(go.Parcoords(line=dict(color=ys, colorscale=scale, showscale=True,
-                                           colorbar=dict(title=dict(text=METRIC_LABELS[metric], side="right"))),
-                                 dimensions=dims, labelfont=dict(size=15), tickfont=dict(size=13)))
-    fig = _layout(fig, 360)
-    fig.update_layout(margin=dict(l=80, r=150, t=70, b=30))
-    fig.update_traces(line_colorbar_x=1.08, selector=dict(type="parcoords"))
-    return fig
-
-
-def panel_title(t: Any, paths: tuple[str, ...], all_params: list[dict[str, Any]], width: int = 34) -> str:
-    """A small multiple's title: ``#3 Members M 4, Epochs 300``, naming only the settings that vary across
-    the trials, broken onto a second line when longer than ``width`` characters (panels are narrow)."""
-    varying = [p for p in paths if len({repr(q.get(p)) for q in all_params}) > 1] or list(paths)
-    parts = [f"{label(p)} {t.params[p]:g}" if isinstance(t.params[p], float) else f"{label(p)} {t.params[p]}"
-             for p in varying]
-    text = f"#{t.index + 1} " + ", ".join(parts)
-    if len(text) > width and len(parts) > 1:
-        text = f"#{t.index + 1} " + ", ".join(parts[:-1]) + ",<br>" + parts[-1]
-    return text
-
-
-def curves_figure(trials: list[Any], paths: tuple[str, ...], cols: int = 4) -> go.Figure | None:
-    """Small multiples: each trial's validation NLL per epoch, one panel per trial, on a shared y-axis."""
-    shown = [t for t in trials if t.status != "skipped"]
-    if not shown:
-        return None
-    rows = -(-len(shown) // cols)
-    titles = [panel_title(t, paths, [x.params for x in trials]) for t in shown]
-    fig = make_subplots(rows=rows, cols=cols, shared_xaxes="all", shared_yaxes="all", subplot_titles=titles,
-                        vertical_spacing=min(0.12, 0.5 / rows), horizontal_spacing=0.03)
-    for i, t in enumerate(shown):
-        curve = t.curve()
-        color = PALETTE[t.index % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=[e for e, _ in curve], y=[v for _, v in curve], mode="lines",
-                                 line=dict(color=color, width=2), name=f"trial {t.index + 1}",
-                                 hovertemplate="epoch %{x}<br>val NLL %{y:.4g}<extra></extra>"),
-                      row=i // cols + 1, col=i % cols + 1)
-    fig.update_annotations(font_size=12)
-    values = [v for t in shown for _, v in t.curve()]
-    if values:  # one scale for all; a rare spike of one trial does not flatten every panel
-        lo, hi = min(values), float(np.quantile(values, 0.98))
-        pad = 0.05 * (hi - lo or 1.0)
-        fig.update_yaxes(range=[lo - pad, hi + pad])
-    fig.update_yaxes(title_text="val NLL", row=1, col=1)
-    return _layout(fig, 70 + 170 * rows)
 
 
 # ------------------------------------------------------------------ results as plain data
@@ -766,162 +631,3 @@ def save_trials(sweep: SweepRun, csv_bytes: bytes | None) -> None:
 def owner_user() -> str:
     """The browser's user key, whose quota the sweep's trials use (registers this tab for liveness)."""
     return pool.owner("sweep").split(":", 1)[0]
-
-
-# ------------------------------------------------------------------ saved sweeps
-def _summary(rec: Any) -> str:
-    return f"{saved.when(rec.created)} · {rec.label or 'sweep'} · {rec.n_done} of {rec.n_trials} done"
-
-
-def saved_list(*, running_id: str | None = None) -> None:
-    """"Your saved sweeps": newest first; open one read-only, share it, delete it (with confirmation)."""
-    s = saved.store()
-    if s is None or not hasattr(s, "list_sweeps"):
-        return
-    owner = identity.browser_id()
-    try:
-        records = s.list_sweeps(owner, limit=100)
-    except Exception:  # noqa: BLE001 - a store problem: say it, no traceback
-        log.exception("listing sweeps failed")
-        records = []
-    st.subheader("Your saved sweeps", anchor=False)
-    if not getattr(s, "available", True):
-        st.caption(f":material/warning: Sweeps are not being kept: {chrome.esc(s.why or 'the store cannot be written')}.")
-    if not records:
-        st.caption("Every sweep you run is kept here, newest first, as its trials finish.")
-        return
-    rows = [{"when": saved.when(r.created), "swept": r.label or "—", "ranked by": METRIC_LABELS.get(r.metric, r.metric),
-             "trials": f"{r.n_done} of {r.n_trials} done", "status": r.status,
-             "link": "shared" if r.shared else ""} for r in records]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="sweep_saved_list")
-    ids = [r.sweep_id for r in records]
-    by_id = {r.sweep_id: r for r in records}
-    opened = st.session_state.get(OPENED_KEY)
-    c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
-    pick = c1.selectbox("Saved sweep", ids, key="sweep_list_pick", format_func=lambda i: _summary(by_id[i]),
-                        index=ids.index(opened) if opened in ids else 0)
-    if c2.button("Open", icon=":material/folder_open:", key="sweep_list_open", width="stretch"):
-        st.session_state[OPENED_KEY] = pick
-        st.rerun()
-    confirm = st.session_state.get("ui_sweep_confirm_delete") == pick
-    if c3.button("Really delete?" if confirm else "Delete", icon=":material/delete:", key="sweep_list_delete",
-                 width="stretch", type="primary" if confirm else "secondary", disabled=pick == running_id,
-                 help="The trials' runs stay on the Runs page." if pick != running_id
-                 else "A running sweep is deleted once it has ended."):
-        if confirm:
-            try:
-                s.delete_sweep(pick, owner)
-            except Exception as exc:  # noqa: BLE001
-                st.error(f"The sweep could not be deleted: {chrome.esc(exc)}", icon=":material/error:")
-            st.session_state.pop("ui_sweep_confirm_delete", None)
-            if st.session_state.get(OPENED_KEY) == pick:
-                st.session_state.pop(OPENED_KEY, None)
-            st.rerun()
-        st.session_state["ui_sweep_confirm_delete"] = pick
-        st.rerun()
-    if confirm:
-        st.caption(":material/warning: Click **Really delete?** to delete this sweep (its share link stops working).")
-    if opened in by_id:
-        try:
-            rec, summary, _ = s.load_sweep(opened, owner)
-            res = SweepResults.from_dict(summary)
-        except Exception as exc:  # noqa: BLE001 - StoreError (damaged, gone) or a summary we cannot read
-            st.warning(f"This saved sweep cannot be opened: {chrome.esc(exc)}", icon=":material/link_off:")
-            return
-        with st.container(border=True, key="sweep_saved_view"):
-            h1, h2, h3 = st.columns([4, 1.3, 0.8], vertical_alignment="center")
-            h1.markdown(f"#### Saved sweep of {saved.when(rec.created)}")
-            with h2:
-                share_box(rec)
-            h3.button("Close", icon=":material/close:", key="sweep_saved_close", width="stretch",
-                      on_click=lambda: st.session_state.pop(OPENED_KEY, None))
-            st.caption(f"On {chrome.esc(res.dataset)} · {len(res.trials)} trials · read-only.")
-            results(res, key="sweep_saved", live_open=False)
-
-
-def sweep_url(token: str) -> str:
-    """The read-only link of a shared sweep: the app's address with ``/sweep?sweep=<token>``."""
-    base = (st.context.url or "").split("?", 1)[0].split("#", 1)[0]
-    for page in ("uncertainty", "runs", "train", "data", "lessons", "compare", "home", "sweep"):
-        if base.endswith("/" + page):
-            base = base[: -len(page)]
-    return f"{base.rstrip('/')}/sweep?{SWEEP_PARAM}={token}"
-
-
-def share_box(rec: Any, where: str = "saved", width: str = "stretch") -> None:
-    """"Share this sweep": a read-only link to the owner's saved sweep ``rec``; revoke it.
-
-    ``where`` tells the page's copies of the box apart (widget keys): the ended sweep's and the opened saved one's.
-    """
-    s = saved.store()
-    if s is None:
-        return
-    owner = identity.browser_id()
-    with st.popover("Share this sweep", icon=":material/share:", width=width):
-        st.markdown("**A read-only link to this sweep.** Whoever has it sees its results table, the charts and "
-                    "each trial's curve, and can open a trial in their own Train page. Nothing is retrained.")
-        try:
-            if rec.shared:  # the store gives the link's token again while it is not revoked
-                st.code(sweep_url(s.share_sweep(rec.sweep_id, owner)), language=None, wrap_lines=True)
-                st.caption("Anyone with the link can open it. Revoke it to close it for everyone.")
-                if st.button("Revoke the link", icon=":material/link_off:", key=f"sweep_revoke_{where}"):
-                    s.revoke_sweep(rec.sweep_id, owner)
-                    st.rerun()
-            elif st.button("Make a link", icon=":material/link:", key=f"sweep_share_{where}", type="primary"):
-                s.share_sweep(rec.sweep_id, owner)
-                st.rerun()
-        except Exception as exc:  # noqa: BLE001 - StoreError / StoreUnavailable: say it, no traceback
-            st.error(f"The link could not be changed: {chrome.esc(exc)}", icon=":material/error:")
-
-
-def record_of(sweep_id: str | None) -> Any | None:
-    """This browser's saved-sweep record ``sweep_id`` (``None``: not saved, or the store cannot say)."""
-    s = saved.store()
-    if sweep_id is None or s is None or not hasattr(s, "list_sweeps"):
-        return None
-    try:
-        return next((r for r in s.list_sweeps(identity.browser_id()) if r.sweep_id == sweep_id), None)
-    except Exception:  # noqa: BLE001
-        return None
-
-
-# ------------------------------------------------------------------ shared sweeps (?sweep=<token>)
-def shared_view(token: str) -> None:
-    """The read-only view of a shared sweep: a banner, the results best first, the charts; no Start/Stop.
-
-    A revoked, unknown or malformed token gets a clear message (never a traceback).
-    """
-    s = saved.store()
-    res = None
-    problem = None
-    if s is None or not hasattr(s, "open_shared_sweep"):
-        problem = "shared sweeps cannot be opened on this server"
-    elif not identity.valid_token(token):
-        problem = "the link is not complete (check that it was copied whole)"
-    else:
-        try:
-            rec, summary = s.open_shared_sweep(token)
-            res = SweepResults.from_dict(summary)
-        except Exception as exc:  # noqa: BLE001 - StoreError (revoked, unknown, damaged), a bad summary
-            problem = str(exc) or "it was revoked or never existed"
-    c1, c2 = st.columns([5, 1], vertical_alignment="center")
-    if res is None:
-        c1.warning(f"**This sweep link cannot be opened:** {chrome.esc(problem)}.", icon=":material/link_off:")
-    else:
-        c1.info(f"**A shared sweep, run {saved.when(rec.created)}** (read-only) · on {chrome.esc(res.dataset)} · "
-                f"{len(res.trials)} trials, ranked by {METRIC_LABELS[res.metric]}. Nothing is retrained to show it; "
-                "**Open in Train** loads a trial's settings into your own Train page.", icon=":material/share:")
-    c2.button("Your own sweeps", icon=":material/arrow_back:", key="sweep_shared_close", width="stretch",
-              on_click=close_shared)
-    if res is not None:
-        results(res, key="sweep_shared", live_open=False)
-
-
-def close_shared() -> None:
-    """Leave the shared view (the session's own Sweep page again)."""
-    st.session_state.pop(SHARED_KEY, None)
-    st.session_state.pop(SHARED_MSG_KEY, None)
-    try:
-        del st.query_params[SWEEP_PARAM]
-    except KeyError:
-        pass

@@ -11,7 +11,7 @@ import logging
 
 import streamlit as st
 
-from dashboard import chrome, links, routing, state, sweep_view
+from dashboard import chrome, links, routing, state, sweep_saved, sweep_view
 from dashboard.settings import EXECUTORS, SWEEPABLE
 from ensemble_core.config import ConfigError
 from ensemble_core.jobs import LimitError, Limits
@@ -30,7 +30,7 @@ if ss.pop("ui_sweep_goto_train", False):  # "Open in Train" loaded a trial's set
 shared = ss.get(sweep_view.SHARED_KEY)
 if shared:
     st.title("Hyperparameter sweep")
-    sweep_view.shared_view(shared)
+    sweep_saved.shared_view(shared)
     links.stop()
 
 st.title("Hyperparameter sweep")
@@ -129,10 +129,10 @@ if entry is None:
 else:
     if not running:
         sweep_view.persist(entry)  # (idempotent) the ended sweep is saved before its Share box asks the store
-        record = sweep_view.record_of(entry.sweep_id)
+        record = sweep_saved.record_of(entry.sweep_id)
         if record is not None:
             with b3:  # the ended sweep's own share link
-                sweep_view.share_box(record, "live", width="content")
+                sweep_saved.share_box(record, "live", width="content")
 
     @st.fragment(run_every=1.0)
     def live() -> None:
@@ -156,4 +156,4 @@ else:
                            "application/json", icon=":material/download:", key="sweep_download")
 
 st.divider()
-sweep_view.saved_list(running_id=entry.sweep_id if running and entry is not None else None)
+sweep_saved.saved_list(running_id=entry.sweep_id if running and entry is not None else None)
