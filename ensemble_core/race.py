@@ -26,7 +26,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .config import ConfigError, RunConfig
@@ -414,16 +413,13 @@ def losses_figure(events: Sequence[Sequence[Any]], configs: Sequence[RunConfig],
     if r is not None:
         lo, hi = r[0], r[1]
         out.update_yaxes(range=[lo, hi], autorange=False)
-        panels: dict[tuple[str, str], list[float]] = {}
+        panels: dict[tuple[str, str], list] = {}
         for t in out.data:
-            ys = [float(y) for y in (t.y or ()) if y is not None and np.isfinite(float(y))]
-            panels.setdefault((t.xaxis or "x", t.yaxis or "y"), []).extend(ys)
+            panels.setdefault((t.xaxis or "x", t.yaxis or "y"), []).extend(t.y or ())
         for (xa, ya), ys in panels.items():
-            off = [y for y in ys if y < lo or y > hi]  # (the range spans every value it keeps)
-            if off:
-                centre = float(np.median(ys))
-                largest = max(off, key=lambda y: abs(y - centre))
-                out.add_annotation(**viz.spike_note(len(off), largest, f"{xa} domain", f"{ya} domain"))
+            off = viz.off_scale(ys, lo, hi)  # (the range spans every value it keeps)
+            if off is not None:
+                out.add_annotation(**viz.spike_note(*off, f"{xa} domain", f"{ya} domain"))
     return out
 
 

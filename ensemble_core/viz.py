@@ -209,12 +209,17 @@ def series_range(series: Iterable[Iterable[Any]], *, pad: float = 0.08,
     lo, hi = float(v[keep].min()), float(v[keep].max())
     margin = pad * max(hi - lo, spread)
     lo, hi = lo - margin, hi + margin
-    off = (v < lo) | (v > hi)  # what the range really leaves out (a value in its margin is still drawn)
-    if not off.any():
+    off = off_scale(v, lo, hi)  # what the range really leaves out (a value in its margin is still drawn)
+    return None if off is None else (lo, hi, *off)
+
+
+def off_scale(values: Iterable[Any], lo: float, hi: float) -> tuple[int, float] | None:
+    """How many finite ``values`` lie outside ``[lo, hi]``, and the one farthest from their median; ``None`` if none."""
+    v = _finite(values)
+    out = v[(v < lo) | (v > hi)]
+    if not len(out):
         return None
-    out = v[off]
-    largest = float(out[np.argmax(np.abs(out - np.median(v)))])
-    return lo, hi, int(off.sum()), largest
+    return len(out), float(out[np.argmax(np.abs(out - np.median(v)))])
 
 
 #: :func:`bands_figure` draws at most this many member means (the largest ensemble, 20 x 2 snapshots, has 40).
