@@ -32,7 +32,7 @@ _RNG_LOCK = threading.Lock()
 #: result only a few columns wide than for its transpose (measured in ``docs/decisions.md``).
 NARROW = 4
 
-__all__ = ["ACTIVATIONS", "build_member", "init_member", "dropout_masks", "dropout_seed", "StackedMLP"]
+__all__ = ["ACTIVATIONS", "affine", "build_member", "init_member", "dropout_masks", "dropout_seed", "StackedMLP"]
 
 #: Backward of each activation, as autograd computes it: ``(grad, pre-activation z, output h) -> grad_z``.
 _ACT_BACKWARD = {
@@ -109,6 +109,22 @@ def dropout_masks(generator: torch.Generator, n_members: int, rows: int, widths:
 
 def _linears(member: nn.Sequential) -> list[nn.Linear]:
     return [m for m in member if isinstance(m, nn.Linear)]
+
+
+def affine(h: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """One stacked layer's ``h @ w + b`` (``[M, N, in] x [M, in, out] + [M, 1, out] -> [M, N, out]``).
+
+    The product is chosen by shape, with the same result as ``torch.baddbmm(b, h, w)`` to float
+    round-off: one input feature (1-D data) is an outer product (``addcmul``, ~8x cheaper than a
+    gemm of inner size 1), and a result at most :data:`NARROW` columns wide is computed in
+    transposed form (then ``[M, N, out]`` is a view of a ``[M, out, N]`` tensor).  Works with
+    autograd.
+    """
+    if w.shape[1] == 1:
+        return torch.addcmul(b, h, w)
+    if w.shape[2] <= NARROW:
+        return torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h.transpose(1, 2)).transpose(1, 2)
+    return torch.baddbmm(b, h, w)
 
 
 class StackedMLP(nn.Module):
@@ -210,7 +226,7 @@ class StackedMLP(nn.Module):
         h = x
         last = len(weights) - 1
         for i, (w, b) in enumerate(zip(weights, biases)):
-            h = torch.baddbmm(b, h, w)
+            h = affine(h, w, b)
             if i < last:
                 h = act(h)  # type: ignore[operator]
                 if masks is not None:
@@ -231,13 +247,7 @@ class StackedMLP(nn.Module):
         h = x
         last = len(weights) - 1
         for i, (w, b) in enumerate(zip(weights, biases)):
-            if w.shape[1] == 1:  # one input feature (1-D data): an outer product, ~8x cheaper than a matmul
-                z = torch.addcmul(b, h, w)
-            elif w.shape[2] <= NARROW:  # few outputs: the transposed product (MKL's batched gemm is slow
-                # for a narrow result); z is a [M, N, out] view of a [M, out, N] tensor
-                z = torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h.transpose(1, 2)).transpose(1, 2)
-            else:
-                z = torch.baddbmm(b, h, w)
+            z = affine(h, w, b)
             out = act(z) if i < last else z  # type: ignore[operator]
             cache.append((h, z, out))
             h = out if masks is None or i == last else out * masks[i]
@@ -309,6 +319,12 @@ class StackedMLP(nn.Module):
                 target.append(flat[:, offset:offset + n].view(flat.shape[0], *shape))
                 offset += n
         return weights, biases
+
+    @torch.no_grad()
+    def forward_flat(self, x: Tensor, flat: Tensor) -> Tensor:
+        """Outputs ``[R, N, out]`` (no autograd) of the members whose weights are the rows of ``flat [R, P]``
+        (the :meth:`flat_parameters` layout) on ``x [N, d]`` or ``[R, N, d]``."""
+        return self.forward_with(x, *self.unflatten(flat))
 
     @torch.no_grad()
     def load_flat(self, flat: Tensor) -> None:

@@ -511,8 +511,7 @@ class _Engine:
         use_val = self.x_val is not None and len(self.x_val) > 0
         x = self.x_val if use_val else self.x[:256]
         with torch.no_grad():
-            w, b = self.model.unflatten(rows)
-            out = self.model.forward_with(x, w, b)
+            out = self.model.forward_flat(x, rows)
             self._val_out = (self.step, out) if use_val else None
             ok = torch.isfinite(out).flatten(1).all(1)
             if self.task == "regression" and self.n_out == 2:
@@ -527,10 +526,8 @@ class _Engine:
     def track_best(self, epoch: int) -> None:
         """``optim.keep_best``: keep each healthy trajectory's weights when its validation score improved."""
         rows = self.current_rows()
-        with torch.no_grad():
-            w, b = self.model.unflatten(rows)
-            score = member_val_scores(self.model.forward_with(self.x_val, w, b), self.y_val, self.task,
-                                      self.config.loss.kind, self.config.loss.variance)
+        score = member_val_scores(self.model.forward_flat(self.x_val, rows), self.y_val, self.task,  # type: ignore[arg-type]
+                                  self.config.loss.kind, self.config.loss.variance)
         if self.best_rows is None:
             self.best_rows, self.best_score = rows.clone(), torch.full_like(score, math.inf)
             self.best_epoch = [epoch] * self.K
@@ -579,9 +576,7 @@ class _Engine:
         return torch.stack(rows) if rows else None
 
     def _outputs(self, x: torch.Tensor, flat: torch.Tensor) -> np.ndarray:
-        with torch.no_grad():
-            w, b = self.model.unflatten(flat)
-            return self.model.forward_with(x, w, b).to("cpu", torch.float64).numpy()
+        return self.model.forward_flat(x, flat).to("cpu", torch.float64).numpy()
 
     def _prediction(self, out: np.ndarray) -> RegressionPrediction | ClassificationPrediction:
         if self.task == "classification":
@@ -625,9 +620,7 @@ class _Engine:
         """Validation outputs ``[K, n, out]`` of snapshot ``s`` (``flat``: its weights), computed once."""
         memo = self._snap_val_out
         if s not in memo:
-            with torch.no_grad():
-                w, b = self.model.unflatten(flat)
-                memo[s] = self.model.forward_with(self.x_val, w, b)  # type: ignore[arg-type]
+            memo[s] = self.model.forward_flat(self.x_val, flat)  # type: ignore[arg-type]
         return memo[s]
 
     def val_metrics(self, lane: int = 0) -> dict[str, float]:
@@ -678,10 +671,8 @@ class _Engine:
         if self.task != "regression" or not len(rows):
             return [None] * len(rows)
         x = self.x[:1024]
-        with torch.no_grad():
-            w, b = self.model.unflatten(rows.to(self.flat.device))
-            mean = self.model.forward_with(x, w, b)[..., 0].float()
-            peak = torch.nan_to_num(mean, nan=0.0, posinf=0.0, neginf=0.0).abs().flatten(1).amax(1).cpu().tolist()
+        mean = self.model.forward_flat(x, rows.to(self.flat.device))[..., 0].float()
+        peak = torch.nan_to_num(mean, nan=0.0, posinf=0.0, neginf=0.0).abs().flatten(1).amax(1).cpu().tolist()
         bound = self.RUNAWAY_FACTOR * (1.0 + float(self.y.abs().max()))
         return [p if p > bound else None for p in peak]
 

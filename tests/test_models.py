@@ -121,3 +121,24 @@ def test_manual_backward_matches_autograd(activation: str) -> None:
     assert model.backward(cache, grad_out, weights, gw, gb, accumulate=True) is None
     for mine, p in zip(gw + gb, list(model.weights) + list(model.biases)):
         torch.testing.assert_close(mine, 2 * p.grad)
+
+
+@pytest.mark.parametrize("d_in,d_out", [(1, 50), (50, 2), (50, 50), (3, 4)])
+def test_affine_equals_baddbmm_and_its_gradients(d_in: int, d_out: int) -> None:
+    """models.affine picks the product by shape (outer product, transposed narrow product, baddbmm):
+    the same values and autograd gradients as torch.baddbmm, for a shared and a per-member input."""
+    from ensemble_core.models import affine
+
+    g = torch.Generator().manual_seed(d_in * 100 + d_out)
+    for shared in (False, True):
+        h = torch.randn(1 if shared else 6, 33, d_in, generator=g).expand(6, -1, -1).clone().requires_grad_()
+        w = torch.randn(6, d_in, d_out, generator=g, requires_grad=True)
+        b = torch.randn(6, 1, d_out, generator=g, requires_grad=True)
+        got, want = affine(h, w, b), torch.baddbmm(b, h, w)
+        assert got.shape == want.shape == (6, 33, d_out)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        up = torch.randn(6, 33, d_out, generator=g)
+        grads_got = torch.autograd.grad(got, (h, w, b), up)
+        grads_want = torch.autograd.grad(want, (h, w, b), up)
+        for a, e in zip(grads_got, grads_want):
+            torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-4)
