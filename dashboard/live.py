@@ -34,6 +34,12 @@ CHART_S = 1.0
 WATCH_S = 0.2
 
 
+#: Seconds between data refreshes of a watchable run's other live charts (validation, accuracy, learning
+#: rate, the live prediction): the loss chart takes new data on every refresh.  Each chart the browser
+#: redraws costs it ~30-70 ms (Plotly) of a refresh; unchanged data are not redrawn.
+SIDE_S = 0.6
+
+
 #: What the pace control offers (``Settings.pace``).
 PACE_LABELS = {"fast": "As fast as possible", "watchable": "Watchable (~9 s)"}
 
@@ -308,63 +314,99 @@ def _lr_spec(base: dict, cfg: RunConfig, n_train: int, steps: int) -> dict | Non
     return {"data": data, "layout": layout}
 
 
+def _shown(group: str, job: Job, every: float, now: float) -> int:
+    """How many of ``job``'s events the live charts of ``group`` are drawn from in this refresh.
+
+    The count moves to the job's newest event at most every ``every`` seconds, less a quarter for the
+    refresh timer's jitter (and always for a finished job); in between, the charts get the same data
+    again, which the browser does not redraw.  (Without the quarter, a chart refreshed at its own
+    interval skipped every refresh that came a few ms early: a watchable run's loss chart took new
+    data on only about every other refresh.)  Kept in ``ui_chart_upto`` (a full run of the Train
+    page clears it).
+    """
+    shown = st.session_state.get("ui_chart_upto")
+    if not isinstance(shown, dict):
+        shown = st.session_state["ui_chart_upto"] = {}
+    hit = shown.get(group)  # (job id, events shown, when)
+    if hit is None or hit[0] != job.id or not job.active or now - hit[2] >= 0.75 * every:
+        hit = shown[group] = (job.id, len(job.events), now)
+    return hit[1]
+
+
 def job_charts(job: Job) -> None:
     """The live charts of a job, drawn from its event history.
 
     Loss, accuracy, validation and LR charts patch the data into specs built
     before the job started (:func:`live_bases`); the live prediction and any
-    chart without a base are rebuilt by ``viz`` within a time budget.
+    chart without a base are rebuilt by ``viz`` within a time budget.  In a
+    watchable run the loss chart takes new data on every refresh
+    (:data:`WATCH_S`) and the other charts every :data:`SIDE_S`; otherwise all
+    of them every :data:`CHART_S` (each stretched by :func:`live_every`).
     """
-    events, cfg, ds = job.events, job.config, job.dataset
-    shown = st.session_state.get("ui_chart_upto")  # (job id, events shown, when)
+    cfg, ds = job.config, job.dataset
     now = time.monotonic()
-    chart_s = live_every(WATCH_S if paced(job) else CHART_S)
-    if shown is None or shown[0] != job.id or not job.active or now - shown[2] >= chart_s:
-        shown = st.session_state["ui_chart_upto"] = (job.id, len(events), now)
-    events = events[:shown[1]]  # between refreshes the charts get the same data again (no redraw)
-    shown_sig = (job.id, shown[1], job.active)  # what every chart below is drawn from
-    epochs = [e for e in events if e.kind == "epoch"]
-    diverged = any(e.kind == "diverged" for e in events)
-    sig, force = (job.id, len(epochs), diverged), not job.active
+    main_s = live_every(WATCH_S if paced(job) else CHART_S)
+    side_s = live_every(SIDE_S if paced(job) else CHART_S)
+    force = not job.active
     most = LIVE_POINTS if job.active else None  # live curves are thinned; a finished run shows every epoch
     n, task, members = cfg.optim.epochs, ds.task, cfg.strategy.members
     saved = st.session_state.get("ui_live")
     bases = saved[1] if saved and saved[0] == job.id else {}
-    steps = sum(len(e.lrs) for e in epochs)
+    views: dict[str, tuple] = {}
 
-    def chart(slot: str, fast: Callable[[dict], dict | None], slow: Callable[[], go.Figure | None]) -> None:
+    def view(group: str, every: float) -> tuple:
+        """(events, epoch events, the data's signature, the budget's signature, diverged) of ``group``."""
+        if group not in views:
+            shown = _shown(group, job, every, now)
+            events = job.events[:shown]  # between refreshes the charts get the same data again (no redraw)
+            epochs = [e for e in events if e.kind == "epoch"]
+            diverged = any(e.kind == "diverged" for e in events)
+            views[group] = (events, epochs, (job.id, shown, job.active), (job.id, len(epochs), diverged), diverged)
+        return views[group]
+
+    def chart(slot: str, group: str, every: float, fast: Callable[[dict, list], dict | None],
+              slow: Callable[[list], go.Figure | None]) -> None:
+        events, epochs, shown_sig, sig, diverged = view(group, every)
+
         def build() -> dict | None:
-            spec = fast(bases[slot]) if slot in bases and not diverged else None
-            return spec if spec is not None else _budgeted(slot, sig, slow, force=force)
+            spec = fast(bases[slot], epochs) if slot in bases and not diverged else None
+            return spec if spec is not None else _budgeted(slot, sig, lambda: slow(events), force=force)
         show_live(slot, shown_sig, build)
 
-    preview = next((e for e in reversed(events) if e.kind == "preview"), None)
+    side_events, _, side_sig, _, _ = view("side", side_s)
+    preview = next((e for e in reversed(side_events) if e.kind == "preview"), None)
     grid = preview_grid(ds)
     top = st.columns([3, 2] if grid is not None else [1])
     with top[0]:
-        chart("train_loss_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_loss, most),
-              lambda: figure("loss_figure", events, n, metric="loss", n_members=members, height=340,
-                             task=task))
+        chart("train_loss_fig", "main", main_s, lambda b, ep: _series_spec(b, ep, lambda e: e.train_loss, most),
+              lambda ev: figure("loss_figure", ev, n, metric="loss", n_members=members, height=340, task=task))
     if grid is not None:
         with top[1]:
             if preview is None:
                 st.caption("The live prediction appears after the first few epochs.")
             else:
                 builder = "bands_figure" if task == "regression" else "class_maps"
-                show_live("train_preview", shown_sig, lambda: _budgeted(
+                show_live("train_preview", side_sig, lambda: _budgeted(
                     "train_preview", (job.id, preview.epoch),
                     lambda: figure(builder, ds, grid, preview.prediction, compact=True), force=force,
-                    every=chart_s))
+                    every=side_s))
                 st.caption("Live prediction of the ensemble so far." if job.active
                            else f"The ensemble's prediction after epoch {preview.epoch}.")
     if task == "classification":
-        chart("train_acc_fig", lambda b: _series_spec(b, epochs, lambda e: e.train_acc, most),
-              lambda: figure("loss_figure", events, n, metric="accuracy", n_members=members, height=300))
+        chart("train_acc_fig", "side", side_s, lambda b, ep: _series_spec(b, ep, lambda e: e.train_acc, most),
+              lambda ev: figure("loss_figure", ev, n, metric="accuracy", n_members=members, height=300))
     second = "rmse" if task == "regression" else "accuracy"
-    chart("train_val_fig", lambda b: _series_spec(b, epochs, lambda e: [e.val.get("nll"), e.val.get(second)], most)
-          if all(e.val for e in epochs) else None, lambda: figure("val_figure", events, n, task, height=280))
-    chart("train_lr_live", lambda b: _lr_spec(b, cfg, ds.n_train, steps) if steps else None,
-          lambda: lr_figure(cfg, ds.n_train, steps))
+    chart("train_val_fig", "side", side_s,
+          lambda b, ep: _series_spec(b, ep, lambda e: [e.val.get("nll"), e.val.get(second)], most)
+          if all(e.val for e in ep) else None, lambda ev: figure("val_figure", ev, n, task, height=280))
+    chart("train_lr_live", "side", side_s,
+          lambda b, ep: _lr_spec(b, cfg, ds.n_train, _steps(ep)) if _steps(ep) else None,
+          lambda ev: lr_figure(cfg, ds.n_train, _steps([e for e in ev if e.kind == "epoch"])))
+
+
+def _steps(epochs: list) -> int:
+    """Optimiser steps taken in ``epochs`` (epoch events)."""
+    return sum(len(e.lrs) for e in epochs)
 
 
 class SessionWaker:
