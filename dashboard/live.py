@@ -29,8 +29,9 @@ POLL_S = 0.5
 CHART_S = 1.0
 
 
-#: Seconds between redraws of a watchable run's live view and charts: ~45 asked for over its ~9 s (a script run
-#: of the live view takes ~0.2-0.3 s here, so ~25-30 land).
+#: Seconds between redraws of a watchable run's live view and its loss chart: ~45 asked for over its ~9 s.  A
+#: refresh costs the server ~50 ms and the browser ~200 ms (Streamlit's re-render ~90 ms, each changed chart's
+#: Plotly redraw ~30-80 ms), so ~35-40 land on a quiet machine (``benchmarks/bench_live_refresh.py``).
 WATCH_S = 0.2
 
 

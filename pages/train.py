@@ -208,7 +208,8 @@ def live_view() -> None:
     Stop live outside it and act in callbacks: a click is one full run, never a
     fragment run that restarts as a full one, which also blanked pages.)
     The charts' data refresh at most every ``live.live_every(live.CHART_S)``
-    seconds; between refreshes they are sent unchanged.
+    seconds (a watchable run's: see ``live.job_charts``); between refreshes they
+    are sent unchanged.
     """
     job = pool.sync_job()
     if polling and (job is None or not job.active):
