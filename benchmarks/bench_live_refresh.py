@@ -39,9 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-LOSS = """() => { const el = document.querySelector('.st-key-train_loss_fig .js-plotly-plot');
-    return el && el.data && el.data.length && el.data[0].x ? el.data[0].x.length : -1; }"""
-MAIN_TEXT = "() => document.querySelector(\"[data-testid='stMain']\")?.textContent ?? ''"
 # counts Plotly.react per chart key: wraps the library as the page installs it (window.Plotly)
 COUNT_REACTS = """(() => { let lib = null; window.__benchReacts = {};
   Object.defineProperty(window, 'Plotly', { configurable: true, get: () => lib, set: (P) => {
@@ -56,7 +53,7 @@ COUNT_REACTS = """(() => { let lib = null; window.__benchReacts = {};
 
 def one_run(app_dir: Path, browser) -> dict[str, float]:
     """One watchable run served from ``app_dir``; the measures of the module docstring."""
-    from e2e_server import Server, wait_app_idle
+    from e2e_server import Server, wait_app_idle, watch_loss_sizes
 
     from tests.load.harness import cpu_split
 
@@ -80,21 +77,16 @@ def one_run(app_dir: Path, browser) -> dict[str, float]:
 
         cpu0, task0, sent0, received0 = cpu_split(srv.proc.pid)["server"], task_s(), sent[0], received[0]
         page.get_by_role("button", name="Train", exact=True).click()
-        sizes, t0 = set(), time.monotonic()
-        while time.monotonic() - t0 < 90:
-            sizes.add(page.evaluate(LOSS))
-            if "after 300 of 300 epochs" in page.evaluate(MAIN_TEXT):
-                break
-            time.sleep(0.1)
+        sizes, seconds = watch_loss_sizes(page, 300)
         refreshes = max(1, sent[0] - sent0)
         reacts = page.evaluate("() => window.__benchReacts || {}")
         task = task_s() - task0
-        out = {"sizes": len(sizes - {-1, 0}), "loss redraws": reacts.get("train_loss_fig", 0),
+        out = {"sizes": len(sizes), "loss redraws": reacts.get("train_loss_fig", 0),
                "other redraws": sum(v for k, v in reacts.items() if k != "train_loss_fig"),
                "refreshes": refreshes, "renderer s": task, "renderer ms/refresh": 1000 * task / refreshes,
                "renderer ms/loss redraw": 1000 * task / max(1, reacts.get("train_loss_fig", 0)),
                "server ms/refresh": 1000 * (cpu_split(srv.proc.pid)["server"] - cpu0) / refreshes,
-               "KB received": (received[0] - received0) / 1024, "seconds": time.monotonic() - t0}
+               "KB received": (received[0] - received0) / 1024, "seconds": seconds}
         wait_app_idle(page)
         context.close()
         return out

@@ -15,7 +15,14 @@ if str(ROOT) not in sys.path:
 
 from tests.load.harness import APP_IDLE_JS, CHROMIUM, CHROMIUM_ARGS, AppServer, free_port  # noqa: E402
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "ROOT", "Server", "free_port", "shot", "wait_app_idle"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "LOSS_POINTS", "MAIN_TEXT", "ROOT", "Server", "free_port", "shot",
+           "wait_app_idle", "watch_loss_sizes"]
+
+#: JS: how many points the Train page's live loss chart draws for its first member (-1: no chart yet).
+LOSS_POINTS = """() => { const el = document.querySelector('.st-key-train_loss_fig .js-plotly-plot');
+    return el && el.data && el.data.length && el.data[0].x ? el.data[0].x.length : -1; }"""
+#: JS: the main area's text.
+MAIN_TEXT = "() => document.querySelector(\"[data-testid='stMain']\")?.textContent ?? ''"
 
 
 class Server(AppServer):
@@ -36,3 +43,19 @@ def shot(page, name: str) -> Path:
     path = ROOT / "artifacts" / f"e2e_{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def watch_loss_sizes(page, epochs: int, timeout_s: float = 90.0) -> tuple[set[int], float]:
+    """Poll the Train page's live loss chart every 0.1 s until "after N of N epochs" shows (a run just started).
+
+    Returns the distinct point counts the chart showed (-1 and 0 left out) and the seconds it took.
+    """
+    import time
+
+    sizes, t0 = set(), time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        sizes.add(page.evaluate(LOSS_POINTS))
+        if f"after {epochs} of {epochs} epochs" in page.evaluate(MAIN_TEXT):
+            break
+        time.sleep(0.1)
+    return sizes - {-1, 0}, time.monotonic() - t0

@@ -6,14 +6,11 @@ import time
 
 import pytest
 from e2e_fixtures import browser, chromium_path, server  # noqa: F401 - fixtures
-from e2e_server import ROOT, shot, wait_app_idle
+from e2e_server import ROOT, shot, wait_app_idle, watch_loss_sizes
 
 pytestmark = pytest.mark.e2e
 
 SCREENS = ROOT / "artifacts" / "screens"
-LOSS_POINTS = """() => { const el = document.querySelector('.st-key-train_loss_fig .js-plotly-plot');
-    return el && el.data && el.data.length && el.data[0].x ? el.data[0].x.length : -1; }"""
-MAIN_TEXT = "() => document.querySelector(\"[data-testid='stMain']\")?.textContent ?? ''"
 
 
 def replay_state(page, key: str) -> dict:
@@ -90,17 +87,11 @@ def test_watchable_run_moves_and_replays(page_ws, server):  # noqa: F811
     SCREENS.mkdir(parents=True, exist_ok=True)
     open_train(page, server, "?pace=watchable")  # a link sets the pace
     page.get_by_role("button", name="Train", exact=True).click()
-    sizes, t0 = set(), time.monotonic()
-    while time.monotonic() - t0 < 90:
-        sizes.add(page.evaluate(LOSS_POINTS))
-        if "after 300 of 300 epochs" in page.evaluate(MAIN_TEXT):
-            break
-        time.sleep(0.1)
-    wall = time.monotonic() - t0
+    sizes, wall = watch_loss_sizes(page, 300)
     wait_app_idle(page)
     check_replay(page, "train_replay", "regression")
     shot(page, "pace_replay_train")
-    assert len(sizes - {-1, 0}) >= 20, f"only {len(sizes - {-1, 0})} loss-chart sizes in {wall:.1f} s"
+    assert len(sizes) >= 20, f"only {len(sizes)} loss-chart sizes in {wall:.1f} s"
     assert wall >= 6.0
 
 
