@@ -1,8 +1,8 @@
 """All members of an ensemble in one module: an MLP with stacked parameters.
 
 ``StackedMLP`` holds ``M`` independent MLPs.  Layer ``l`` has a weight
-``[M, in, out]`` and a bias ``[M, 1, out]``; one ``torch.baddbmm`` per layer runs
-every member at once.  Members never share parameters, so training the stack
+``[M, in, out]`` and a bias ``[M, 1, out]``; one batched product per layer
+(:func:`affine`) runs every member at once.  Members never share parameters, so training the stack
 with a sum of member losses and an elementwise optimiser (Adam, SGD) is exactly
 training each member on its own.
 
