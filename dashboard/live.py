@@ -12,12 +12,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import live_plot
-from dashboard.charts import _settings_key, figure, lr_figure, plotly_config, preview_grid, show
+from dashboard.charts import figure, lr_figure, plotly_config, preview_grid, show
+from dashboard.live_specs import LIVE_POINTS, _lr_spec, _series_spec, live_bases  # noqa: F401 - live_bases: the pages' API
 from dashboard.pool import pool
 from dashboard.st_compat.push import push_rerun
 from dashboard.st_compat.session import script_run
-from ensemble_core import viz
-from ensemble_core.config import RunConfig
 from ensemble_core.data import Dataset
 from ensemble_core.jobs import Job
 
@@ -209,110 +208,6 @@ def _budgeted(slot: str, signature: tuple, build: Callable[[], go.Figure | None]
     spec = None if fig is None else live_plot.to_spec(fig.update_layout(uirevision=slot))
     cache[slot] = (signature, spec, now, time.monotonic() - now)
     return spec
-
-
-def live_bases(cfg: RunConfig, ds: Dataset) -> dict[str, dict]:
-    """Specs (plain JSON data) of the live charts built once, before a job starts (their data are filled in live).
-
-    Plotly validates every property of a ``go.Figure`` in pure Python, holding
-    the GIL; the live charts patch the data of these specs instead.  The bases
-    depend on the settings but not the seed, so they are shared by every
-    session of the server (read-only): a class that trains the same settings
-    builds them once, not once per student.
-    """
-    return _shared_bases(_settings_key(cfg, ds.task, ds.n_train), cfg, ds)
-
-
-@st.cache_resource(max_entries=32, show_spinner=False)
-def _shared_bases(key: str, _cfg: RunConfig, _ds: Dataset) -> dict[str, dict]:
-    """:func:`live_bases` for the settings ``key`` (the arguments with a leading ``_`` are not hashed)."""
-    n, out = _cfg.optim.epochs, {}
-    for slot, name, kwargs in (("train_loss_fig", "loss_figure", {"metric": "loss", "height": 340}),
-                               ("train_acc_fig", "loss_figure", {"metric": "accuracy", "height": 300}),
-                               ("train_val_fig", "val_figure", {"height": 280})):
-        if slot == "train_acc_fig" and _ds.task != "classification":
-            continue
-        args = ([], n, _ds.task) if name == "val_figure" else ([], n)
-        extra = {} if name == "val_figure" else {"n_members": _cfg.strategy.members, "task": _ds.task}
-        fig = figure(name, *args, **kwargs, **extra)
-        if fig is not None:
-            out[slot] = live_plot.to_spec(fig.update_layout(uirevision=slot))
-    fig = lr_figure(_cfg, _ds.n_train, 1)  # with a "now" line, which the live chart moves (any schedule)
-    if fig is not None:
-        out["train_lr_live"] = live_plot.to_spec(fig.update_layout(uirevision="train_lr_live"))
-    return out
-
-
-def _finite(v: Any) -> float | None:
-    return float(v) if v is not None and np.isfinite(v) else None
-
-
-#: Most points per trace of a live curve (longer histories are thinned evenly, the last epoch kept):
-#: redrawing many thousands of points a second would cost the viewer's browser more than the run costs
-#: the server.  (1000: a curve keeps visibly growing point by point for the first 1000 epochs.)
-LIVE_POINTS = 1000
-
-
-def _series_spec(base: dict, rows: list, values: Callable[[Any], list], most: int | None = LIVE_POINTS) -> dict | None:
-    """``base`` with trace ``j``'s ``x`` = epochs and ``y`` = ``values(row)[j]`` (None when missing).
-
-    At most ``most`` points per trace (``None``: every row, for a finished run).
-    """
-    if most is not None and len(rows) > most:
-        rows = [rows[i] for i in np.unique(np.linspace(0, len(rows) - 1, most).astype(int))]
-    data = [dict(t) for t in base["data"]]
-    x = [int(e.epoch) for e in rows]
-    for j, trace in enumerate(data):
-        trace["x"] = x
-        trace["y"] = [_finite(v[j]) if v is not None and j < len(v) else None for v in map(values, rows)]
-    layout = dict(base["layout"])
-    if rows:  # the base's "Waiting for the first epoch…" note stays until there is data
-        layout["annotations"] = [a for a in layout.get("annotations", ()) if "Waiting" not in str(a.get("text", ""))]
-        _clip_spikes(data, layout)
-    return {"data": data, "layout": layout}
-
-
-def _clip_spikes(data: list[dict], layout: dict) -> None:
-    """Give each y-axis of a live chart a range that a few spikes (a restart) cannot flatten.
-
-    The same rule as the finished charts (:func:`ensemble_core.viz.robust_range`), with the same note
-    of how many values lie off the scale; an axis without spikes keeps the base's own range.
-    """
-    curves: dict[tuple[str, str], list] = {}
-    for trace in data:
-        curves.setdefault((trace.get("xaxis", "x"), trace.get("yaxis", "y")), []).append(trace["y"])
-    for (xa, ya), ys in curves.items():
-        r = viz.series_range(ys)
-        if r is None:
-            continue
-        key = "yaxis" + ya[1:]
-        layout[key] = {**layout.get(key, {}), "range": [r[0], r[1]], "autorange": False}
-        layout["annotations"] = [*layout.get("annotations", ()), viz.spike_note(r[2], r[3], f"{xa} domain",
-                                                                                  f"{ya} domain")]
-
-
-def _lr_spec(base: dict, cfg: RunConfig, n_train: int, steps: int) -> dict | None:
-    """``base`` (built with a 'now' line) with the line moved to ``steps`` and the snapshots split."""
-    from ensemble_core import schedules
-
-    sched = schedules.LrSchedule(cfg, n_train)  # the few steps it needs, never the list of every step
-    spe, total = sched.steps_per_epoch, sched.total
-    snaps = np.asarray([s - 1 for s in schedules.snapshot_steps(cfg, n_train)], dtype=int)
-    layout = dict(base["layout"])
-    shapes, notes = [dict(x) for x in layout.get("shapes", ())], [dict(x) for x in layout.get("annotations", ())]
-    now = [a for a in notes if a.get("text") == "now"]
-    if len(shapes) != 1 or len(now) != 1:
-        return None
-    xn = (min(steps, total) or 1) / spe
-    shapes[0]["x0"] = shapes[0]["x1"] = now[0]["x"] = xn
-    layout["shapes"], layout["annotations"] = shapes, notes
-    data = [dict(t) for t in base["data"]]
-    for trace in data:
-        name = trace.get("name", "")
-        if name.startswith("Snapshot"):
-            sel = snaps[(snaps <= steps - 1) == (name == "Snapshot taken")]
-            trace["x"], trace["y"] = ((sel + 1) / spe).tolist(), sched.at(sel).tolist()
-    return {"data": data, "layout": layout}
 
 
 def _shown(group: str, job: Job, every: float, now: float) -> int:
