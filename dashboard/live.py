@@ -13,7 +13,7 @@ import streamlit as st
 
 from dashboard import live_plot
 from dashboard.charts import figure, lr_figure, plotly_config, preview_grid, show
-from dashboard.live_specs import LIVE_POINTS, _lr_spec, _series_spec, live_bases  # noqa: F401 - live_bases: the pages' API
+from dashboard.live_specs import LIVE_POINTS, _lr_spec, _series_spec, bands_spec, live_bases  # noqa: F401 - live_bases: the pages' API
 from dashboard.pool import pool
 from dashboard.st_compat.push import push_rerun
 from dashboard.st_compat.session import script_run
@@ -281,11 +281,7 @@ def job_charts(job: Job) -> None:
             if preview is None:
                 st.caption("The live prediction appears after the first few epochs.")
             else:
-                builder = "bands_figure" if task == "regression" else "class_maps"
-                show_live("train_preview", side_sig, lambda: _budgeted(
-                    "train_preview", (job.id, preview.epoch),
-                    lambda: figure(builder, ds, grid, preview.prediction, compact=True), force=force,
-                    every=side_s))
+                show_live("train_preview", side_sig, lambda: _live_prediction(job, grid, preview, force, side_s))
                 st.caption("Live prediction of the ensemble so far." if job.active
                            else f"The ensemble's prediction after epoch {preview.epoch}.")
     if task == "classification":
@@ -298,6 +294,29 @@ def job_charts(job: Job) -> None:
     chart("train_lr_live", "side", side_s,
           lambda b, ep: _lr_spec(b, cfg, ds.n_train, _steps(ep)) if _steps(ep) else None,
           lambda ev: lr_figure(cfg, ds.n_train, _steps([e for e in ev if e.kind == "epoch"])))
+
+
+def _live_prediction(job: Job, grid: Any, preview: Any, force: bool, every: float) -> dict | None:
+    """The live prediction's spec for ``preview`` (a preview event of ``job``).
+
+    Regression: the first spec built for the job (kept in ``ui_bands_base``) with the preview's
+    arrays patched in (:func:`~dashboard.live_specs.bands_spec`); built by ``viz`` within a time
+    budget (:func:`_budgeted`) when there is no such spec yet or it does not fit, and always for
+    classification.
+    """
+    ds = job.dataset
+    regression = ds.task == "regression"
+    saved = st.session_state.get("ui_bands_base")
+    if regression and saved and saved[0] == job.id:
+        spec = bands_spec(saved[1], ds, grid, preview.prediction)
+        if spec is not None:
+            return spec
+    builder = "bands_figure" if regression else "class_maps"
+    spec = _budgeted("train_preview", (job.id, preview.epoch),
+                     lambda: figure(builder, ds, grid, preview.prediction, compact=True), force=force, every=every)
+    if regression and spec is not None:
+        st.session_state["ui_bands_base"] = (job.id, spec)
+    return spec
 
 
 def _steps(epochs: list) -> int:

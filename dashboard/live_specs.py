@@ -8,6 +8,7 @@ that changed (:func:`_series_spec`, :func:`_lr_spec`).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -122,4 +123,63 @@ def _lr_spec(base: dict, cfg: RunConfig, n_train: int, steps: int) -> dict | Non
         if name.startswith("Snapshot"):
             sel = snaps[(snaps <= steps - 1) == (name == "Snapshot taken")]
             trace["x"], trace["y"] = ((sel + 1) / spe).tolist(), sched.at(sel).tolist()
+    return {"data": data, "layout": layout}
+
+
+def _f8(values: np.ndarray) -> dict[str, str]:
+    """``values`` as Plotly's JSON encodes a float64 array (a typed-array spec, see :func:`live_plot.to_spec`)."""
+    return {"dtype": "f8", "bdata": base64.b64encode(np.ascontiguousarray(values, dtype=np.float64)).decode("ascii")}
+
+
+def _pad(values: np.ndarray, margin: float) -> tuple[float, float]:
+    """``values``' span widened by ``margin`` of it on each side (the axis rule of ``viz.bands_figure``)."""
+    lo, hi = float(np.min(values)), float(np.max(values))
+    pad = (hi - lo) * margin if hi > lo else 1.0
+    return lo - pad, hi + pad
+
+
+def bands_spec(base: dict, ds: Dataset, grid: Any, prediction: Any) -> dict | None:
+    """The live prediction of a 1-D regression job: ``base`` with ``prediction``'s arrays patched in.
+
+    ``base`` is a spec of ``viz.bands_figure(ds, grid, p, compact=True)`` for this job's data and
+    grid and any prediction ``p`` of the same members (built once per job); the result equals the
+    spec of that figure built for ``prediction`` (the bands, member lines, ensemble mean and its
+    hover values, the y-axis range), without building a ``go.Figure``.  ``base`` is not changed.
+    ``None`` when ``base`` does not fit (other members, a different set of traces) or the prediction
+    has non-finite values: the caller then builds the figure.
+    """
+    mean0 = np.asarray(prediction.mean, dtype=np.float64)
+    variances = [np.asarray(getattr(prediction, a), dtype=np.float64) for a in ("total", "aleatoric", "epistemic")]
+    mm = np.asarray(prediction.member_means, dtype=np.float64)
+    if not all(np.isfinite(v).all() for v in (mean0, *variances, mm)):
+        return None
+    xg = np.asarray(grid, dtype=np.float64)
+    order = np.argsort(xg[:, 0] if xg.ndim == 2 else xg.ravel(), kind="stable")
+    mean = mean0[order]
+    drawn = len(mm) <= viz.MAX_MEMBER_LINES
+    rows = {f"Member {i + 1}": r for r, i in enumerate(getattr(prediction, "members", range(len(mm))))} if drawn else {}
+    data, k, seen = [dict(t) for t in base["data"]], None, set()
+    for trace in data:
+        name = str(trace.get("name", ""))
+        band = next((j for j, b in enumerate(("Total ±", "Aleatoric ±", "Epistemic ±")) if name.startswith(b)), None)
+        if band is not None:
+            k = float(name.split("±")[1].rstrip("σ"))
+            half = k * np.sqrt(variances[band][order])
+            trace["y"] = _f8(np.concatenate([mean + half, (mean - half)[::-1]]))
+        elif name.startswith("Member ") and not name.startswith("Member means"):
+            if name not in rows:
+                return None
+            trace["y"], seen = _f8(mm[rows[name]][order]), seen | {name}
+        elif name == "Ensemble mean":
+            trace["y"], trace["customdata"] = _f8(mean), _f8(np.sqrt(variances[0][order]))
+            seen.add(name)
+    wanted = f"Member means ({len(mm)})" if drawn else f"{len(mm)} stochastic passes (not drawn)"
+    if k is None or seen != {*rows, "Ensemble mean"} or not any(t.get("name") == wanted for t in data):
+        return None
+    sd = np.sqrt(variances[0][order])
+    ytr = np.asarray(ds.y_train, dtype=np.float64)
+    lo, hi = _pad(np.concatenate([ytr, mean, mean - k * sd, mean + k * sd]) if len(sd) else ytr, 0.06)
+    near = _pad(np.concatenate([ytr, mean]), 0.6)
+    layout = dict(base["layout"])
+    layout["yaxis"] = {**layout.get("yaxis", {}), "range": [max(lo, near[0]), min(hi, near[1])]}
     return {"data": data, "layout": layout}
