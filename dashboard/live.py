@@ -13,7 +13,7 @@ import streamlit as st
 
 from dashboard import live_plot
 from dashboard.charts import figure, lr_figure, plotly_config, preview_grid, show
-from dashboard.live_specs import LIVE_POINTS, _lr_spec, _series_spec, bands_spec, live_bases  # noqa: F401 - live_bases: the pages' API
+from dashboard.live_specs import LIVE_POINTS, _lr_spec, _series_spec, bands_spec, class_map_spec, live_bases  # noqa: F401 - live_bases: the pages' API
 from dashboard.pool import pool
 from dashboard.st_compat.push import push_rerun
 from dashboard.st_compat.session import script_run
@@ -299,23 +299,24 @@ def job_charts(job: Job) -> None:
 def _live_prediction(job: Job, grid: Any, preview: Any, force: bool, every: float) -> dict | None:
     """The live prediction's spec for ``preview`` (a preview event of ``job``).
 
-    Regression: the first spec built for the job (kept in ``ui_bands_base``) with the preview's
-    arrays patched in (:func:`~dashboard.live_specs.bands_spec`); built by ``viz`` within a time
-    budget (:func:`_budgeted`) when there is no such spec yet or it does not fit, and always for
-    classification.
+    The first spec built for the job (kept in ``ui_pred_base``) with the preview's arrays patched
+    in (:func:`~dashboard.live_specs.bands_spec`, :func:`~dashboard.live_specs.class_map_spec`);
+    built by ``viz`` within a time budget (:func:`_budgeted`) when there is no such spec yet or it
+    does not fit.
     """
     ds = job.dataset
     regression = ds.task == "regression"
-    saved = st.session_state.get("ui_bands_base")
-    if regression and saved and saved[0] == job.id:
-        spec = bands_spec(saved[1], ds, grid, preview.prediction)
+    saved = st.session_state.get("ui_pred_base")
+    if saved and saved[0] == job.id:
+        spec = (bands_spec(saved[1], ds, grid, preview.prediction) if regression
+                else class_map_spec(saved[1], grid, preview.prediction))
         if spec is not None:
             return spec
     builder = "bands_figure" if regression else "class_maps"
     spec = _budgeted("train_preview", (job.id, preview.epoch),
                      lambda: figure(builder, ds, grid, preview.prediction, compact=True), force=force, every=every)
-    if regression and spec is not None:
-        st.session_state["ui_bands_base"] = (job.id, spec)
+    if spec is not None:
+        st.session_state["ui_pred_base"] = (job.id, spec)
     return spec
 
 

@@ -126,9 +126,18 @@ def _lr_spec(base: dict, cfg: RunConfig, n_train: int, steps: int) -> dict | Non
     return {"data": data, "layout": layout}
 
 
+def _typed(values: np.ndarray) -> dict[str, str]:
+    """A float64 or uint8 array as Plotly's JSON encodes it (a typed-array spec, see :func:`live_plot.to_spec`)."""
+    v = np.ascontiguousarray(values)
+    out = {"dtype": {"float64": "f8", "uint8": "u1"}[str(v.dtype)], "bdata": base64.b64encode(v).decode("ascii")}
+    if v.ndim > 1:
+        out["shape"] = str(v.shape)[1:-1]
+    return out
+
+
 def _f8(values: np.ndarray) -> dict[str, str]:
-    """``values`` as Plotly's JSON encodes a float64 array (a typed-array spec, see :func:`live_plot.to_spec`)."""
-    return {"dtype": "f8", "bdata": base64.b64encode(np.ascontiguousarray(values, dtype=np.float64)).decode("ascii")}
+    """``values`` as float64, encoded like Plotly (:func:`_typed`)."""
+    return _typed(np.asarray(values, dtype=np.float64))
 
 
 def _pad(values: np.ndarray, margin: float) -> tuple[float, float]:
@@ -183,3 +192,23 @@ def bands_spec(base: dict, ds: Dataset, grid: Any, prediction: Any) -> dict | No
     layout = dict(base["layout"])
     layout["yaxis"] = {**layout.get("yaxis", {}), "range": [max(lo, near[0]), min(hi, near[1])]}
     return {"data": data, "layout": layout}
+
+
+def class_map_spec(base: dict, grid: Any, prediction: Any) -> dict | None:
+    """The live prediction of a 2-D classification job: ``base`` with ``prediction``'s class map patched in.
+
+    ``base`` is a spec of ``viz.class_maps(ds, grid, p, compact=True)`` for this job's data and
+    ``grid`` (a :class:`~ensemble_core.viz.Grid`) and any prediction ``p`` with as many classes; the
+    result equals the spec of that figure built for ``prediction`` (the map's colours and hover
+    values), without building a ``go.Figure``.  ``base`` is not changed.  ``None`` when ``base`` does
+    not fit or the probabilities are not finite: the caller then builds the figure.
+    """
+    probs = np.asarray(prediction.probs, dtype=np.float64)
+    data = [dict(t) for t in base["data"]]
+    if (not isinstance(grid, viz.Grid) or not data or data[0].get("type") != "image" or probs.ndim != 2
+            or len(probs) != int(np.prod(grid.shape)) or not np.isfinite(probs).all()):
+        return None
+    # the colours of viz.class_maps' own map (tests/test_live_bands.py holds the two equal)
+    data[0]["z"] = _typed(viz._confidence_image(probs, grid.shape))
+    data[0]["customdata"] = _f8(np.stack([probs.argmax(1), probs.max(1)], 1).reshape(*grid.shape, 2))
+    return {"data": data, "layout": base["layout"]}

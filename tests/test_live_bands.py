@@ -1,4 +1,4 @@
-"""The live prediction of a regression run: a spec patched per refresh equals the figure built afresh."""
+"""The live prediction of a run (regression bands, a class map): a spec patched per refresh equals the figure built."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 
 from dashboard import live_plot
 from dashboard.charts import figure, preview_grid
-from dashboard.live_specs import bands_spec
+from dashboard.live_specs import bands_spec, class_map_spec
 from ensemble_core.data import load_dataset
-from ensemble_core.predict import RegressionPrediction
+from ensemble_core.predict import ClassificationPrediction, RegressionPrediction
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +65,40 @@ def test_a_live_prediction_that_does_not_fit_its_base_is_built(data):
     bad = _prediction(n, 5, 3)
     bad.mean[7] = np.nan
     assert bands_spec(base, ds, grid, bad) is None  # a diverged member's NaN: the built figure shows it as it can
+
+
+@pytest.fixture(scope="module")
+def moons():
+    from dashboard import state
+
+    ds = load_dataset(state.default_config().replace(**{"data.name": "moons"}).data)
+    return ds, preview_grid(ds)
+
+
+def _classes(n: int, seed: int, sharp: float) -> ClassificationPrediction:
+    rng = np.random.default_rng(seed)
+    member = rng.dirichlet([sharp, sharp], size=(5, n))
+    probs = member.mean(0)
+    return ClassificationPrediction(probs, rng.random(n), rng.random(n), rng.random(n), member, list(range(5)))
+
+
+def _map(ds, grid, p) -> dict:
+    return live_plot.to_spec(figure("class_maps", ds, grid, p, compact=True).update_layout(uirevision="train_preview"))
+
+
+def test_a_patched_class_map_equals_the_built_figure(moons):
+    ds, grid = moons
+    n = len(grid.x)
+    one, two = _classes(n, 1, 0.3), _classes(n, 2, 3.0)
+    base = _map(ds, grid, one)
+    pristine = copy.deepcopy(base)
+    assert class_map_spec(base, grid, two) == _map(ds, grid, two)
+    assert class_map_spec(_map(ds, grid, two), grid, one) == base
+    assert base == pristine
+    fresh = _map(ds, grid, two)  # the comparison can fail: the map's colours and hover values differ
+    assert base["data"][0]["z"] != fresh["data"][0]["z"]
+    assert base["data"][0]["customdata"] != fresh["data"][0]["customdata"]
+    bad = _classes(n, 3, 1.0)
+    bad.probs[4, 0] = np.nan
+    assert class_map_spec(base, grid, bad) is None
+    assert class_map_spec(base, grid.x, two) is None  # not the preview's Grid: built
