@@ -140,13 +140,6 @@ def _f8(values: np.ndarray) -> dict[str, str]:
     return _typed(np.asarray(values, dtype=np.float64))
 
 
-def _pad(values: np.ndarray, margin: float) -> tuple[float, float]:
-    """``values``' span widened by ``margin`` of it on each side (the axis rule of ``viz.bands_figure``)."""
-    lo, hi = float(np.min(values)), float(np.max(values))
-    pad = (hi - lo) * margin if hi > lo else 1.0
-    return lo - pad, hi + pad
-
-
 def bands_spec(base: dict, ds: Dataset, grid: Any, prediction: Any) -> dict | None:
     """The live prediction of a 1-D regression job: ``base`` with ``prediction``'s arrays patched in.
 
@@ -187,10 +180,9 @@ def bands_spec(base: dict, ds: Dataset, grid: Any, prediction: Any) -> dict | No
         return None
     sd = np.sqrt(variances[0][order])
     ytr = np.asarray(ds.y_train, dtype=np.float64)
-    lo, hi = _pad(np.concatenate([ytr, mean, mean - k * sd, mean + k * sd]) if len(sd) else ytr, 0.06)
-    near = _pad(np.concatenate([ytr, mean]), 0.6)
+    lo, hi = viz.bands_y_range(ytr, mean, sd, k)
     layout = dict(base["layout"])
-    layout["yaxis"] = {**layout.get("yaxis", {}), "range": [max(lo, near[0]), min(hi, near[1])]}
+    layout["yaxis"] = {**layout.get("yaxis", {}), "range": [lo, hi]}
     return {"data": data, "layout": layout}
 
 
@@ -209,6 +201,6 @@ def class_map_spec(base: dict, grid: Any, prediction: Any) -> dict | None:
             or len(probs) != int(np.prod(grid.shape)) or not np.isfinite(probs).all()):
         return None
     # the colours of viz.class_maps' own map (tests/test_live_bands.py holds the two equal)
-    data[0]["z"] = _typed(viz._confidence_image(probs, grid.shape))
+    data[0]["z"] = _typed(viz.confidence_image(probs, grid.shape))
     data[0]["customdata"] = _f8(np.stack([probs.argmax(1), probs.max(1)], 1).reshape(*grid.shape, 2))
     return {"data": data, "layout": base["layout"]}

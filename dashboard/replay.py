@@ -178,7 +178,7 @@ def replay_spec(run: Run, dataset: Any, *, height: int = 780) -> dict | None:
         mi_max = max(float(np.nanmax(f.prediction.epistemic)) for f in run.replay) or 1e-3
         add(go.Image(source=None, x0=float(xs[0]), dx=dx, y0=float(ys[0]), dy=dy, name="Predicted class",
                      hoverinfo="skip"), 1, 1,
-            lambda e: {"source": _png(viz._confidence_image(np.asarray(frames_pred[e].probs, np.float64), shape)),
+            lambda e: {"source": _png(viz.confidence_image(np.asarray(frames_pred[e].probs, np.float64), shape)),
                        "x0": float(xs[0]), "dx": dx, "y0": float(ys[0]), "dy": dy})
         for col, attr, zmax, name in ((2, "total", float(np.log(n_classes)), "Entropy"), (3, "epistemic", mi_max, "MI")):
             add(go.Heatmap(x=_r(xs), y=_r(ys), z=None, zmin=0, zmax=zmax, colorscale=viz.SEQUENTIAL, name=name,

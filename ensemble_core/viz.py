@@ -35,7 +35,7 @@ __all__ = [
     "PALETTE", "ENSEMBLE_COLOR", "ALEATORIC_COLOR", "EPISTEMIC_COLOR", "TOTAL_COLOR", "TRUE_FN_COLOR",
     "NO_DATA_COLOR", "TEMPLATE", "member_color", "class_color", "Grid", "input_grid", "slice_grid",
     "loss_figure", "val_figure", "lr_figure", "data_figure", "feature_histograms", "bands_figure",
-    "class_maps", "pred_vs_actual", "intervals_by_uncertainty", "error_vs_uncertainty",
+    "class_maps", "bands_y_range", "confidence_image", "pred_vs_actual", "intervals_by_uncertainty", "error_vs_uncertainty",
     "rejection_figure", "entropy_by_correctness", "prob_slice_figure", "reliability_figure", "calibration_figure",
     "coverage_figure", "size_curve_figure", "members_vs_ensemble_style",
 ]
@@ -491,6 +491,16 @@ def _range(values: np.ndarray, margin: float) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def bands_y_range(y_train: np.ndarray, mean: np.ndarray, sd: np.ndarray, k: float) -> tuple[float, float]:
+    """The y-axis range of :func:`bands_figure`: the training targets, the mean and its ``±k·sd`` band with
+    6 % padding, but never wider than the targets and the mean with 60 % padding (a band that explodes far
+    from the data, or a true function that runs away, may leave the frame; the mean does not)."""
+    y_train, mean, sd = (np.asarray(a, dtype=np.float64) for a in (y_train, mean, sd))
+    lo, hi = _range(np.concatenate([y_train, mean, mean - k * sd, mean + k * sd]) if len(sd) else y_train, 0.06)
+    near = _range(np.concatenate([y_train, mean]), 0.6)
+    return max(lo, near[0]), min(hi, near[1])
+
+
 def input_grid(dataset: Any, n: int | None = None, *, margin: float = 0.25) -> Grid:
     """The grid to predict on for a 1-D or 2-D dataset's plots.
 
@@ -719,8 +729,7 @@ def bands_figure(dataset: Any, x_grid: Any, prediction: Any, *, split: bool = Tr
                              hovertemplate="x %{x:.3g}<br>y %{y:.3g}<extra>train</extra>"))
     # Frame the data and the prediction; a band that explodes far from the data
     # (or a true function that runs away) may leave the frame, the mean does not.
-    lo, hi = _range(np.concatenate([ytr, mean, mean - k * sd, mean + k * sd]) if len(sd) else ytr, 0.06)
-    lo, hi = max(lo, _range(np.concatenate([ytr, mean]), 0.6)[0]), min(hi, _range(np.concatenate([ytr, mean]), 0.6)[1])
+    lo, hi = bands_y_range(ytr, mean, sd, k)
     fig.update_xaxes(title_text=dataset.feature_names[feature], range=[float(x[0]), float(x[-1])])
     fig.update_yaxes(title_text=_units(dataset.target_name, target_unit), range=[lo, hi])
     fig.update_layout(hovermode="x" if not compact else False)
@@ -729,7 +738,7 @@ def bands_figure(dataset: Any, x_grid: Any, prediction: Any, *, split: bool = Tr
 
 
 # ------------------------------------------------- 2-D classification maps
-def _confidence_image(probs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def confidence_image(probs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """RGB image: the predicted class's colour, faded to white as confidence falls to chance."""
     c = probs.shape[1]
     label = probs.argmax(axis=1)
@@ -766,7 +775,7 @@ def class_maps(dataset: Any, grid: Any, prediction: Any, *, compact: bool = Fals
     fig = make_subplots(rows=1, cols=len(panels), shared_yaxes=True, horizontal_spacing=0.08,
                         subplot_titles=None if compact else panels)
     dx, dy = float(xs[1] - xs[0]), float(ys[1] - ys[0])
-    fig.add_trace(go.Image(z=_confidence_image(probs, grid.shape), x0=float(xs[0]), dx=dx, y0=float(ys[0]), dy=dy,
+    fig.add_trace(go.Image(z=confidence_image(probs, grid.shape), x0=float(xs[0]), dx=dx, y0=float(ys[0]), dy=dy,
                            name="Predicted class", customdata=np.stack([probs.argmax(1), probs.max(1)], 1)
                            .reshape(*grid.shape, 2), hovertemplate="x %{x:.2f}, y %{y:.2f}<br>class %{customdata[0]}"
                            ", p = %{customdata[1]:.2f}<extra></extra>"), row=1, col=1)

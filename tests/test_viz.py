@@ -300,7 +300,7 @@ def test_class_maps_three_panels_with_entropy_and_mutual_information():
 
 
 def test_confidence_image_is_white_at_chance_and_class_colour_when_sure():
-    img = viz._confidence_image(np.array([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]]), (1, 3))
+    img = viz.confidence_image(np.array([[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]]), (1, 3))
     assert img[0, 0].tolist() == [255, 255, 255]
     assert img[0, 1].tolist() != img[0, 2].tolist()
 
