@@ -93,7 +93,9 @@ def test_stop_ends_the_whole_sweep_and_keeps_finished_trials(app):
     app.text_input(key="sweep_values_optim.epochs").set_value("10, 4000").run()  # trial 2 is long
     app.button(key="sweep_start").click().run()
     sweep = app.session_state["sweep_run"]
-    run_until(app, lambda at: sweep.counts().get("done", 0) >= 1, timeout=300, pause=0.3)
+    # Stop while the long trial trains (a trial still queued when Stop comes is skipped, not stopped)
+    run_until(app, lambda at: sweep.counts().get("done", 0) >= 1 and sweep.trials[1].status == "running",
+              timeout=300, pause=0.3)
     app.button(key="sweep_stop").click().run()
     run_until(app, _ended, timeout=60, pause=0.3)
     statuses = [t.status for t in sweep.trials]
