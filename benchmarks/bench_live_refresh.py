@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +52,7 @@ COUNT_REACTS = """(() => { let lib = null; window.__benchReacts = {};
 
 def one_run(app_dir: Path, browser) -> dict[str, float]:
     """One watchable run served from ``app_dir``; the measures of the module docstring."""
-    from e2e_server import Server, wait_app_idle, watch_loss_sizes
+    from e2e_server import Server, wait_app_idle, wait_renderer_idle, watch_loss_sizes
 
     from tests.load.harness import cpu_split
 
@@ -68,7 +67,7 @@ def one_run(app_dir: Path, browser) -> dict[str, float]:
                                          ws.on("framereceived", lambda f: received.__setitem__(0, received[0] + len(f)))))
         page.goto(f"{srv.url}/train?pace=watchable")
         wait_app_idle(page)
-        time.sleep(1.0)
+        wait_renderer_idle(page)  # the page's own charts drawn: the renderer's time below is the run's
         cdp = context.new_cdp_session(page)
         cdp.send("Performance.enable")
 
@@ -77,7 +76,7 @@ def one_run(app_dir: Path, browser) -> dict[str, float]:
 
         cpu0, task0, sent0, received0 = cpu_split(srv.proc.pid)["server"], task_s(), sent[0], received[0]
         page.get_by_role("button", name="Train", exact=True).click()
-        sizes, seconds = watch_loss_sizes(page, 300)
+        sizes, seconds, _ = watch_loss_sizes(page, 300)
         refreshes = max(1, sent[0] - sent0)
         reacts = page.evaluate("() => window.__benchReacts || {}")
         task = task_s() - task0

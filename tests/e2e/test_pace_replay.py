@@ -6,7 +6,7 @@ import time
 
 import pytest
 from e2e_fixtures import browser, chromium_path, server  # noqa: F401 - fixtures
-from e2e_server import ROOT, shot, wait_app_idle, watch_loss_sizes
+from e2e_server import ROOT, shot, wait_app_idle, wait_renderer_idle, watch_loss_sizes
 
 pytestmark = pytest.mark.e2e
 
@@ -86,12 +86,16 @@ def test_watchable_run_moves_and_replays(page_ws, server):  # noqa: F811
     page = page_ws
     SCREENS.mkdir(parents=True, exist_ok=True)
     open_train(page, server, "?pace=watchable")  # a link sets the pace
+    wait_renderer_idle(page)  # the page's charts drawn (a busy renderer would hold the first refreshes back)
     page.get_by_role("button", name="Train", exact=True).click()
-    sizes, wall = watch_loss_sizes(page, 300)
+    sizes, wall, changes = watch_loss_sizes(page, 300)
     wait_app_idle(page)
     check_replay(page, "train_replay", "regression")
     shot(page, "pace_replay_train")
-    assert len(sizes) >= 20, f"only {len(sizes)} loss-chart sizes in {wall:.1f} s"
+    # It moves all the way: many distinct lengths, and never a still chart for long once drawn.
+    gaps = [b[0] - a[0] for a, b in zip(changes, changes[1:])]
+    assert len(sizes) >= 15, f"only {len(sizes)} loss-chart sizes in {wall:.1f} s: {changes}"
+    assert max(gaps) <= 2.0, f"the loss chart stood still for {max(gaps):.1f} s: {changes}"
     assert wall >= 6.0
 
 

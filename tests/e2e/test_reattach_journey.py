@@ -82,9 +82,12 @@ def _reload_and_check(page, stop_label: str, shot: str) -> None:
     assert page.get_by_text("Re-attached to the", exact=False).count() == 1
     page.evaluate("() => document.querySelector('.st-key-live_view').scrollIntoView({block: 'end'})")
     page.screenshot(path=str(SCREENS / shot), full_page=True)
-    _, said = _where(page)
-    m = re.search(r"\d+ of \d+: (.+?) · epoch (\d+) of (\d+)", said)
-    assert m, said
+    m, said, deadline = None, "", time.monotonic() + 30
+    while m is None and time.monotonic() < deadline:  # between entries the bar says "starting" for a moment
+        _, said = _where(page)
+        m = re.search(r"\d+ of \d+: (.+?) · epoch (\d+) of (\d+)", said)
+        time.sleep(0.1)
+    assert m, f"no entry showed its epochs within 30 s; the progress says {said!r}"
     label, planned = m.group(1).strip(), int(m.group(3))
     page.get_by_role("button", name=stop_label, exact=True).click()
     try:  # the live view ends as stopped: the entries not started say so, the stopped one kept its epochs
