@@ -1,7 +1,7 @@
 """The Sweep page's saved and shared sweeps: the owner's list, the share box, the read-only shared view.
 
 * **Saved.**  As each trial ends and when the sweep ends, its results go to the
-  run store as a sweep (:func:`dashboard.sweep_view.persist`,
+  run store as a sweep (:func:`dashboard.sweep_live.persist`,
   ``RunStore.save_sweep``); :func:`saved_list` lists this browser's, newest
   first, and opens one read-only, shares it or deletes it (with confirmation).
 * **Shared.**  ``?sweep=<token>`` opens a shared sweep read-only
@@ -49,7 +49,8 @@ def saved_list(*, running_id: str | None = None) -> None:
     rows = [{"when": saved.when(r.created), "swept": r.label or "—", "ranked by": METRIC_LABELS.get(r.metric, r.metric),
              "trials": f"{r.n_done} of {r.n_trials} done", "status": r.status,
              "link": "shared" if r.shared else ""} for r in records]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="sweep_saved_list")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", key="sweep_saved_list",
+                 placeholder=chrome.MISSING)
     ids = [r.sweep_id for r in records]
     by_id = {r.sweep_id: r for r in records}
     opened = st.session_state.get(OPENED_KEY)

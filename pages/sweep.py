@@ -1,6 +1,6 @@
 """Sweep: train the Train page's setup with 1-3 settings varied, and see which values work best.
 
-The browser's sweep lives in a process-wide registry (``dashboard/sweep_view.py``): a reload, a reopened
+The browser's sweep lives in a process-wide registry (``dashboard/sweep_live.py``): a reload, a reopened
 tab or a second tab of the same browser shows it live and can stop it.  Its results are saved as a sweep
 in the run store ("Your saved sweeps"), and ``?sweep=<token>`` shows a shared one read-only.
 """
@@ -11,7 +11,7 @@ import logging
 
 import streamlit as st
 
-from dashboard import chrome, links, routing, state, sweep_saved, sweep_view
+from dashboard import chrome, links, routing, state, sweep_live, sweep_saved, sweep_view
 from dashboard.settings import EXECUTORS, SWEEPABLE
 from ensemble_core.config import ConfigError
 from ensemble_core.jobs import LimitError, Limits
@@ -38,7 +38,7 @@ s, ds = state.settings(), ss["dataset"]
 st.caption(f"Train the Train page's setup on **{chrome.esc(ds.name)}** many times, with one to three settings "
            "varied, and rank the trials. Each trial is an ordinary run in the class queue; finished trials are "
            "kept on the Runs page, and the sweep itself under **Your saved sweeps** below.")
-entry = sweep_view.current()  # this browser's sweep: a reload or another tab re-attaches to it
+entry = sweep_live.current()  # this browser's sweep: a reload or another tab re-attaches to it
 running = entry is not None and entry.sweep.active
 
 # ------------------------------------------------------------ what to sweep
@@ -98,7 +98,7 @@ def start() -> None:
         ss["ui_sweep_refused"] = str(exc)
         return
     try:
-        started = sweep_view.start(now, ds_now, ss.get("csv_bytes"), s_now.effective_executor(sweep_view.ray_ok()))
+        started = sweep_live.start(now, ds_now, ss.get("csv_bytes"), s_now.effective_executor(sweep_view.ray_ok()))
     except Exception as exc:  # noqa: BLE001 - e.g. Ray cannot start: say it, no traceback
         log.exception("starting a sweep failed")
         ss["ui_sweep_refused"] = str(exc) or type(exc).__name__
@@ -109,7 +109,7 @@ def start() -> None:
 
 def stop() -> None:
     """End this browser's sweep (from any of its tabs); finished trials are kept."""
-    current = sweep_view.current()
+    current = sweep_live.current()
     if current is not None:
         current.sweep.stop()
 
@@ -128,7 +128,7 @@ if entry is None:
             "trial's validation curve fill in as the trials finish.", icon=":material/tune:")
 else:
     if not running:
-        sweep_view.persist(entry)  # (idempotent) the ended sweep is saved before its Share box asks the store
+        sweep_live.persist(entry)  # (idempotent) the ended sweep is saved before its Share box asks the store
         record = sweep_saved.record_of(entry.sweep_id)
         if record is not None:
             with b3:  # the ended sweep's own share link
@@ -137,7 +137,7 @@ else:
     @st.fragment(run_every=1.0)
     def live() -> None:
         """The results, redrawn about once a second while the sweep runs; a full rerun when it ends."""
-        current = sweep_view.current()
+        current = sweep_live.current()
         if current is None:
             return
         if not current.sweep.active:  # ended since the page ran: the whole page shows the final results

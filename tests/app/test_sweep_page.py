@@ -67,6 +67,7 @@ def test_a_sweep_runs_live_ranks_its_trials_and_opens_one_in_train(app):
     assert not app.error
     rows = app.dataframe[0].value
     assert list(rows["rank"]) == [1, 2, 3, 4]
+    assert app.dataframe[0].proto.placeholder == "–"  # a trial not scored yet shows a dash, not "None"
     nll = list(rows["Test NLL"])
     assert nll == sorted(nll)
     charts = chart_specs(app)
@@ -349,28 +350,28 @@ def test_the_registry_is_one_sweep_per_browser_bounded_and_forgets_ended_sweeps(
     import time
     from types import SimpleNamespace
 
-    from dashboard import sweep_view
+    from dashboard import sweep_live
 
     def entry(owner, active=False, ended_ago=0.0):
         stopped = []
         sweep = SimpleNamespace(active=active, finished_at=None if active else time.monotonic() - ended_ago,
                                 stop=lambda: stopped.append(True), stopped=stopped)
-        return sweep_view.LiveSweep(sweep, owner, "regression", "toy")
+        return sweep_live.LiveSweep(sweep, owner, "regression", "toy")
 
-    monkeypatch.setattr(sweep_view, "_LIVE", {})
-    monkeypatch.setattr(sweep_view, "MAX_LIVE", 5)
+    monkeypatch.setattr(sweep_live, "_LIVE", {})
+    monkeypatch.setattr(sweep_live, "MAX_LIVE", 5)
     a = identity.new_token()
     first = entry(a, active=True)
-    sweep_view.register(first)
+    sweep_live.register(first)
     second = entry(a, active=True)
-    sweep_view.register(second)  # a new sweep of the same browser replaces and stops the old one
-    assert sweep_view.live_entry(a) is second and first.sweep.stopped == [True]
+    sweep_live.register(second)  # a new sweep of the same browser replaces and stops the old one
+    assert sweep_live.live_entry(a) is second and first.sweep.stopped == [True]
     old = identity.new_token()
-    sweep_view.register(entry(old, ended_ago=sweep_view.FORGET_AFTER_S + 1))
-    assert sweep_view.live_entry(old) is None  # ended long ago: forgotten (it is in the saved list)
+    sweep_live.register(entry(old, ended_ago=sweep_live.FORGET_AFTER_S + 1))
+    assert sweep_live.live_entry(old) is None  # ended long ago: forgotten (it is in the saved list)
     for _ in range(20):
-        sweep_view.register(entry(identity.new_token(), ended_ago=1.0))
-    assert sweep_view.live_count() <= 5 and sweep_view.live_entry(a) is second  # bounded; the running one stays
+        sweep_live.register(entry(identity.new_token(), ended_ago=1.0))
+    assert sweep_live.live_count() <= 5 and sweep_live.live_entry(a) is second  # bounded; the running one stays
 
 
 def test_saved_results_round_trip_and_refuse_what_is_not_a_sweep():
