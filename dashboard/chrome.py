@@ -17,6 +17,9 @@ from ensemble_core.jobs import Job
 log = logging.getLogger(__name__)
 
 
+#: What a table shows in a cell with no value (a trial not scored yet, a metric a run has not).
+MISSING = "–"
+
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
 
 
@@ -38,9 +41,9 @@ def results_table(table: Any, first_number: int = 3) -> None:
     """
     numbers = list(table.columns[first_number:])
     if settings().presentation:
-        st.table(table.style.format("{:.3g}", subset=numbers, na_rep="–").hide(axis="index"))
+        st.table(table.style.format("{:.3g}", subset=numbers, na_rep=MISSING).hide(axis="index"))
         return
-    st.dataframe(table, hide_index=True, width="stretch",
+    st.dataframe(table, hide_index=True, width="stretch", placeholder=MISSING,
                  column_config={c: st.column_config.NumberColumn(format="%.3g") for c in numbers})
 
 

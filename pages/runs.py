@@ -60,7 +60,7 @@ pages = max(1, -(-len(found) // PAGE_ROWS))
 v.page = min(max(1, v.page), pages)
 shown = found[(v.page - 1) * PAGE_ROWS: v.page * PAGE_ROWS]
 st.markdown(f"**{len(found)}** of {len(every)} runs" + (f" · page {v.page} of {pages}" if pages > 1 else ""))
-st.dataframe(runs_view.shown_table(shown), hide_index=True, width="stretch", key="runs_table",
+st.dataframe(runs_view.shown_table(shown), hide_index=True, width="stretch", key="runs_table", placeholder=chrome.MISSING,
              column_config={"test NLL": st.column_config.NumberColumn(format="%.4g"),
                             "RMSE": st.column_config.NumberColumn(format="%.4g"),
                             "accuracy": st.column_config.NumberColumn(format="%.3f"),
@@ -142,7 +142,8 @@ for r in records:
         links.stop()
 labels = [runs_view.short_name(r, i) for i, r in enumerate(records)]
 rows, best = runs_view.compare_table(records, labels)
-st.dataframe(runs_view.style_best(rows), hide_index=True, width="stretch", key="runs_compare_table")
+st.dataframe(runs_view.style_best(rows), hide_index=True, width="stretch", key="runs_compare_table",
+             placeholder=chrome.MISSING)
 st.markdown(" · ".join(f"Best {col}: **{chrome.esc(lab)}**" for col, lab in best.items()))
 tasks = {r.task for r in records}
 if len(tasks) > 1:

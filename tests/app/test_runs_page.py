@@ -81,6 +81,7 @@ def test_lists_only_this_browsers_runs_with_their_metrics(lab, runs, monkeypatch
     assert set(df["strategy"]) == {"independent", "bootstrap"}
     assert sorted(df["test NLL"]) == pytest.approx(sorted(r.test_nll for r in recs.values()))
     assert list(df["members"]) == [4, 3, 2]  # newest first
+    assert at.dataframe[0].proto.placeholder == "–"  # a metric a run has not (a classifier's RMSE): a dash
     assert any("Retention" in c.value for c in at.caption)
 
 
