@@ -162,7 +162,7 @@ if started:
     sequences.start(KIND, seq, lambda other: other.stop(pool.pool(), owner()), strategies=tuple(picked),
                     members=c.members, budget=c.budget, data=ds.name)
     seq.step(pool.pool(), owner())
-    running = True
+    st.rerun()  # the page again, as it is while the race runs: Start disabled, the live view below
 if seq is None:
     st.info("Set the race up above, then **Start the race**. The strategies train one after another on the "
             "server; the table and the predictions appear when all are done.", icon=":material/flag:")

@@ -37,14 +37,17 @@ def pick() -> Lesson:
     return get_lesson(s.lesson)
 
 
-def start(lesson: Lesson) -> None:
-    """One click: make the lesson's data and main config current, then train every panel in turn."""
+def start(lesson: Lesson) -> bool:
+    """One click: make the lesson's data and main config current, then train every panel in turn.
+
+    Returns whether it started (``False``: the lesson's data could not be made, an error says why).
+    """
     s = state.settings()
     try:
         dataset = state.load_data(lesson.data_spec)
     except DataError as exc:
         st.error(f"The lesson's data could not be made: {chrome.esc(exc)}", icon=":material/error:")
-        return
+        return False
     s.config = lesson.panels[-1].config.replace(data=lesson.data_spec)
     configs = lesson.configs(0.25 if s.lessons_quick else 1.0)
     old = ss.get(SEQ)
@@ -57,6 +60,7 @@ def start(lesson: Lesson) -> None:
     sequences.start(KIND, seq, lambda other: other.stop(pool.pool(), owner()), lesson=lesson.id,
                     data=dataset.name)
     seq.step(pool.pool(), owner())
+    return True
 
 
 def reattach() -> None:
@@ -173,13 +177,17 @@ with right, st.container(border=True):
     st.markdown("\n".join(f"- **{p.label}** · {describe_budget(p.config)}" for p in lesson.panels))
     if lesson.source:
         st.caption(f"From: {lesson.source}")
+    running = ss.get(SEQ) is not None and not ss[SEQ].done
+    here = running and ss.get(LID) == lesson.id  # a second click would restart it: Stop it first
     clicked = st.button("Run this lesson", type="primary", icon=":material/play_arrow:", key="lessons_run",
-                        width="stretch")
+                        width="stretch", disabled=here,
+                        help="It is running: Stop it below to run it again." if here else
+                        "Starts this lesson and stops the lesson that is running." if running else None)
     state.bind(st.toggle, "lessons_quick", "Quick run", key="lessons_quick",
                help="A quarter of the epochs: rougher, but 4× faster.")
     live.pace_control("lessons_pace")
-if clicked:
-    start(lesson)
+if clicked and start(lesson):
+    st.rerun()  # the page again, as it is while the lesson runs: its button disabled, its live view below
 
 seq = ss.get(SEQ)
 if seq is None or ss.get(LID) != lesson.id:

@@ -75,6 +75,7 @@ def test_a_reloaded_race_continues_and_its_stop_works_for_every_tab(tab):
     assert "Re-attached to the race" in _captions(b)
     assert "compare_live" in chart_specs(b)  # the live loss chart
     assert b.button(key="compare_start").disabled  # one race at a time, as in the tab that started it
+    assert a.button(key="compare_start").disabled  # and in that tab from the click on (no second race by a click)
     # the controls above the live view describe the race it shows (not this tab's defaults)
     assert b.multiselect(key="compare_strategies").value == ["independent", "single"]
     assert b.number_input(key="compare_members").value == 2 and b.number_input(key="compare_budget").value == 6
@@ -157,6 +158,7 @@ def test_a_lesson_re_attaches_in_a_new_tab_and_shows_its_checked_claims(tab, tin
     assert b.session_state["lessons_seq"] is seq
     assert b.selectbox(key="lessons_pick").value == "bootstrap"
     assert _has_button(b, "lessons_stop") and "lessons_live" in chart_specs(b)
+    assert a.button(key="lessons_run").disabled and b.button(key="lessons_run").disabled  # no restart by a click
     assert "Re-attached to the lesson" in _captions(b)
 
     c = tab(other, "lessons")  # another browser: nothing
@@ -169,6 +171,7 @@ def test_a_lesson_re_attaches_in_a_new_tab_and_shows_its_checked_claims(tab, tin
     assert "Checked on your run" in _captions(b)
     assert b.session_state["run"] is seq.runs[-1]  # its main run became this tab's current run
     run_until(a, _lesson_finished, timeout=60, pause=0.2)
+    assert not a.button(key="lessons_run").disabled  # ended: it can run again
 
 
 def test_a_lesson_stopped_from_a_reload(tab, tiny_lessons):
