@@ -576,7 +576,15 @@ class RunStore:
         if version == 1:  # schema 1 -> 2: add the sweep tables (idempotent: two processes may both migrate)
             conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA_2 + f"PRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
         if version == 0:
-            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+            # The version and the tables read again from one snapshot: another store starting at once may
+            # have created the index since the first read (its tables and version land in one transaction).
+            conn.execute("BEGIN")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+            finally:
+                conn.execute("COMMIT")
+        if version == 0:
             if tables:  # a transaction sets the tables and the version together: this file is not ours
                 return (f"{self.root / 'index.sqlite'} is an SQLite file but not a run index of this lab "
                         f"(no schema version); move it away or choose another {DATA_DIR_ENV}")

@@ -311,3 +311,26 @@ def test_a_stale_write_ahead_log_of_a_deleted_index_is_set_aside(tmp_path, train
     assert s.available and len(s.list("bob")) == 2 and list(tmp_path.glob("index.sqlite-wal.stale-*"))
     assert {r.run_id for r in s.list("alice")} == {got["a"].run_id, got["b"].run_id}
     s.close()
+
+
+def test_an_index_made_by_another_store_between_two_reads_is_not_taken_for_a_foreign_file(tmp_path, monkeypatch):
+    """Two stores start on an empty folder: the other one creates the schema just after this one read
+    ``user_version`` 0.  This one must see a run index of this lab (stop 25's CI found one listing nothing)."""
+    real_connect = sqlite3.connect
+    made = []
+
+    class Racing(sqlite3.Connection):
+        def execute(self, sql, *args):
+            if sql.startswith("PRAGMA journal_mode") and not made:  # after this one read version 0
+                other = real_connect(tmp_path / "index.sqlite", isolation_level=None)
+                other.execute("PRAGMA journal_mode=WAL")
+                other.executescript("BEGIN IMMEDIATE;\n" + store._SCHEMA + store._SCHEMA_2
+                                    + f"PRAGMA user_version={store.SCHEMA_VERSION};\nCOMMIT;")
+                other.close()
+                made.append(True)
+            return super().execute(sql, *args)
+
+    monkeypatch.setattr(store.sqlite3, "connect", lambda *a, **k: real_connect(*a, factory=Racing, **k))
+    s = RunStore(tmp_path)
+    assert made and s.available, s.why
+    s.close()
