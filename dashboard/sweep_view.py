@@ -420,35 +420,7 @@ def _show(fig: go.Figure | None, key: str, live: bool) -> None:
         charts.show(fig, key)
 
 
-# ------------------------------------------------------------------ executor
-def ray_ok() -> bool:
-    """Whether Ray can be used on this server (``ensemble_core.ray_executor.ray_available``)."""
-    try:
-        from ensemble_core.ray_executor import ray_available
-    except ImportError:
-        return False
-    try:
-        return bool(ray_available())
-    except Exception:  # noqa: BLE001 - a broken install means no Ray
-        return False
-
-
-def executor_control(key: str, *, disabled: bool = False) -> str:
-    """"Train on": a view of ``Settings.executor``, drawn only where Ray is available; returns the executor.
-
-    Without Ray the runs train on the worker processes and nothing is drawn.
-    """
-    s = state.settings()
-    ok = ray_ok()
-    if ok:
-        state.bind(st.radio, "executor", "Train on", list(EXECUTORS), key=key, horizontal=True,
-                   format_func=EXECUTORS.get, disabled=disabled,
-                   to_widget=lambda v: v or s.effective_executor(ok), convert=lambda v: v or s.effective_executor(ok),
-                   help="This server's worker processes, or the Ray cluster (a local Ray the app starts, or the "
-                        "cluster at RAY_ADDRESS). The same seeds give the same results on either.")
-    return s.effective_executor(ok)
-
-
+# ------------------------------------------------------------------ the plan
 def programs_line(checked: Any) -> str:
     """How the plan trains: ``"12 trials in 3 batched programs"``, ``"6 trials in 4 programs (4 batched)"``
     or ``"12 trials"`` (one program each)."""

@@ -11,7 +11,7 @@ import logging
 
 import streamlit as st
 
-from dashboard import chrome, links, routing, state, sweep_live, sweep_saved, sweep_view
+from dashboard import chrome, executors, links, routing, state, sweep_live, sweep_saved, sweep_view
 from dashboard.settings import EXECUTORS, SWEEPABLE
 from ensemble_core.config import ConfigError
 from ensemble_core.jobs import LimitError, Limits
@@ -69,7 +69,7 @@ if not grid:
     with cols[-1]:
         state.bind(st.number_input, "sweep.n", "Random trials", key="sweep_n", step=1, disabled=running,
                    rng=state.Range(1, 48, integer=True), help="How many trials to draw (1 to 48).")
-executor = sweep_view.executor_control("sweep_executor", disabled=running)
+executor = executors.executor_control("sweep_executor", disabled=running)
 
 # ------------------------------------------------------------ cost check, Start / Stop
 checked, problem = None, None
@@ -98,7 +98,7 @@ def start() -> None:
         ss["ui_sweep_refused"] = str(exc)
         return
     try:
-        started = sweep_live.start(now, ds_now, ss.get("csv_bytes"), s_now.effective_executor(sweep_view.ray_ok()))
+        started = sweep_live.start(now, ds_now, ss.get("csv_bytes"), s_now.effective_executor(executors.ray_ok()))
     except Exception as exc:  # noqa: BLE001 - e.g. Ray cannot start: say it, no traceback
         log.exception("starting a sweep failed")
         ss["ui_sweep_refused"] = str(exc) or type(exc).__name__

@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import (
     charts,
     chrome,
+    executors,
     links,
     live,
     overfit_view,
@@ -15,7 +16,6 @@ from dashboard import (
     routing,
     saved,
     state,
-    sweep_view,
 )
 from dashboard.settings import CONTROL_RANGES, SNAPSHOT_RECIPE, Range, SettingError
 from dashboard.st_compat import push
@@ -156,7 +156,7 @@ def start() -> None:
     cfg, ds = state.config(), ss["dataset"]
     bases = live.live_bases(cfg, ds)  # built before training starts, so the live charts stay cheap
     p = pool.pool()
-    where = state.settings().effective_executor(sweep_view.ray_ok())  # "Train on" (Settings.executor)
+    where = state.settings().effective_executor(executors.ray_ok())  # "Train on" (Settings.executor)
     try:  # ~50 previews (the live preview and the replay's frames), at the chosen pace
         job = p.submit(cfg, ds, pool.owner(), **live.submit_options(ds, cfg.optim.epochs,
                                                                     state.settings().effective_pace),
@@ -184,7 +184,7 @@ else:
 with left:
     controls(ds.task)
     if not state.settings().hidden:  # a classroom link (hidden controls): the server's choice, not the students'
-        sweep_view.executor_control("train_executor")  # "Train on", drawn only where Ray is available
+        executors.executor_control("train_executor")  # "Train on", drawn only where Ray is available
     cfg = state.config()
 
 job = pool.current_job()

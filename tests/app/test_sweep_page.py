@@ -329,10 +329,10 @@ def test_a_malformed_sweep_link_gets_a_message_not_a_traceback(monkeypatch, lab,
 
 
 def test_the_executor_is_a_setting_offered_with_ray(monkeypatch, lab):
-    from dashboard import sweep_view
+    from dashboard import executors
 
     monkeypatch.setenv("LAB_EXECUTOR", "ray")
-    monkeypatch.setattr(sweep_view, "ray_ok", lambda: True)
+    monkeypatch.setattr(executors, "ray_ok", lambda: True)
     at = _browser(monkeypatch, identity.new_token())
     s = at.session_state["settings"]
     assert s.executor is None and s.effective_executor() == "ray"  # the server's default
@@ -340,7 +340,7 @@ def test_the_executor_is_a_setting_offered_with_ray(monkeypatch, lab):
     at.radio(key="sweep_executor").set_value("process").run()
     assert at.session_state["settings"].executor == "process"
     assert "this server's worker processes" in _text(at)
-    monkeypatch.setattr(sweep_view, "ray_ok", lambda: False)  # no Ray on this server: no control, processes
+    monkeypatch.setattr(executors, "ray_ok", lambda: False)  # no Ray on this server: no control, processes
     at.session_state["settings"].set("executor", "ray")
     at.run()
     assert not [r for r in at.radio if r.key == "sweep_executor"] and "this server's worker processes" in _text(at)
