@@ -560,7 +560,14 @@ class RunStore:
 
     def _prepare(self, conn: sqlite3.Connection) -> str | None:
         """WAL mode and the schema; returns why the index cannot be used, or None."""
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        # The version and the tables from one snapshot: another store starting at once may create the index
+        # between two separate reads (its tables and version land in one transaction).
+        conn.execute("BEGIN")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+        finally:
+            conn.execute("COMMIT")
         if version > SCHEMA_VERSION:
             return (f"the run index {self.root / 'index.sqlite'} was written by a newer version of the lab "
                     f"(schema {version}; this one reads schema {SCHEMA_VERSION}); use a newer lab or another "
@@ -575,15 +582,6 @@ class RunStore:
             raise sqlite3.DatabaseError(f"database disk image is malformed (quick_check: {str(check)[:200]})")
         if version == 1:  # schema 1 -> 2: add the sweep tables (idempotent: two processes may both migrate)
             conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA_2 + f"PRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;")
-        if version == 0:
-            # The version and the tables read again from one snapshot: another store starting at once may
-            # have created the index since the first read (its tables and version land in one transaction).
-            conn.execute("BEGIN")
-            try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
-            finally:
-                conn.execute("COMMIT")
         if version == 0:
             if tables:  # a transaction sets the tables and the version together: this file is not ours
                 return (f"{self.root / 'index.sqlite'} is an SQLite file but not a run index of this lab "
